@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# Build icemu's guest kernel from Debian's linux-source package (or a tree you bring).
+#
+#   build-kernel.sh [--series 7|6.12] [--source DIR] [--print-path]
+#
+# --series 7     newest linux-source-7.x the configured apt suites offer (default)
+# --series 6.12  newest linux-source-6.12 (bookworm-security/backports or trixie)
+# --source DIR   use your own kernel tree instead of a Debian package (our config
+#                fragments and patches are applied to a copy under the cache)
+#
+# The result is cached under $ICEMU_CACHE/kernel/<version>-<key>/bzImage, where key
+# hashes our config fragments, our patches and this script; a warm run only prints
+# the path. Compiles go through ccache ($ICEMU_CACHE/ccache).
+set -euo pipefail
+. "$(dirname "$0")/../../scripts/lib.sh"
+
+SERIES=7
+SOURCE=""
+PRINT_ONLY=0
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--series) SERIES=$2; shift 2 ;;
+	--source) SOURCE=$(cd "$2" && pwd); shift 2 ;;
+	--print-path) PRINT_ONLY=1; shift ;;
+	*) die "unknown option $1 (see the header of $0)" ;;
+	esac
+done
+
+KDIR="$ICEMU_ROOT/guest-tests/kernel"
+FRAGMENTS=("$KDIR/trim.config" "$KDIR/icemu.config")
+case "$SERIES" in
+7 | 7.*) FRAGMENTS+=("$KDIR/icemu-7.x.config") ;;
+6.12) FRAGMENTS+=("$KDIR/icemu-6.12.config") ;;
+*) die "unsupported --series $SERIES (use 7 or 6.12)" ;;
+esac
+PATCHES=("$KDIR"/patches/*.patch)
+
+# The Debian package that provides the requested series: newest version in any suite.
+resolve_package() {
+	local pkg
+	if [ "$SERIES" = 6.12 ]; then
+		pkg=linux-source-6.12
+	else
+		pkg=$(apt-cache pkgnames linux-source-7. 2>/dev/null | sort -V | tail -n1)
+		[ -n "$pkg" ] || die "no linux-source-7.x package in the apt indexes (run scripts/setup-host.sh)"
+	fi
+	local ver
+	ver=$(apt-cache madison "$pkg" | awk -F'|' '{gsub(/ /, "", $2); print $2}' | sort -V | tail -n1)
+	[ -n "$ver" ] || die "apt knows no version of $pkg"
+	echo "$pkg $ver"
+}
+
+fetch_deb() {
+	local pkg=$1 ver=$2 dir="$ICEMU_CACHE/downloads"
+	mkdir -p "$dir"
+	local f
+	f=$(ls "$dir/${pkg}_${ver//:/%3a}_all.deb" 2>/dev/null || true)
+	if [ -z "$f" ]; then
+		log "downloading $pkg $ver (about 170 MB)"
+		(cd "$dir" && apt-get download -q "$pkg=$ver" 2>&1 | grep -v 'unsandboxed' >&2) ||
+			die "could not download $pkg=$ver from the mirror"
+		f=$(ls "$dir/${pkg}_${ver//:/%3a}_all.deb")
+	fi
+	echo "$f"
+}
+
+if [ -n "$SOURCE" ]; then
+	[ -f "$SOURCE/Makefile" ] || die "$SOURCE does not look like a kernel tree"
+	KVER=$(make -s -C "$SOURCE" kernelversion 2>/dev/null)
+	SRCID="$KVER-own-$(printf '%s' "$SOURCE" | sha256sum | cut -c1-8)"
+else
+	read -r PKG PKGVER < <(resolve_package)
+	SRCID="$PKGVER"
+fi
+KEY=$(hash_files "${FRAGMENTS[@]}" "${PATCHES[@]}" "$0")
+OUT="$ICEMU_CACHE/kernel/$SRCID-$KEY"
+
+if [ -f "$OUT/bzImage" ]; then
+	[ "$PRINT_ONLY" = 1 ] || log "guest kernel is up to date: $OUT/bzImage"
+	echo "$OUT/bzImage"
+	exit 0
+fi
+[ "$PRINT_ONLY" = 0 ] || die "no cached kernel for $SRCID-$KEY; run $0 without --print-path"
+
+TREE="$OUT/linux"
+rm -rf "$OUT"
+mkdir -p "$OUT"
+if [ -n "$SOURCE" ]; then
+	log "copying your kernel tree $SOURCE"
+	rsync -a --exclude .git "$SOURCE"/ "$TREE"/
+else
+	DEB=$(fetch_deb "$PKG" "$PKGVER")
+	log "unpacking $PKG $PKGVER"
+	TARBALL=$(dpkg-deb -c "$DEB" | awk '{print $NF}' | grep -E '/usr/src/linux-source-.*\.tar\.xz$')
+	mkdir -p "$OUT/unpack"
+	dpkg-deb --fsys-tarfile "$DEB" | tar -x -C "$OUT/unpack" "$TARBALL"
+	tar -xJf "$OUT/unpack/$TARBALL" -C "$OUT/unpack"
+	mv "$OUT/unpack/$(basename "$TARBALL" .tar.xz)" "$TREE"
+	rm -rf "$OUT/unpack"
+fi
+
+for p in "${PATCHES[@]}"; do
+	log "applying $(basename "$p")"
+	patch -p1 -s -N -d "$TREE" <"$p" || die "patch $(basename "$p") does not apply to $SRCID"
+done
+
+cd "$TREE"
+export KBUILD_BUILD_TIMESTAMP="2026-01-01" KBUILD_BUILD_USER=icemu KBUILD_BUILD_HOST=icemu
+export CCACHE_BASEDIR="$TREE" CCACHE_NOHASHDIR=true CCACHE_SLOPPINESS=time_macros,include_file_mtime
+MAKEFLAGS_ICEMU=(-j"$(nproc)" CC="ccache gcc" HOSTCC="ccache gcc")
+make -s "${MAKEFLAGS_ICEMU[@]}" x86_64_defconfig >/dev/null
+scripts/kconfig/merge_config.sh -m .config "${FRAGMENTS[@]}" >"$OUT/merge_config.log" 2>&1 ||
+	die "merge_config.sh failed: see $OUT/merge_config.log"
+make -s "${MAKEFLAGS_ICEMU[@]}" olddefconfig >/dev/null
+
+# Every option our fragments ask for must have survived olddefconfig.
+bad=0
+while IFS= read -r line; do
+	case "$line" in
+	CONFIG_*=*)
+		if ! grep -qx -- "$line" .config; then
+			echo "  requested: $line   got: $(grep -E "^(# )?${line%%=*}[= ]" .config || echo 'absent')" >&2
+			bad=1
+		fi
+		;;
+	"# CONFIG_"*" is not set")
+		opt=${line#\# }
+		opt=${opt%% *}
+		if grep -q "^$opt=" .config; then
+			echo "  requested: $line   got: $(grep "^$opt=" .config)" >&2
+			bad=1
+		fi
+		;;
+	esac
+done < <(cat "${FRAGMENTS[@]}")
+[ "$bad" = 0 ] || die "the kernel configuration lost requested options (above); fix the fragments in $KDIR"
+log "configuration verified: every requested option survived olddefconfig"
+
+run_logged "$OUT/build.log" "building Linux $(make -s kernelversion) bzImage" \
+	make "${MAKEFLAGS_ICEMU[@]}" bzImage
+cp arch/x86/boot/bzImage "$OUT/bzImage.tmp"
+cp .config "$OUT/config"
+mv "$OUT/bzImage.tmp" "$OUT/bzImage"
+# Keep the tree (for incremental work) only if asked; it is ~1.5 GB.
+if [ "${ICEMU_KEEP_KERNEL_TREE:-0}" != 1 ]; then
+	rm -rf "$TREE"
+fi
+# Prune other cached builds of the same source, keeping the newest two.
+ls -dt "$ICEMU_CACHE/kernel/$SRCID"-* 2>/dev/null | tail -n +3 | xargs -r rm -rf
+log "guest kernel: $OUT/bzImage"
+echo "$OUT/bzImage"

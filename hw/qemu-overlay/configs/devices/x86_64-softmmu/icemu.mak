@@ -1,0 +1,12 @@
+# icemu's minimal x86_64 device set (configure --with-devices-x86_64=icemu).
+# With --without-default-devices only these and what they select are built.
+CONFIG_Q35=y
+# libqos' x86 graph (QEMU's own ufs-test) only knows the "pc" machine
+CONFIG_I440FX=y
+CONFIG_UFS_PCI=y
+# hw/ufs/Kconfig does not select SCSI although the UFS LU needs scsi-bus/scsi-hd
+CONFIG_SCSI=y
+CONFIG_VIRTIO_PCI=y
+CONFIG_VIRTIO_BLK=y
+CONFIG_VIRTIO_SERIAL=y
+CONFIG_SDHCI_PCI=y

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Run QEMU's own UFS qtests (tests/qtest/ufs-test.c inside qos-test) against icemu's QEMU.
+#   run-upstream-tests.sh BUILD_DIR off|on
+# "on" runs the same tests with every UFS controller created with crypto=on (through a
+# wrapper that appends -global ufs.crypto=on), proving the engine leaves the rest of the
+# controller as upstream has it. Exit 0 only if every UFS test passed and at least
+# ICEMU_UPSTREAM_MIN_TESTS (default 10, the count in QEMU 10.0.13) ran.
+set -euo pipefail
+build=${1:?build dir}
+mode=${2:-off}
+min=${ICEMU_UPSTREAM_MIN_TESTS:-10}
+qos="$build/tests/qtest/qos-test"
+bin="$build/qemu-system-x86_64"
+[ -x "$qos" ] || { echo "missing $qos (build with hw/build-qemu.sh --tests)" >&2; exit 1; }
+[ -x "$bin" ] || { echo "missing $bin" >&2; exit 1; }
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+if [ "$mode" = on ]; then
+	if ! "$bin" -device ufs,help 2>/dev/null | grep -q '^ *crypto='; then
+		echo "SKIP: this QEMU has no ufs.crypto property (crypto engine not built in)"
+		exit 77
+	fi
+	printf '#!/bin/sh\nexec "%s" "$@" -global ufs.crypto=on\n' "$bin" >"$tmp/qemu"
+	chmod +x "$tmp/qemu"
+	bin="$tmp/qemu"
+fi
+
+export QTEST_QEMU_BINARY="$bin"
+rc=0
+(cd "$tmp" && "$qos" --tap -k -r /x86_64/pc/i440FX-pcihost/pci-bus-pc/pci-bus/ufs) >"$tmp/tap" 2>"$tmp/err" || rc=$?
+cat "$tmp/tap"
+ok=$(grep -c '^ok ' "$tmp/tap" || true)
+notok=$(grep -c '^not ok ' "$tmp/tap" || true)
+echo "# upstream UFS qtests (crypto=$mode): $ok passed, $notok failed"
+if [ "$rc" != 0 ] || [ "$notok" != 0 ] || [ "$ok" -lt "$min" ]; then
+	sed 's/^/# stderr: /' "$tmp/err" | tail -n 30
+	echo "FAIL: qos-test exit $rc, $ok ok (need >= $min), $notok not ok" >&2
+	exit 1
+fi

@@ -1,0 +1,59 @@
+# Shared helpers for icemu's shell scripts (sourced, not executed).
+# shellcheck shell=bash
+
+ICEMU_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+: "${ICEMU_CACHE:=${XDG_CACHE_HOME:-$HOME/.cache}/icemu}"
+export ICEMU_ROOT ICEMU_CACHE
+export CCACHE_DIR="${CCACHE_DIR:-$ICEMU_CACHE/ccache}"
+
+_icemu_t0=${_icemu_t0:-$(date +%s)}
+export _icemu_t0
+
+log() {
+	local now
+	now=$(date +%s)
+	printf '[icemu %4ds] %s\n' "$((now - _icemu_t0))" "$*" >&2
+}
+
+die() {
+	printf 'icemu: error: %s\n' "$*" >&2
+	exit 1
+}
+
+# hash_files FILE... : a short stable hash of the named files' contents and names.
+hash_files() {
+	local f
+	for f in "$@"; do
+		printf '%s\n' "${f#"$ICEMU_ROOT"/}"
+		cat "$f"
+	done | sha256sum | cut -c1-16
+}
+
+# run_logged LOGFILE DESCRIPTION CMD... : run a long command with its output in LOGFILE,
+# printing a heartbeat (elapsed time and the last line) every 30 s; on failure, show the tail.
+run_logged() {
+	local logf=$1 what=$2
+	shift 2
+	local start pid rc
+	start=$(date +%s)
+	log "$what (log: $logf)"
+	"$@" >"$logf" 2>&1 &
+	pid=$!
+	while kill -0 "$pid" 2>/dev/null; do
+		local i
+		for i in $(seq 1 30); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 1
+		done
+		if kill -0 "$pid" 2>/dev/null; then
+			log "  ... $what: $(($(date +%s) - start))s, $(tail -n1 "$logf" | cut -c1-100)"
+		fi
+	done
+	rc=0
+	wait "$pid" || rc=$?
+	if [ "$rc" != 0 ]; then
+		tail -n 40 "$logf" >&2
+		die "$what failed (exit $rc); full log: $logf"
+	fi
+	log "$what done in $(($(date +%s) - start))s"
+}

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Install everything icemu needs on a Debian bookworm host. Idempotent; run as root
+# (or with passwordless sudo). Adds bookworm-backports, trixie and trixie-backports from
+# the mirror this machine already uses, pinned low so bookworm stays the default.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+STAMP_DIR="$ICEMU_CACHE/stamps"
+mkdir -p "$STAMP_DIR"
+# Bump when the package list below changes.
+SETUP_VERSION=3
+STAMP="$STAMP_DIR/setup-host-v$SETUP_VERSION"
+
+mirror_uri() {
+	# The first non-security Debian URI of the machine's own apt configuration.
+	local uri=""
+	if ls /etc/apt/sources.list.d/*.sources >/dev/null 2>&1; then
+		uri=$(grep -h '^URIs:' /etc/apt/sources.list.d/*.sources |
+			awk '{for (i = 2; i <= NF; i++) print $i}' |
+			grep -v -e security -e nodesource -e google | head -n1 || true)
+	fi
+	if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
+		uri=$(awk '$1 == "deb" && $0 !~ /security/ {
+			for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; exit } }' \
+			/etc/apt/sources.list)
+	fi
+	[ -n "$uri" ] || die "cannot find the Debian mirror URI in /etc/apt (sources.list or *.sources)"
+	echo "$uri"
+}
+
+add_suites() {
+	local uri list pref
+	uri=$(mirror_uri)
+	list=/etc/apt/sources.list.d/icemu-extra.sources
+	pref=/etc/apt/preferences.d/icemu-extra
+	local want
+	want=$(cat <<SRC
+# Added by icemu scripts/setup-host.sh: newer toolchain pieces and source packages.
+Types: deb deb-src
+URIs: $uri
+Suites: bookworm-backports trixie trixie-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+)
+	if [ ! -f "$list" ] || [ "$(cat "$list")" != "$want" ]; then
+		log "adding bookworm-backports, trixie, trixie-backports from $uri"
+		echo "$want" | $SUDO tee "$list" >/dev/null
+		rm -f "$STAMP_DIR"/apt-updated
+	fi
+	local pwant
+	pwant=$(cat <<'PIN'
+# Added by icemu: keep bookworm the default; newer suites only on explicit request.
+Package: *
+Pin: release n=trixie
+Pin-Priority: 50
+
+Package: *
+Pin: release n=trixie-backports
+Pin-Priority: 50
+
+Package: *
+Pin: release n=bookworm-backports
+Pin-Priority: 100
+PIN
+)
+	if [ ! -f "$pref" ] || [ "$(cat "$pref")" != "$pwant" ]; then
+		echo "$pwant" | $SUDO tee "$pref" >/dev/null
+	fi
+}
+
+apt_update() {
+	# Refresh at most once every 12 hours.
+	if [ -z "$(find "$STAMP_DIR/apt-updated" -mmin -720 2>/dev/null)" ]; then
+		log "apt-get update"
+		$SUDO apt-get update -qq
+		touch "$STAMP_DIR/apt-updated"
+	fi
+}
+
+BOOKWORM_PKGS=(
+	build-essential g++ cmake ninja-build pkg-config ccache git python3 python3-venv
+	clang-format xz-utils zstd ca-certificates dpkg-dev
+	libcrypto++-dev nlohmann-json3-dev
+	libglib2.0-dev zlib1g-dev libgcrypt20-dev lib32gcc-12-dev
+	seabios busybox-static e2fsprogs f2fs-tools cpio
+	flex bison libelf-dev bc libssl-dev kmod rsync
+	openssl gnuplot-nox
+)
+BACKPORTS_PKGS=(catch2 meson python3-pycotap)
+
+missing() {
+	local p
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' || echo "$p"
+	done
+}
+
+main() {
+	if [ -f "$STAMP" ] && [ -z "$(missing "${BOOKWORM_PKGS[@]}" "${BACKPORTS_PKGS[@]}")" ] \
+		&& dpkg --compare-versions "$(dpkg-query -W -f='${Version}' meson)" ge 1.5; then
+		return 0
+	fi
+	add_suites
+	apt_update
+	local m
+	m=$(missing "${BOOKWORM_PKGS[@]}")
+	if [ -n "$m" ]; then
+		log "installing: $(echo $m)"
+		$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $m
+	fi
+	m=$(missing "${BACKPORTS_PKGS[@]}")
+	if [ -n "$m" ] || ! dpkg --compare-versions "$(dpkg-query -W -f='${Version}' meson)" ge 1.5; then
+		log "installing from bookworm-backports: ${BACKPORTS_PKGS[*]}"
+		$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			-t bookworm-backports "${BACKPORTS_PKGS[@]}"
+	fi
+	touch "$STAMP"
+	log "host set-up complete"
+}
+
+main "$@"
