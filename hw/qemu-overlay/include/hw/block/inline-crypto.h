@@ -1,0 +1,241 @@
+/*
+ * Inline crypto engine for storage host controllers (UFSHCI / CQHCI style)
+ *
+ * The controller-agnostic part of an inline encryption engine: the
+ * capability table (CCAP / x-CRYPTOCAP), the keyslot array (x-CRYPTOCFG)
+ * with its register semantics, per-data-unit AES-XTS, fault injection,
+ * a JSON-lines event log and a QOM state snapshot.  A front end (hw/ufs,
+ * later CQHCI) maps its registers and request descriptors onto this API.
+ *
+ * Invariants:
+ *  - a slot holds a key reference iff CFGE=1 and its config validated;
+ *  - a request holds its own key reference from begin to end, so
+ *    reprogramming or wiping a slot never frees a cipher in use;
+ *  - key bytes are never returned by a register read, a trace event, the
+ *    QOM state or the log (unless log-keys is set), and are zeroized when
+ *    they leave the engine.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef HW_BLOCK_INLINE_CRYPTO_H
+#define HW_BLOCK_INLINE_CRYPTO_H
+
+#include "hw/registerfields.h"
+#include "chardev/char-fe.h"
+#include "crypto/cipher.h"
+#include "hw/qdev-properties.h"
+#include "hw/qdev-properties-system.h"
+
+#define INLINE_CRYPTO_MAX_SLOTS     256
+#define INLINE_CRYPTO_MAX_CAPS      255
+#define INLINE_CRYPTO_CFG_DWORDS    32
+#define INLINE_CRYPTO_CFG_SIZE      (INLINE_CRYPTO_CFG_DWORDS * 4)
+#define INLINE_CRYPTO_KEY_DWORDS    16
+#define INLINE_CRYPTO_KEY_MAX       (INLINE_CRYPTO_KEY_DWORDS * 4)
+#define INLINE_CRYPTO_FP_LEN        16  /* hex digits of a key fingerprint */
+#define INLINE_CRYPTO_DEFAULT_CAPS  "aes-xts-256:0x0f"
+
+/* Crypto capability register (CCAP); identical in UFSHCI and CQHCI */
+REG32(ICE_CCAP, 0)
+    FIELD(ICE_CCAP, CC, 0, 8)
+    FIELD(ICE_CCAP, CFGC, 8, 8)
+    FIELD(ICE_CCAP, CFGPTR, 24, 8)
+
+/* One x-CRYPTOCAP entry */
+REG32(ICE_CAP, 0)
+    FIELD(ICE_CAP, ALGID, 0, 8)
+    FIELD(ICE_CAP, SDUSB, 8, 8)
+    FIELD(ICE_CAP, KS, 16, 8)
+
+/* x-CRYPTOCFG dword 16 */
+REG32(ICE_CFG16, 0x40)
+    FIELD(ICE_CFG16, DUSIZE, 0, 8)
+    FIELD(ICE_CFG16, CAPIDX, 8, 8)
+    FIELD(ICE_CFG16, CFGE, 31, 1)
+REG32(ICE_CFG17, 0x44)
+
+enum {
+    ICE_ALG_AES_XTS = 0,
+    ICE_ALG_BITLOCKER_AES_CBC = 1,
+    ICE_ALG_AES_ECB = 2,
+    ICE_ALG_ESSIV_AES_CBC = 3,
+};
+
+enum {
+    ICE_KS_128 = 1,
+    ICE_KS_192 = 2,
+    ICE_KS_256 = 3,
+    ICE_KS_512 = 4,
+};
+
+/* Why the engine refused or failed a request (event-log "error" strings) */
+typedef enum InlineCryptoError {
+    ICE_OK = 0,
+    ICE_ERR_CGE,        /* crypto general enable is off */
+    ICE_ERR_CCI,        /* CCI >= number of keyslots */
+    ICE_ERR_DISARMED,   /* slot has CFGE=0 */
+    ICE_ERR_INVALID,    /* slot armed with a config that failed validation */
+    ICE_ERR_ALIGN,      /* start or length not a multiple of the data unit */
+    ICE_ERR_OPCODE,     /* CE on a data-out command the engine cannot encrypt */
+    ICE_ERR_NO_PRDT,    /* data buffer missing or shorter than the transfer */
+    ICE_ERR_INJECTED,   /* fault injection */
+    ICE_ERR_DMA,        /* guest memory access failed mid-transfer */
+    ICE_ERR_CIPHER,     /* the cipher failed mid-transfer */
+    ICE_ERR__MAX,
+} InlineCryptoError;
+
+/* A validated, programmed key; shared by its slot and in-flight requests */
+typedef struct InlineCryptoKey {
+    unsigned refs;
+    QCryptoCipher *cipher;
+    uint32_t du_size;
+    char fp[INLINE_CRYPTO_FP_LEN + 1];
+} InlineCryptoKey;
+
+typedef struct InlineCryptoSlot {
+    uint32_t cfg[INLINE_CRYPTO_CFG_DWORDS];
+    InlineCryptoKey *key;       /* non-NULL iff CFGE=1 and config valid */
+    char fp[INLINE_CRYPTO_FP_LEN + 1];  /* of the last armed key, "" if none */
+} InlineCryptoSlot;
+
+typedef struct InlineCryptoCap {
+    uint8_t algid;
+    uint8_t sdusb;
+    uint8_t ks;
+} InlineCryptoCap;
+
+/* User configuration (device properties) */
+typedef struct InlineCryptoParams {
+    bool enabled;
+    uint32_t nslots;
+    char *caps;
+    bool wipe_on_disable;
+    bool log_keys;
+    CharBackend log;
+} InlineCryptoParams;
+
+typedef struct InlineCryptoStats {
+    uint64_t programs;
+    uint64_t program_errors;
+    uint64_t evicts;
+    uint64_t disarms;
+    uint64_t wipes;
+    uint64_t ce_reads;
+    uint64_t ce_writes;
+    uint64_t errors;
+    uint64_t faults;
+    uint64_t bytes;
+} InlineCryptoStats;
+
+typedef struct InlineCrypto {
+    InlineCryptoParams p;
+
+    /* set up at realize */
+    bool realized;
+    const char *frontend;
+    char *ctrl;
+    uint8_t cfgptr;
+    unsigned ncaps;
+    InlineCryptoCap caps[INLINE_CRYPTO_MAX_CAPS];
+    InlineCryptoSlot *slots;
+
+    /* run time */
+    bool on;                    /* controller enable (front end's view) */
+    bool cge;                   /* crypto general enable */
+    int last_slot;              /* last x-CRYPTOCFG write (evict detection) */
+    int last_dword;
+    uint64_t seq;
+    uint32_t fault_count;
+    bool fault_fatal;
+    InlineCryptoStats stats;
+} InlineCrypto;
+
+/* Per-request state a front end embeds in its request structure */
+typedef struct InlineCryptoReq {
+    bool ce;                    /* descriptor asked for crypto */
+    bool active;                /* data is transformed by the engine */
+    bool failing;               /* failed mid-transfer, being cancelled */
+    bool fatal;                 /* injected fault also raises the fatal bit */
+    int slot;
+    uint64_t dun;
+    uint32_t du_size;
+    uint64_t offset;            /* bytes of this request moved so far */
+    InlineCryptoKey *key;       /* reference held while active */
+    InlineCryptoError err;
+} InlineCryptoReq;
+
+/* What the front end knows about a finished data command, for the log */
+typedef struct InlineCryptoIo {
+    const InlineCryptoReq *req;
+    unsigned lun;
+    bool write;
+    uint8_t opcode;
+    uint64_t lba;
+    uint64_t blocks;
+    uint64_t bytes;
+    uint32_t block_size;
+    unsigned ocs;
+    int status;                 /* SCSI status, -1 if never issued */
+    const char *queue;
+} InlineCryptoIo;
+
+#define DEFINE_INLINE_CRYPTO_PROPERTIES(_state, _field)                      \
+    DEFINE_PROP_BOOL("crypto", _state, _field.p.enabled, false),             \
+    DEFINE_PROP_UINT32("crypto-keyslots", _state, _field.p.nslots, 32),      \
+    DEFINE_PROP_STRING("crypto-caps", _state, _field.p.caps),                \
+    DEFINE_PROP_BOOL("crypto-wipe-on-disable", _state,                       \
+                     _field.p.wipe_on_disable, true),                        \
+    DEFINE_PROP_CHR("crypto-log", _state, _field.p.log),                     \
+    DEFINE_PROP_BOOL("crypto-log-keys", _state, _field.p.log_keys, false)
+
+/* Run-time QOM properties crypto-fault-count, -fault-fatal and -state */
+void inline_crypto_add_properties(InlineCrypto *ic, Object *obj);
+
+/*
+ * Validate the parameters, parse the capability list (at most @max_caps
+ * entries fit the front end's x-CRYPTOCAP window) and log "realize".
+ */
+bool inline_crypto_realize(InlineCrypto *ic, DeviceState *dev,
+                           const char *frontend, uint8_t cfgptr,
+                           unsigned max_caps, Error **errp);
+void inline_crypto_unrealize(InlineCrypto *ic);
+
+static inline bool inline_crypto_enabled(const InlineCrypto *ic)
+{
+    return ic->realized;
+}
+
+uint32_t inline_crypto_ccap(const InlineCrypto *ic);
+uint32_t inline_crypto_cap_reg(const InlineCrypto *ic, unsigned idx);
+uint64_t inline_crypto_cfg_size(const InlineCrypto *ic);
+/* @offset is relative to CFGPTR * 0x100; dword accesses */
+uint32_t inline_crypto_cfg_read(InlineCrypto *ic, uint64_t offset);
+void inline_crypto_cfg_write(InlineCrypto *ic, uint64_t offset, uint32_t val);
+
+/* Controller enable / crypto general enable after a register write */
+void inline_crypto_set_enable(InlineCrypto *ic, bool on, bool cge);
+/* Device reset: clears every keyslot */
+void inline_crypto_reset(InlineCrypto *ic);
+
+/*
+ * Admission of a CE data command covering bytes [@start, @start + @len) of
+ * the medium.  On ICE_OK the request holds a key reference until
+ * inline_crypto_req_end().  Injected faults are taken here, first.
+ */
+InlineCryptoError inline_crypto_req_begin(InlineCrypto *ic,
+                                          InlineCryptoReq *r, unsigned cci,
+                                          uint64_t dun, uint64_t start,
+                                          uint64_t len);
+/*
+ * Transform @len bytes in place; @buf holds the request's bytes
+ * [r->offset, r->offset + len).  Does not advance r->offset.
+ */
+bool inline_crypto_req_transform(InlineCrypto *ic, InlineCryptoReq *r,
+                                 uint8_t *buf, size_t len, bool encrypt);
+void inline_crypto_req_end(InlineCrypto *ic, InlineCryptoReq *r);
+
+void inline_crypto_log_io(InlineCrypto *ic, const InlineCryptoIo *io);
+const char *inline_crypto_error_str(InlineCryptoError err);
+
+#endif /* HW_BLOCK_INLINE_CRYPTO_H */
