@@ -1,0 +1,145 @@
+// dm_passthrough: how device-mapper exposes inline-crypto capabilities and evicts keys.
+//
+// Models (drivers/md/dm-table.c, block/blk-crypto-profile.c; 6.12 per linux-inline-crypto.md
+// §3.3-3.5 and §4, 7.3.4 per linux-7.3-delta.md §3 and the 7.3.4 source):
+//   - a crypto profile = per-mode data-unit-size masks (bit n = 2^n bytes), max DUN bytes and
+//     (7.x) supported key types; no profile (nullopt) = no crypto;
+//   - intersect(parent, child): min(max_dun), AND of masks and key types; a device without a
+//     profile clears everything (blk_crypto_intersect_capabilities, 7.3.4
+//     blk-crypto-profile.c:554-572);
+//   - dm_table_construct_crypto_profile (7.3.4 dm-table.c:1387-1460): start from all bits,
+//     max_dun UINT_MAX; a target type that does not pass crypto clears everything and stops;
+//     otherwise intersect with every device the target iterates; then the reload rule (below);
+//     then an all-zero profile becomes "no profile";
+//   - passthrough target types: 6.12 linear, flakey; 7.x linear, flakey, striped, thin-pool,
+//     thin (DM_TARGET_PASSES_CRYPTO; reference §4.1 / delta §3.1);
+//   - reload rule: DM_TABLE_LOAD fails with -EINVAL when the new profile does not have every
+//     capability of the device queue's current profile (blk_crypto_has_capabilities, 7.3.4
+//     blk-crypto-profile.c:583-608; 7.x also compares key types; num_slots is not compared).
+//     The queue profile is set by the FIRST load (dm_setup_md_queue before add_disk,
+//     dm-ioctl.c:1659-1665) and widened at each resume (dm_update_crypto_profile);
+//   - sysfs queue/crypto exists only if the first loaded table had a profile (§4.2 step 5);
+//   - eviction: a key evicted from the dm device is evicted from every device of the LIVE table,
+//     in target order (dm_keyslot_evict, 7.3.4 dm-table.c:1157-1181); errors are ignored; the
+//     previous table's devices are not evicted (§4.5), which can leave stale keyslots.
+#pragma once
+
+#include "icemu/models/ufshci_crypto.hpp"
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace icemu::models::dm {
+
+enum class KernelVersion { v6_12, v7_3 };
+
+/// enum blk_crypto_mode_num (include/linux/blk-crypto.h:13-20); index 0 is INVALID but is part
+/// of the modes array the kernel intersects and tests for emptiness.
+enum class Mode : unsigned {
+    invalid = 0,
+    aes_256_xts = 1,
+    aes_128_cbc_essiv = 2,
+    adiantum = 3,
+    sm4_xts = 4
+};
+inline constexpr unsigned kNumModes = 5;
+/// sysfs names of modes/<name> (blk-crypto-sysfs.c; "" for INVALID, which has no file).
+std::string_view mode_name(Mode m);
+
+/// enum blk_crypto_key_type (7.x include/linux/blk-crypto.h:26-40).
+inline constexpr unsigned kKeyTypeRaw = 0x1;
+inline constexpr unsigned kKeyTypeHwWrapped = 0x2;
+
+struct CryptoCaps {
+    std::array<std::uint32_t, kNumModes> modes{}; ///< data-unit-size masks
+    unsigned max_dun_bytes = 0;
+    unsigned key_types = kKeyTypeRaw; ///< 7.x only; 6.12 behaves as raw keys only
+    unsigned num_slots = 0;           ///< informational (never compared)
+
+    bool empty() const; ///< no mode bit set (the kernel's "empty profile")
+    friend bool operator==(const CryptoCaps&, const CryptoCaps&) = default;
+};
+
+using Profile = std::optional<CryptoCaps>;
+
+/// The profile ufshcd builds from CCAP/x-CRYPTOCAP (linux-inline-crypto.md §1.2): only
+/// {AES-XTS, KS=256} caps count, modes[AES_256_XTS] |= SDUSB * 512, max DUN 8 bytes, raw keys.
+CryptoCaps ufs_profile(const std::vector<ufshci::CryptoCap>& caps, unsigned slots);
+
+/// The dm starting profile: all mode bits, max DUN UINT_MAX, all key types, 0 slots.
+CryptoCaps dm_initial_caps();
+void intersect(CryptoCaps& parent, const Profile& child);
+/// blk_crypto_has_capabilities(target, reference).
+bool has_capabilities(const Profile& target, const Profile& reference, KernelVersion v);
+
+/// Whether a target type has DM_TARGET_PASSES_CRYPTO in that kernel.
+bool passes_crypto(std::string_view target_type, KernelVersion v);
+
+struct Target {
+    std::string type;                 ///< "linear", "flakey", "crypt", ...
+    std::vector<std::string> devices; ///< what iterate_devices yields (thin-pool: data dev)
+};
+
+struct Table {
+    std::vector<Target> targets;
+};
+
+/// Underlying device name -> its queue's profile (nullopt: no crypto).
+using DeviceProfiles = std::map<std::string, Profile>;
+
+/// The profile a table would get, before the reload check and before empty -> nullopt.
+/// Throws std::out_of_range if a device is not in `devices`.
+CryptoCaps construct_caps(const Table& t, const DeviceProfiles& devices, KernelVersion v);
+
+/// What /sys/block/<dm>/queue/crypto/ shows (blk-crypto-sysfs.c, §3.3 and delta §2.5).
+struct SysfsCrypto {
+    bool present = false; ///< directory exists
+    unsigned max_dun_bits = 0;
+    unsigned num_keyslots = 0;
+    std::map<std::string, std::uint32_t> modes; ///< modes/<name>, only non-zero masks
+    bool raw_keys = false;                      ///< 7.x file `raw_keys`
+    bool hw_wrapped_keys = false;               ///< 7.x file `hw_wrapped_keys`
+    friend bool operator==(const SysfsCrypto&, const SysfsCrypto&) = default;
+};
+SysfsCrypto sysfs_view(const Profile& p, bool dir_present, KernelVersion v);
+
+inline constexpr int kEINVAL = 22;
+
+/// One mapped device: load (into the inactive slot), resume (swap in), clear, evict.
+class DmDevice {
+public:
+    explicit DmDevice(KernelVersion v) : version_(v) {}
+
+    /// DM_TABLE_LOAD: 0 on success, -EINVAL when the reload rule rejects the table.
+    int load(const Table& t, const DeviceProfiles& devices);
+    /// DM_DEV_SUSPEND (resume): the inactive table becomes live; false if there is none.
+    bool resume();
+    /// DM_TABLE_CLEAR: drops the inactive table.
+    void clear() { inactive_.reset(); }
+
+    const std::optional<Table>& live() const { return live_; }
+    const std::optional<Table>& inactive() const { return inactive_; }
+    /// The dm queue's crypto profile (what stacked devices and fscrypt see).
+    const Profile& queue_profile() const { return queue_profile_; }
+    SysfsCrypto sysfs() const { return sysfs_view(queue_profile_, sysfs_dir_, version_); }
+
+    /// Devices a blk_crypto_evict_key on this dm device reaches: every device of every target of
+    /// the live table, in order (a device listed twice is evicted twice; the second is a no-op).
+    std::vector<std::string> evict_fanout() const;
+
+private:
+    KernelVersion version_;
+    bool loaded_once_ = false;
+    bool sysfs_dir_ = false;
+    Profile queue_profile_;
+    std::optional<Table> live_;
+    std::optional<Table> inactive_;
+    Profile inactive_profile_;
+};
+
+} // namespace icemu::models::dm

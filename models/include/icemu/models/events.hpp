@@ -1,0 +1,171 @@
+// events: the crypto event log of an icemu controller (docs/event-log.md, schema version 1).
+//
+// Models: one typed struct per `ev` kind, with exactly the fields of docs/event-log.md, and a
+// parser/validator for the JSON-lines file. The ufshci_crypto model produces the same structs
+// (without the common header) as its predictions, so a checker compares like with like.
+//
+// Invariants enforced by the parser (docs/event-log.md "Common fields"):
+//   - every line is one JSON object with `v` == 1, `seq`, `t_ns`, `ctrl`, `ev`;
+//   - `seq` is 0, 1, 2, ... without gaps (per controller, i.e. per log);
+//   - the first event is `realize`; `ev` values outside the schema are errors;
+//   - integers are exact: 64-bit fields (`dun`, `lba`, ...) are parsed as unsigned 64-bit and a
+//     negative, fractional or out-of-range number is an error; unknown fields are ignored.
+// Errors are reported as LogError with the 1-based line number and a message.
+#pragma once
+
+#include <cstdint>
+#include <istream>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace icemu::models::events {
+
+inline constexpr int kSchemaVersion = 1;
+
+struct CapEntry {
+    unsigned idx = 0;
+    unsigned algid = 0;
+    unsigned sdusb = 0;
+    unsigned ks = 0;
+    friend bool operator==(const CapEntry&, const CapEntry&) = default;
+};
+
+struct Realize {
+    unsigned slots = 0;
+    unsigned cfgptr = 0;
+    std::vector<CapEntry> caps;
+    bool wipe_on_disable = false;
+    bool log_keys = false;
+    std::string frontend;
+    friend bool operator==(const Realize&, const Realize&) = default;
+};
+
+struct Enable {
+    bool on = false;
+    bool cge = false;
+    friend bool operator==(const Enable&, const Enable&) = default;
+};
+
+enum class WipeReason { disable, reset, unrealize };
+
+struct Wipe {
+    WipeReason reason = WipeReason::disable;
+    unsigned armed = 0;
+    friend bool operator==(const Wipe&, const Wipe&) = default;
+};
+
+struct Program {
+    unsigned slot = 0;
+    unsigned capidx = 0;
+    unsigned dusize = 0; ///< bytes; 0 if DUSIZE was not one-hot
+    std::string key_fp;
+    bool ok = false;
+    std::string error;              ///< "" when ok; else capidx|dusize|alg|key-size|cipher
+    std::optional<std::string> key; ///< hex, only with crypto-log-keys=on
+    friend bool operator==(const Program&, const Program&) = default;
+};
+
+struct Evict {
+    unsigned slot = 0;
+    bool was_armed = false;
+    friend bool operator==(const Evict&, const Evict&) = default;
+};
+
+struct Disarm {
+    unsigned slot = 0;
+    friend bool operator==(const Disarm&, const Disarm&) = default;
+};
+
+enum class IoOp { read, write };
+
+struct Io {
+    int slot = -1; ///< CCI, -1 when CE=0
+    bool ce = false;
+    unsigned lun = 0;
+    IoOp op = IoOp::read;
+    unsigned opcode = 0;
+    std::uint64_t lba = 0;
+    std::uint64_t blocks = 0;
+    std::uint64_t bytes = 0;
+    unsigned block_size = 0;
+    std::uint64_t dun = 0;
+    unsigned dusize = 0;
+    std::string key_fp;
+    unsigned ocs = 0;
+    int status = 0; ///< SCSI status; -1 when never issued to the LU or cancelled
+    std::string queue;
+    std::string error; ///< "" when absent
+    friend bool operator==(const Io&, const Io&) = default;
+};
+
+enum class FaultKind { ocs, fatal };
+
+struct Fault {
+    FaultKind kind = FaultKind::ocs;
+    unsigned remaining = 0;
+    friend bool operator==(const Fault&, const Fault&) = default;
+};
+
+using Body = std::variant<Realize, Enable, Wipe, Program, Evict, Disarm, Io, Fault>;
+
+struct Event {
+    int v = kSchemaVersion;
+    std::uint64_t seq = 0;
+    std::uint64_t t_ns = 0;
+    std::string ctrl;
+    Body body;
+};
+
+/// The `ev` name of a body alternative ("realize", "enable", ...).
+std::string_view event_name(const Body& body);
+std::string_view to_string(WipeReason r);
+std::string_view to_string(IoOp op);
+std::string_view to_string(FaultKind k);
+
+/// A malformed or invalid log line.
+class LogError : public std::runtime_error {
+public:
+    LogError(std::size_t line, const std::string& message);
+    std::size_t line() const { return line_; }
+
+private:
+    std::size_t line_;
+};
+
+/// Parses one line (no trailing newline needed). `line_no` is used in error messages only.
+/// Validates the line on its own (fields, types, version); sequence checks need LogReader.
+Event parse_event(std::string_view line, std::size_t line_no = 1);
+
+/// Streams a log, validating each line and the cross-line rules (seq without gaps starting at
+/// 0, `realize` first, one `ctrl` per log). Empty lines are errors, except a final newline.
+class LogReader {
+public:
+    explicit LogReader(std::istream& in);
+    /// The next event, or nullopt at end of input. Throws LogError.
+    std::optional<Event> next();
+    std::size_t line() const { return line_; }
+
+private:
+    std::istream& in_;
+    std::string buf_;
+    std::size_t line_ = 0;
+    std::uint64_t next_seq_ = 0;
+    std::string ctrl_;
+};
+
+/// Reads a whole log. Throws LogError on the first bad line.
+std::vector<Event> read_log(std::istream& in);
+/// The same rules over a log held in memory (no per-line copies; the fast path).
+std::vector<Event> parse_log(std::string_view text);
+/// Reads a file into memory and parse_log()s it.
+std::vector<Event> read_log_file(const std::string& path);
+
+/// Serialises an event as one JSON line (no newline), in the schema's field names. Used by
+/// tests and log generators; `parse_event(to_json_line(e))` round-trips.
+std::string to_json_line(const Event& e);
+
+} // namespace icemu::models::events

@@ -1,0 +1,174 @@
+// device-mapper inline-crypto passthrough (see dm_passthrough.hpp for rules and sources).
+#include "icemu/models/dm_passthrough.hpp"
+
+#include <algorithm>
+#include <climits>
+
+namespace icemu::models::dm {
+
+std::string_view mode_name(Mode m) {
+    switch (m) {
+    case Mode::aes_256_xts:
+        return "AES-256-XTS";
+    case Mode::aes_128_cbc_essiv:
+        return "AES-128-CBC-ESSIV";
+    case Mode::adiantum:
+        return "Adiantum";
+    case Mode::sm4_xts:
+        return "SM4-XTS";
+    case Mode::invalid:
+        break;
+    }
+    return "";
+}
+
+bool CryptoCaps::empty() const {
+    return std::all_of(modes.begin(), modes.end(), [](std::uint32_t m) { return m == 0; });
+}
+
+CryptoCaps ufs_profile(const std::vector<ufshci::CryptoCap>& caps, unsigned slots) {
+    CryptoCaps p;
+    p.max_dun_bytes = 8;
+    p.key_types = kKeyTypeRaw;
+    p.num_slots = slots;
+    for (const auto& c : caps) {
+        if (c.algid == ufshci::AlgId::aes_xts && c.ks == ufshci::KeySize::k256) {
+            p.modes[static_cast<unsigned>(Mode::aes_256_xts)] |= std::uint32_t{c.sdusb} * 512u;
+        }
+    }
+    return p;
+}
+
+CryptoCaps dm_initial_caps() {
+    CryptoCaps p;
+    p.modes.fill(0xffffffffu);
+    p.max_dun_bytes = UINT_MAX;
+    p.key_types = ~0u;
+    p.num_slots = 0;
+    return p;
+}
+
+void intersect(CryptoCaps& parent, const Profile& child) {
+    if (!child) {
+        parent.max_dun_bytes = 0;
+        parent.modes.fill(0);
+        parent.key_types = 0;
+        return;
+    }
+    parent.max_dun_bytes = std::min(parent.max_dun_bytes, child->max_dun_bytes);
+    for (unsigned i = 0; i < kNumModes; ++i) {
+        parent.modes[i] &= child->modes[i];
+    }
+    parent.key_types &= child->key_types;
+}
+
+bool has_capabilities(const Profile& target, const Profile& reference, KernelVersion v) {
+    if (!reference) {
+        return true;
+    }
+    if (!target) {
+        return false;
+    }
+    for (unsigned i = 0; i < kNumModes; ++i) {
+        if ((reference->modes[i] & ~target->modes[i]) != 0) {
+            return false;
+        }
+    }
+    if (reference->max_dun_bytes > target->max_dun_bytes) {
+        return false;
+    }
+    if (v != KernelVersion::v6_12 && (reference->key_types & ~target->key_types) != 0) {
+        return false;
+    }
+    return true;
+}
+
+bool passes_crypto(std::string_view type, KernelVersion v) {
+    if (type == "linear" || type == "flakey") {
+        return true;
+    }
+    if (v == KernelVersion::v7_3) {
+        return type == "striped" || type == "thin-pool" || type == "thin";
+    }
+    return false;
+}
+
+CryptoCaps construct_caps(const Table& t, const DeviceProfiles& devices, KernelVersion v) {
+    CryptoCaps p = dm_initial_caps();
+    for (const auto& target : t.targets) {
+        if (!passes_crypto(target.type, v)) {
+            intersect(p, std::nullopt);
+            break;
+        }
+        for (const auto& dev : target.devices) {
+            intersect(p, devices.at(dev));
+        }
+    }
+    return p;
+}
+
+SysfsCrypto sysfs_view(const Profile& p, bool dir_present, KernelVersion v) {
+    SysfsCrypto s;
+    s.present = dir_present && p.has_value();
+    if (!s.present) {
+        return s;
+    }
+    s.max_dun_bits = 8 * p->max_dun_bytes;
+    s.num_keyslots = p->num_slots;
+    for (unsigned i = 1; i < kNumModes; ++i) {
+        if (p->modes[i] != 0) {
+            s.modes[std::string(mode_name(static_cast<Mode>(i)))] = p->modes[i];
+        }
+    }
+    if (v != KernelVersion::v6_12) {
+        s.raw_keys = (p->key_types & kKeyTypeRaw) != 0;
+        s.hw_wrapped_keys = (p->key_types & kKeyTypeHwWrapped) != 0;
+    }
+    return s;
+}
+
+int DmDevice::load(const Table& t, const DeviceProfiles& devices) {
+    const CryptoCaps caps = construct_caps(t, devices, version_);
+    if (!has_capabilities(caps, queue_profile_, version_)) {
+        return -kEINVAL; // "Inline encryption capabilities of new DM table were more restrictive"
+    }
+    const Profile profile = caps.empty() ? Profile{} : Profile{caps};
+    if (!loaded_once_) {
+        // dm_setup_md_queue: the first table's restrictions go to the queue before add_disk.
+        loaded_once_ = true;
+        queue_profile_ = profile;
+        sysfs_dir_ = profile.has_value();
+    }
+    inactive_ = t;
+    inactive_profile_ = profile;
+    return 0;
+}
+
+bool DmDevice::resume() {
+    if (!inactive_) {
+        return false;
+    }
+    live_ = std::move(inactive_);
+    inactive_.reset();
+    if (inactive_profile_) {
+        // dm_update_crypto_profile: register if none yet, else copy the (wider) capabilities.
+        const unsigned slots = queue_profile_ ? queue_profile_->num_slots : 0;
+        queue_profile_ = inactive_profile_;
+        queue_profile_->num_slots = slots;
+    }
+    inactive_profile_.reset();
+    return true;
+}
+
+std::vector<std::string> DmDevice::evict_fanout() const {
+    std::vector<std::string> out;
+    if (!live_) {
+        return out;
+    }
+    for (const auto& target : live_->targets) {
+        out.insert(out.end(), target.devices.begin(), target.devices.end());
+    }
+    return out;
+}
+
+} // namespace icemu::models::dm

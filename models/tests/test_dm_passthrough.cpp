@@ -1,0 +1,178 @@
+// Unit tests for dm_passthrough.hpp (linux-inline-crypto.md §3.3-3.5, §4; 7.3 delta §3).
+#include "icemu/models/dm_passthrough.hpp"
+
+#include <catch2/catch_test_macros.hpp>
+#include <catch2/generators/catch_generators.hpp>
+
+using namespace icemu::models;
+using namespace icemu::models::dm;
+using ufshci::parse_crypto_caps;
+
+namespace {
+constexpr unsigned kXts = static_cast<unsigned>(Mode::aes_256_xts);
+
+CryptoCaps ufs(std::string_view caps) {
+    return ufs_profile(parse_crypto_caps(caps), 32);
+}
+CryptoCaps cqhci_like(std::uint32_t xts_mask) { // an eMMC/CQHCI child: 4 DUN bytes
+    CryptoCaps c;
+    c.modes[kXts] = xts_mask;
+    c.max_dun_bytes = 4;
+    c.num_slots = 16;
+    return c;
+}
+Table linear(const std::string& dev) {
+    return Table{{Target{"linear", {dev}}}};
+}
+} // namespace
+
+TEST_CASE("ufshcd counts only AES-XTS-256 caps and scales SDUSB by 512", "[dm]") {
+    // §1.2: SDUSB=0x08 means 4096-byte data units only -> modes/AES-256-XTS = 0x1000.
+    const auto p = ufs("aes-xts-256:0x08/aes-xts-128:0x0f/aes-ecb-256:0x0f");
+    CHECK(p.modes[kXts] == 0x1000u);
+    CHECK(p.max_dun_bytes == 8);
+    CHECK(ufs("aes-xts-256:0x0f").modes[kXts] == 0x1e00u); // 512..4096
+    CHECK(ufs("aes-xts-128:0x0f").empty());
+}
+
+TEST_CASE("the passthrough target list depends on the kernel version", "[dm]") {
+    for (auto t : {"linear", "flakey"}) {
+        CHECK(passes_crypto(t, KernelVersion::v6_12));
+        CHECK(passes_crypto(t, KernelVersion::v7_3));
+    }
+    for (auto t : {"striped", "thin-pool", "thin"}) {
+        CHECK_FALSE(passes_crypto(t, KernelVersion::v6_12));
+        CHECK(passes_crypto(t, KernelVersion::v7_3));
+    }
+    for (auto t : {"crypt", "delay", "zero", "error", "mirror", "raid", "snapshot", "verity",
+                   "integrity", "multipath", "inlinecrypt"}) {
+        CHECK_FALSE(passes_crypto(t, KernelVersion::v6_12));
+        CHECK_FALSE(passes_crypto(t, KernelVersion::v7_3));
+    }
+}
+
+TEST_CASE("a dm profile is the intersection of its devices' profiles", "[dm]") {
+    const DeviceProfiles devs{{"ufs0", ufs("aes-xts-256:0x0f")},
+                              {"ufs1", ufs("aes-xts-256:0x08")},
+                              {"mmc0", cqhci_like(0x1200)}};
+    const Table t{{Target{"linear", {"ufs0"}}, Target{"linear", {"ufs1"}}}};
+    const auto p = construct_caps(t, devs, KernelVersion::v6_12);
+    CHECK(p.modes[kXts] == 0x1000u);
+    CHECK(p.max_dun_bytes == 8);
+    CHECK(p.num_slots == 0);
+    // §4.2 example: UFS (8 bytes) + CQHCI (4 bytes) -> max_dun_bits 32.
+    const auto q = construct_caps(Table{{Target{"linear", {"ufs0"}}, Target{"linear", {"mmc0"}}}},
+                                  devs, KernelVersion::v6_12);
+    CHECK(q.max_dun_bytes == 4);
+    CHECK(q.modes[kXts] == 0x1200u);
+    CHECK(sysfs_view(q, true, KernelVersion::v6_12).max_dun_bits == 32);
+}
+
+TEST_CASE("a device without crypto or a non-passthrough target clears everything", "[dm]") {
+    const DeviceProfiles devs{{"ufs0", ufs("aes-xts-256:0x0f")}, {"vda", std::nullopt}};
+    CHECK(construct_caps(Table{{Target{"linear", {"ufs0"}}, Target{"linear", {"vda"}}}}, devs,
+                         KernelVersion::v6_12)
+              .empty());
+    CHECK(construct_caps(Table{{Target{"delay", {"ufs0"}}}}, devs, KernelVersion::v6_12).empty());
+    CHECK(construct_caps(Table{{Target{"striped", {"ufs0"}}}}, devs, KernelVersion::v6_12).empty());
+    CHECK_FALSE(
+        construct_caps(Table{{Target{"striped", {"ufs0"}}}}, devs, KernelVersion::v7_3).empty());
+}
+
+TEST_CASE("7.x intersects key types and 6.12 ignores them", "[dm]") {
+    CryptoCaps wrapped = cqhci_like(0x1000);
+    wrapped.max_dun_bytes = 8;
+    wrapped.key_types = kKeyTypeHwWrapped;
+    const DeviceProfiles devs{{"ufs0", ufs("aes-xts-256:0x08")}, {"qcom", wrapped}};
+    const auto p =
+        construct_caps(Table{{Target{"linear", {"ufs0", "qcom"}}}}, devs, KernelVersion::v7_3);
+    CHECK(p.key_types == 0);
+    // Reload from a raw-key live profile to one without raw keys is rejected in 7.x only.
+    const Profile live = ufs("aes-xts-256:0x08");
+    CHECK_FALSE(has_capabilities(p, live, KernelVersion::v7_3));
+    CHECK(has_capabilities(p, live, KernelVersion::v6_12));
+}
+
+TEST_CASE("a reload with fewer capabilities is rejected with EINVAL at load", "[dm]") {
+    const DeviceProfiles devs{{"ufs0", ufs("aes-xts-256:0x0f")},
+                              {"ufs1", ufs("aes-xts-256:0x08")},
+                              {"ufs2", ufs("aes-xts-256:0xff")},
+                              {"vda", std::nullopt}};
+    DmDevice d(KernelVersion::v6_12);
+    REQUIRE(d.load(linear("ufs0"), devs) == 0);
+    REQUIRE(d.resume());
+    CHECK(d.load(linear("ufs1"), devs) == -kEINVAL); // loses 512..2048
+    CHECK(d.load(linear("vda"), devs) == -kEINVAL);  // loses everything
+    CHECK(d.load(Table{{Target{"crypt", {"ufs0"}}}}, devs) == -kEINVAL);
+    CHECK_FALSE(d.inactive().has_value());
+    CHECK(d.load(linear("ufs0"), devs) == 0); // equal
+    CHECK(d.load(linear("ufs2"), devs) == 0); // more
+    REQUIRE(d.resume());
+    CHECK(d.queue_profile()->modes[kXts] == 0x1fe00u); // widened at resume
+    CHECK(d.live()->targets[0].devices[0] == "ufs2");
+}
+
+TEST_CASE("the reload rule is checked against the queue profile set by the first load", "[dm]") {
+    const DeviceProfiles devs{{"ufs0", ufs("aes-xts-256:0x0f")}, {"vda", std::nullopt}};
+    DmDevice d(KernelVersion::v6_12);
+    REQUIRE(d.load(linear("ufs0"), devs) == 0);
+    // Not resumed yet, but dm_setup_md_queue already gave the queue the first table's profile.
+    CHECK(d.load(linear("vda"), devs) == -kEINVAL);
+}
+
+TEST_CASE("a device whose first table had no crypto can load anything but shows no sysfs dir",
+          "[dm]") {
+    const DeviceProfiles devs{{"ufs0", ufs("aes-xts-256:0x0f")}, {"vda", std::nullopt}};
+    DmDevice d(KernelVersion::v6_12);
+    REQUIRE(d.load(linear("vda"), devs) == 0);
+    REQUIRE(d.resume());
+    CHECK_FALSE(d.queue_profile().has_value());
+    CHECK(d.load(linear("ufs0"), devs) == 0);
+    REQUIRE(d.resume());
+    CHECK(d.queue_profile().has_value()); // crypto works ...
+    CHECK_FALSE(d.sysfs().present);       // ... but queue/crypto was never created
+}
+
+TEST_CASE("sysfs shows num_keyslots 0, max_dun_bits and the non-zero mode masks", "[dm]") {
+    const DeviceProfiles devs{{"ufs0", ufs("aes-xts-256:0x08")}};
+    DmDevice d(KernelVersion::v7_3);
+    REQUIRE(d.load(linear("ufs0"), devs) == 0);
+    REQUIRE(d.resume());
+    const auto s = d.sysfs();
+    CHECK(s.present);
+    CHECK(s.num_keyslots == 0);
+    CHECK(s.max_dun_bits == 64);
+    CHECK(s.modes == std::map<std::string, std::uint32_t>{{"AES-256-XTS", 0x1000}});
+    CHECK(s.raw_keys);
+    CHECK_FALSE(s.hw_wrapped_keys);
+    CHECK_FALSE(sysfs_view(*d.queue_profile(), true, KernelVersion::v6_12).raw_keys);
+}
+
+TEST_CASE("eviction reaches every device of the live table and not the old table's", "[dm]") {
+    const DeviceProfiles devs{{"ufs0", ufs("aes-xts-256:0x0f")},
+                              {"ufs1", ufs("aes-xts-256:0x0f")},
+                              {"ufs2", ufs("aes-xts-256:0x0f")}};
+    DmDevice d(KernelVersion::v6_12);
+    CHECK(d.evict_fanout().empty()); // no live table yet
+    REQUIRE(d.load(Table{{Target{"linear", {"ufs0"}}, Target{"linear", {"ufs1"}}}}, devs) == 0);
+    CHECK(d.evict_fanout().empty()); // loaded but not resumed
+    REQUIRE(d.resume());
+    CHECK(d.evict_fanout() == std::vector<std::string>{"ufs0", "ufs1"});
+    REQUIRE(d.load(linear("ufs2"), devs) == 0);
+    CHECK(d.evict_fanout() == std::vector<std::string>{"ufs0", "ufs1"}); // inactive ignored
+    REQUIRE(d.resume());
+    CHECK(d.evict_fanout() == std::vector<std::string>{"ufs2"}); // ufs0/ufs1 keep stale slots
+}
+
+TEST_CASE("a dm device stacked on another dm device intersects with its queue profile", "[dm]") {
+    const DeviceProfiles leaves{{"ufs0", ufs("aes-xts-256:0x0f")}};
+    DmDevice lower(KernelVersion::v6_12);
+    REQUIRE(lower.load(linear("ufs0"), leaves) == 0);
+    REQUIRE(lower.resume());
+    DeviceProfiles devs = leaves;
+    devs["dm-0"] = lower.queue_profile();
+    DmDevice upper(KernelVersion::v6_12);
+    REQUIRE(upper.load(Table{{Target{"flakey", {"dm-0"}}}}, devs) == 0);
+    REQUIRE(upper.resume());
+    CHECK(upper.queue_profile()->modes[kXts] == 0x1e00u);
+}

@@ -1,0 +1,190 @@
+// Cross-model tests: the blk-crypto keyslot policy (keyslots) drives the register model
+// (ufshci_crypto) with Linux's 19-write sequences; the resulting event log must satisfy the
+// traffic invariants, and the dm stale-slot scenario (linux-inline-crypto.md §4.5) must be
+// visible in it.
+#include "icemu/models/dm_passthrough.hpp"
+#include "icemu/models/keyslots.hpp"
+#include "icemu/models/ufshci_crypto.hpp"
+
+#include "test_util.hpp"
+
+#include <catch2/catch_test_macros.hpp>
+
+#include <map>
+
+using namespace icemu::models;
+using icemu::models::test::random_bytes;
+
+namespace {
+
+const ufshci::CryptoCap kCap{ufshci::AlgId::aes_xts, 0x0f, ufshci::KeySize::k256};
+
+// One UFS controller as Linux drives it: a blk-crypto profile on top of the register model.
+struct Controller {
+    ufshci::Engine engine;
+    keyslots::Profile profile;
+    std::vector<events::Event> log;
+    std::map<keyslots::KeyId, Bytes>& keys;
+
+    Controller(unsigned slots, std::map<keyslots::KeyId, Bytes>& k)
+        : engine(ufshci::Config{slots, {kCap}, true, false}), profile(slots), keys(k) {
+        push(engine.realize_event());
+        for (unsigned s = 0; s < slots; ++s) {
+            program_slot(s, Bytes(64, 0), 0); // ufshcd_init_crypto: evict every slot
+        }
+        write(ufshci::kRegHce, 0x3);
+    }
+    void push(events::Body b) {
+        events::Event e;
+        e.seq = log.size();
+        e.ctrl = "ufs";
+        e.body = std::move(b);
+        log.push_back(std::move(e));
+    }
+    void write(std::uint32_t off, std::uint32_t v) {
+        for (auto& fx : engine.write(off, v)) {
+            push(std::move(fx));
+        }
+    }
+    void program_slot(unsigned slot, const Bytes& key, std::uint32_t dw16) {
+        const auto ck = cryptokey_from_xts_key(key);
+        const std::uint32_t base = ufshci::cfg_offset(slot, 0);
+        write(base + 0x40, 0);
+        for (unsigned i = 0; i < 16; ++i) {
+            write(base + 4 * i, static_cast<std::uint32_t>(ck[4 * i]) |
+                                    static_cast<std::uint32_t>(ck[4 * i + 1]) << 8 |
+                                    static_cast<std::uint32_t>(ck[4 * i + 2]) << 16 |
+                                    static_cast<std::uint32_t>(ck[4 * i + 3]) << 24);
+        }
+        write(base + 0x44, 0);
+        write(base + 0x40, dw16);
+    }
+    // Turns the profile's new hardware operations into MMIO.
+    void flush() {
+        for (const auto& op : profile.hw_ops()) {
+            if (op.kind == keyslots::HwOp::Kind::program) {
+                program_slot(op.slot, keys.at(op.key), 0x80000008); // 4 KiB, cap 0
+            } else {
+                program_slot(op.slot, Bytes(64, 0), 0);
+            }
+        }
+        profile.clear_hw_ops();
+    }
+    // One 4 KiB write with key `k` at `dun`, as blk-mq does: get a slot, I/O, put it.
+    void io(keyslots::KeyId k, std::uint64_t dun) {
+        const auto g = profile.get(k);
+        flush();
+        REQUIRE(g.slot.has_value());
+        const ufshci::Request r{true, *g.slot, dun, dun * 4096, 4096, ufshci::CommandKind::write};
+        const auto o = engine.submit(r);
+        REQUIRE(o.ocs == 0);
+        auto e = engine.predict_io(r, o);
+        e.opcode = 0x2a;
+        e.lba = dun;
+        e.blocks = 1;
+        e.block_size = 4096;
+        e.queue = "sdb";
+        push(e);
+        profile.put(*g.slot);
+    }
+    void evict(keyslots::KeyId k) {
+        profile.evict(k);
+        flush();
+    }
+    void host_reset() {
+        write(ufshci::kRegHce, 0x0); // ufshcd_hba_stop: wipes the slots
+        profile.reprogram_all();     // ufshcd_crypto_enable, before HCE=1
+        flush();
+        write(ufshci::kRegHce, 0x3);
+    }
+    keyslots::TrafficChecker traffic() const {
+        keyslots::TrafficChecker t(profile.num_slots());
+        for (std::size_t i = 1; i < log.size(); ++i) {
+            t.observe(log[i]);
+        }
+        return t;
+    }
+    std::vector<ufshci::LogReplay::Mismatch> replay() const {
+        ufshci::LogReplay r(std::get<events::Realize>(log[0].body));
+        for (std::size_t i = 1; i < log.size(); ++i) {
+            r.apply(log[i]);
+        }
+        r.finish();
+        return r.mismatches();
+    }
+};
+
+bool holds(const keyslots::TrafficChecker& t, const std::string& fp) {
+    for (const auto& k : t.slot_keys()) {
+        if (k == fp) {
+            return true;
+        }
+    }
+    return false;
+}
+
+} // namespace
+
+TEST_CASE("Linux-driven traffic with LRU replacement and a host reset satisfies every invariant",
+          "[integration]") {
+    std::map<keyslots::KeyId, Bytes> keys;
+    for (keyslots::KeyId k = 1; k <= 6; ++k) {
+        keys[k] = random_bytes(64);
+    }
+    Controller c(3, keys);
+    for (keyslots::KeyId k = 1; k <= 6; ++k) { // more keys than slots: LRU reuse, no evicts
+        c.io(k, k * 10);
+        c.io(1 + k % 2, k); // keep keys 1 and 2 warm
+    }
+    c.evict(5);
+    c.evict(3); // not in a slot any more: no MMIO
+    c.host_reset();
+    c.io(6, 99);
+    c.io(1, 100);
+    const auto t = c.traffic();
+    for (const auto& f : t.findings()) {
+        UNSCOPED_INFO(f.seq << " " << keyslots::to_string(f.kind) << ": " << f.detail);
+    }
+    CHECK(t.findings().empty());
+    const auto m = c.replay();
+    for (const auto& x : m) {
+        UNSCOPED_INFO(x.seq << ": " << x.what);
+    }
+    CHECK(m.empty());
+    CHECK_FALSE(holds(t, key_fingerprint(keys[5])));
+}
+
+TEST_CASE("after a dm table swap the old device keeps the key and a re-created key duplicates it",
+          "[integration][dm]") {
+    // §4.5: fs key K via dm-linear -> ufs0; reload+resume to ufs1; REMOVE_KEY evicts through
+    // the live table only (ufs1); ufs0 keeps K. A new blk_crypto_key with the same bytes later
+    // used on ufs0 is programmed into another slot: the traffic shows a duplicate key.
+    std::map<keyslots::KeyId, Bytes> keys{{1, random_bytes(64)}};
+    std::map<std::string, Controller*> dev;
+    Controller ufs0(4, keys);
+    Controller ufs1(4, keys);
+    dev["ufs0"] = &ufs0;
+    dev["ufs1"] = &ufs1;
+    const auto caps = dm::ufs_profile({kCap}, 4);
+    const dm::DeviceProfiles profiles{{"ufs0", caps}, {"ufs1", caps}};
+    dm::DmDevice dmdev(dm::KernelVersion::v6_12);
+    REQUIRE(dmdev.load(dm::Table{{dm::Target{"linear", {"ufs0"}}}}, profiles) == 0);
+    REQUIRE(dmdev.resume());
+    ufs0.io(1, 7); // I/O through dm reaches ufs0 with the fs DUN unchanged
+    REQUIRE(dmdev.load(dm::Table{{dm::Target{"linear", {"ufs1"}}}}, profiles) == 0);
+    REQUIRE(dmdev.resume());
+    ufs1.io(1, 8);
+    for (const auto& d : dmdev.evict_fanout()) { // REMOVE_KEY
+        dev.at(d)->evict(1);
+    }
+    const std::string fp = key_fingerprint(keys[1]);
+    CHECK_FALSE(holds(ufs1.traffic(), fp));
+    CHECK(holds(ufs0.traffic(), fp)); // the stale slot the checker must report (invariant 4)
+
+    keys[2] = keys[1]; // the key is added again: a new blk_crypto_key, same bytes
+    ufs0.io(2, 9);     // LRU head is slot 1 (slot 0 was released last): a second copy
+    const auto t = ufs0.traffic();
+    REQUIRE(t.findings().size() == 1);
+    CHECK(t.findings()[0].kind == keyslots::Finding::Kind::duplicate_key);
+    CHECK(ufs0.replay().empty()); // the device itself behaved correctly
+}
