@@ -1,0 +1,45 @@
+// The guest program's operations. Each takes the request object and returns the reply's
+// facts (merged into {"id","ok":true,...}); failures throw OpError (errno + message).
+// The wire protocol is documented in docs/conformance.md ("Step/reply protocol").
+#pragma once
+#include "util.hpp"
+
+namespace icemu::guest {
+
+using OpFn = json (*)(const json& req);
+
+// sys.cpp: system facts, filesystems, caches, power
+json op_sysinfo(const json& req);
+json op_disks(const json& req);
+json op_mkfs(const json& req);
+json op_mount(const json& req);
+json op_umount(const json& req);
+json op_sync(const json& req);
+json op_drop_caches(const json& req);
+json op_kmsg(const json& req);  // filled in by main (needs the reader); see main.cpp
+
+// dm.cpp: device-mapper ioctls on /dev/mapper/control
+json op_dm_create(const json& req);
+json op_dm_load(const json& req);
+json op_dm_resume(const json& req);
+json op_dm_suspend(const json& req);
+json op_dm_remove(const json& req);
+json op_dm_table(const json& req);
+json op_dm_clear(const json& req);
+
+// fscrypt.cpp: FS_IOC_* encryption ioctls
+json op_add_key(const json& req);
+json op_remove_key(const json& req);
+json op_key_status(const json& req);
+json op_set_policy(const json& req);
+json op_get_policy(const json& req);
+
+// files.cpp: known-pattern file I/O and layout facts
+json op_write_file(const json& req);
+json op_read_file(const json& req);
+json op_file_info(const json& req);
+json op_remove_file(const json& req);
+
+void drop_caches();  // sync + "3" > drop_caches
+
+}  // namespace icemu::guest

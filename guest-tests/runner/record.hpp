@@ -1,0 +1,63 @@
+// What one scenario run produced, and the checks the runner makes on it. Everything here is
+// pure (no QEMU), so the checks are unit-tested on hand-written records.
+// The same record is written to the artifacts as run.json for icemu-check.
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+#include "report.hpp"
+#include "scenario.hpp"
+
+namespace icemu::runner {
+
+struct StepRecord {
+	std::size_t index = 0;  // 1-based
+	std::string op;
+	std::string label;
+	json request;  // as sent (after substitution); host ops: the QMP command
+	json reply;    // the guest's reply; null if none arrived
+	json expect;   // the step's expectations after substitution (null: the scenario's)
+	double seconds = 0;
+	std::string error;  // runner-side failure (timeout, substitution, QMP error)
+};
+
+struct Event {
+	std::uint64_t offset = 0;  // byte offset of the line in the controller's log
+	json e;
+};
+
+struct RunRecord {
+	json hello;                            // the guest's hello (with the boot kmsg)
+	json boot_disks;                       // the implicit "disks" reply after hello
+	std::map<std::string, json> disk_map;  // scenario disk name -> its entry of boot_disks
+	double boot_seconds = 0;               // QEMU start -> hello
+	std::vector<StepRecord> steps;
+	// snapshots[i]: after step i (0 = after boot); controller id -> crypto-state (null if absent)
+	std::vector<std::map<std::string, json>> snapshots;
+	// event_marks[i]: controller id -> log size in bytes after step i
+	std::vector<std::map<std::string, std::uint64_t>> event_marks;
+	std::map<std::string, std::vector<Event>> events;  // controller id -> parsed log
+	bool engine = true;  // the QEMU binary has the crypto properties
+	json to_json() const;
+};
+
+// Parses a JSON-lines event log (ignores a torn last line).
+std::vector<Event> parse_event_log(const std::string& text);
+
+// Matches the guest's disks to scenario disks by PCI address and LUN.
+std::map<std::string, json> map_disks(const Scenario& s, const json& disks_reply);
+
+// ${...} variables available to steps: disks (${ua} = /dev/sdb, ${ua.sys}, ${ua.sectors},
+// ${ua.bytes}), scenario vars, and values saved from earlier replies.
+Lookup base_lookup(const Scenario& s, const RunRecord& r);
+
+TestPoint check_step(const Scenario& s, const StepRecord& st);
+TestPoint check_expectation(const Scenario& s, const Expectation& x, const RunRecord& r);
+
+// The crypto capabilities (queue/crypto facts) that a dm device over `children` must show:
+// min max_dun_bits, AND of each mode's data-unit mask, raw_keys if all have it; null if no
+// mode survives (dm then registers no profile).
+json intersect_crypto(const std::vector<json>& children);
+
+}  // namespace icemu::runner

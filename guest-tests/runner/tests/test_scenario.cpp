@@ -1,0 +1,93 @@
+#include <catch2/catch_test_macros.hpp>
+#include <filesystem>
+
+#include "scenario.hpp"
+
+using namespace icemu::runner;
+
+static json minimal() {
+	return json::parse(R"({
+	  "name": "t1",
+	  "controllers": [{"id": "ufs0", "keyslots": 4, "lus": [{"name": "ua", "size": "16M"}]}],
+	  "virtio_disks": [{"name": "vd", "size": 8388608}],
+	  "vars": {"key": "00"},
+	  "steps": [
+	    {"op": "mkfs", "dev": "${ua}", "label": "mk"},
+	    {"op": "add_key", "mnt": "/mnt", "key": "${key}", "save": {"kid": "identifier"}, "timeout_s": 5},
+	    {"op": "inject", "ctrl": "ufs0", "property": "crypto-fault-count", "value": 1}
+	  ],
+	  "expect": [{"kind": "kmsg", "contains": "x", "upto": "mk", "xfail": "known bug"}]
+	})");
+}
+
+TEST_CASE("a minimal scenario parses into machine, steps and expectations") {
+	Scenario s = parse_scenario(minimal());
+	CHECK(s.name == "t1");
+	REQUIRE(s.controllers.size() == 1);
+	CHECK(s.controllers[0].keyslots == 4u);
+	CHECK(s.controllers[0].crypto);
+	CHECK(s.controllers[0].lus[0].size == 16u << 20);
+	CHECK(s.virtio_disks[0].size == 8u << 20);
+	REQUIRE(s.steps.size() == 3);
+	CHECK(s.steps[0].args == json{{"dev", "${ua}"}});
+	CHECK(s.steps[1].save == json{{"kid", "identifier"}});
+	CHECK(s.steps[1].timeout_s == 5);
+	CHECK(s.steps[2].host_only());
+	REQUIRE(s.expectations.size() == 1);
+	CHECK(s.expectations[0].xfail == "known bug");
+}
+
+TEST_CASE("step references resolve labels, numbers, boot and end") {
+	Scenario s = parse_scenario(minimal());
+	CHECK(step_ref(s, "boot") == 0);
+	CHECK(step_ref(s, "mk") == 1);
+	CHECK(step_ref(s, 2) == 2);
+	CHECK(step_ref(s, "end") == 3);
+	CHECK_THROWS_AS(step_ref(s, "nope"), ScenarioError);
+	CHECK_THROWS_AS(step_ref(s, 9), ScenarioError);
+}
+
+TEST_CASE("invalid scenarios are rejected with a reason") {
+	json j = minimal();
+	j["steps"][0]["op"] = "format_c";
+	CHECK_THROWS_AS(parse_scenario(j), ScenarioError);
+	j = minimal();
+	j["virtio_disks"][0]["name"] = "ua";
+	CHECK_THROWS_AS(parse_scenario(j), ScenarioError);
+	j = minimal();
+	j["expect"][0]["upto"] = "missing-label";
+	CHECK_THROWS_AS(parse_scenario(j), ScenarioError);
+	j = minimal();
+	j["controllers"][0]["caps"] = "aes-xts-256:0x0f,aes-xts-128:0x08";
+	CHECK_THROWS_AS(parse_scenario(j), ScenarioError);
+}
+
+TEST_CASE("sizes accept plain bytes and K/M/G suffixes") {
+	CHECK(parse_size(json(4096)) == 4096);
+	CHECK(parse_size(json("512K")) == 512u << 10);
+	CHECK(parse_size(json("64M")) == 64u << 20);
+	CHECK(parse_size(json("1G")) == 1ull << 30);
+	CHECK_THROWS(parse_size(json("12X")));
+}
+
+TEST_CASE("substitution replaces references inside strings and keeps numbers numeric") {
+	Lookup vars = {{"ua", "/dev/sda"}, {"ua.sectors", 32768}, {"kid", "abcd"}};
+	json in = {{"dev", "${ua}"}, {"len", "${ua.sectors}"}, {"params", "${ua} 0"},
+	           {"nested", {{"x", {"id=${kid}"}}}}, {"n", 3}};
+	json out = substitute(in, vars);
+	CHECK(out["dev"] == "/dev/sda");
+	CHECK(out["len"] == 32768);
+	CHECK(out["params"] == "/dev/sda 0");
+	CHECK(out["nested"]["x"][0] == "id=abcd");
+	CHECK(out["n"] == 3);
+	CHECK_THROWS_AS(substitute(json("${nope}"), vars), ScenarioError);
+}
+
+TEST_CASE("every shipped scenario file parses") {
+	for (const auto& e : std::filesystem::directory_iterator(ICEMU_SCENARIO_DIR)) {
+		if (e.path().extension() != ".json")
+			continue;
+		INFO(e.path().string());
+		CHECK_NOTHROW(load_scenario(e.path().string()));
+	}
+}
