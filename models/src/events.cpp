@@ -6,6 +6,7 @@
 
 #include <array>
 #include <charconv>
+#include <cstring>
 #include <forward_list>
 #include <fstream>
 #include <iterator>
@@ -460,47 +461,49 @@ constexpr std::array<std::string_view, kNumFields> kFieldNames{
 #undef ICEMU_FIELD_NAME
 #undef ICEMU_EVENT_FIELDS
 
-// Field lookup: names bucketed by length, so a key is compared with at most a few names.
-struct FieldLookup {
-    static constexpr std::size_t kMaxLen = 16;
-    std::array<std::array<signed char, 8>, kMaxLen + 1> by_len{};
-    constexpr FieldLookup() {
-        for (auto& b : by_len) {
-            b.fill(-1);
+// Field lookup by a perfect hash over the schema's names (length, first, middle and last
+// character; the constexpr table construction fails to compile if two names collide), then
+// one comparison.
+constexpr std::size_t field_hash(std::string_view n) {
+    return (n.size() * 15 + static_cast<unsigned char>(n[0]) * 60u +
+            static_cast<unsigned char>(n.back()) + static_cast<unsigned char>(n[n.size() / 2])) &
+           127u;
+}
+struct FieldHash {
+    std::array<signed char, 128> slot{};
+    constexpr FieldHash() {
+        for (auto& x : slot) {
+            x = -1;
         }
         for (std::size_t i = 0; i < kNumFields; ++i) {
-            auto& b = by_len[kFieldNames[i].size()];
-            std::size_t k = 0;
-            while (b[k] >= 0) {
-                ++k;
+            const std::size_t h = field_hash(kFieldNames[i]);
+            if (slot[h] >= 0) {
+                throw "field_hash collision: change the hash constants";
             }
-            b[k] = static_cast<signed char>(i);
+            slot[h] = static_cast<signed char>(i);
         }
     }
 };
-constexpr FieldLookup kLookup{};
+constexpr FieldHash kFieldHash{};
 
 int field_index(std::string_view name) {
-    if (name.size() > FieldLookup::kMaxLen) {
+    if (name.empty()) {
         return -1;
     }
-    for (const signed char i : kLookup.by_len[name.size()]) {
-        if (i < 0) {
+    const int i = kFieldHash.slot[field_hash(name)];
+    if (i < 0) {
+        return -1;
+    }
+    const std::string_view cand = kFieldNames[static_cast<std::size_t>(i)];
+    if (cand.size() != name.size()) {
+        return -1;
+    }
+    for (std::size_t k = 0; k < name.size(); ++k) { // short names: no memcmp call
+        if (cand[k] != name[k]) {
             return -1;
         }
-        const std::string_view cand = kFieldNames[static_cast<std::size_t>(i)];
-        if (cand[0] != name[0] || cand.back() != name.back()) {
-            continue;
-        }
-        bool equal = true;
-        for (std::size_t k = 1; k + 1 < name.size(); ++k) {
-            equal = equal && cand[k] == name[k];
-        }
-        if (equal) {
-            return i;
-        }
     }
-    return -1;
+    return i;
 }
 
 class Fields {
@@ -508,6 +511,15 @@ public:
     explicit Fields(Reader& r) : r_(r) {}
 
     Value& slot(F f) { return values_[static_cast<std::size_t>(f)]; }
+    /// Marks a field present; false (and no change) if it already was. For the fast path.
+    bool try_mark(F f) {
+        if (has(f)) {
+            return false;
+        }
+        present_ |= std::uint64_t{1} << static_cast<unsigned>(f);
+        return true;
+    }
+    void clear() { present_ = 0; }
     bool has(F f) const { return (present_ >> static_cast<unsigned>(f) & 1u) != 0; }
     void mark(F f) {
         if (has(f)) {
@@ -517,37 +529,45 @@ public:
     }
     static std::string_view name(F f) { return kFieldNames[static_cast<std::size_t>(f)]; }
 
-    const Value& need(F f, Value::Type t, std::string_view type_name) {
-        if (!has(f)) {
-            r_.fail("missing field \"" + std::string(name(f)) + "\"");
+    // The accessors run ~15 times per line: keep them small (inlined) and build error
+    // messages only in the cold paths below.
+    [[noreturn, gnu::cold, gnu::noinline]] void fail_field(F f, const char* what,
+                                                           std::string_view tail = {}) const {
+        r_.fail(std::string(what[0] == 'm' ? "missing field \"" : "field \"") +
+                std::string(name(f)) + "\"" + (what[0] == 'm' ? "" : what) + std::string(tail));
+    }
+    [[gnu::always_inline]] const Value& need(F f, Value::Type t, std::string_view type_name) {
+        if (!has(f)) [[unlikely]] {
+            fail_field(f, "missing");
         }
         const Value& v = values_[static_cast<std::size_t>(f)];
-        if (v.type != t) {
-            r_.fail("field \"" + std::string(name(f)) + "\" must be " + std::string(type_name));
+        if (v.type != t) [[unlikely]] {
+            fail_field(f, " must be ", type_name);
         }
         return v;
     }
     std::uint64_t u64(F f) {
         const Value& v = need(f, Value::Type::number, "an unsigned integer");
-        if (!v.integer || v.overflow || (v.negative && v.magnitude != 0)) {
-            r_.fail("field \"" + std::string(name(f)) + "\" must be an unsigned 64-bit integer");
+        if (!v.integer || v.overflow || (v.negative && v.magnitude != 0)) [[unlikely]] {
+            fail_field(f, " must be an unsigned 64-bit integer");
         }
         return v.magnitude;
     }
     unsigned u32(F f) {
         const std::uint64_t x = u64(f);
-        if (x > std::numeric_limits<std::uint32_t>::max()) {
-            r_.fail("field \"" + std::string(name(f)) + "\" is out of range");
+        if (x > std::numeric_limits<std::uint32_t>::max()) [[unlikely]] {
+            fail_field(f, " is out of range");
         }
         return static_cast<unsigned>(x);
     }
     std::int64_t i64(F f) {
         const Value& v = need(f, Value::Type::number, "an integer");
         if (!v.integer || v.overflow ||
-            v.magnitude > (v.negative ? std::uint64_t{1} << 63
-                                      : static_cast<std::uint64_t>(
-                                            std::numeric_limits<std::int64_t>::max()))) {
-            r_.fail("field \"" + std::string(name(f)) + "\" must be a 64-bit integer");
+            v.magnitude >
+                (v.negative ? std::uint64_t{1} << 63
+                            : static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())))
+            [[unlikely]] {
+            fail_field(f, " must be a 64-bit integer");
         }
         return v.negative ? static_cast<std::int64_t>(0 - v.magnitude)
                           : static_cast<std::int64_t>(v.magnitude);
@@ -794,12 +814,111 @@ void parse_body(std::string_view ev, Fields& f, std::size_t line, Body& body) {
 
 } // namespace
 
+// Fast path for the lines the device writes: one object, no whitespace, no escapes, only
+// plain strings / integers / booleans as values. It fills `f` exactly as the general reader
+// would and returns true, or returns false as soon as anything else appears (the caller then
+// clears `f` and runs the general reader, which accepts or reports the line as before). So it
+// changes speed only, never which lines are accepted or the values decoded.
+bool fast_object(std::string_view line, Fields& f) {
+    const char* p = line.data();
+    const char* const end = p + line.size();
+    if (p == end || *p != '{') {
+        return false;
+    }
+    ++p;
+    while (true) {
+        if (p == end || *p != '"') {
+            return false;
+        }
+        const char* k = ++p;
+        while (p < end && kPlain[static_cast<unsigned char>(*p)]) {
+            ++p;
+        }
+        if (p >= end || *p != '"') {
+            return false;
+        }
+        const std::string_view key(k, static_cast<std::size_t>(p - k));
+        ++p;
+        if (p == end || *p != ':') {
+            return false;
+        }
+        ++p;
+        if (p == end) {
+            return false;
+        }
+        Value tmp;
+        Value* v = &tmp;
+        const int idx = field_index(key);
+        if (idx >= 0) {
+            if (!f.try_mark(static_cast<F>(idx))) {
+                return false; // duplicate: the general reader reports it
+            }
+            v = &f.slot(static_cast<F>(idx));
+        }
+        const char c = *p;
+        if (c == '"') {
+            const char* s = ++p;
+            while (p < end && kPlain[static_cast<unsigned char>(*p)]) {
+                ++p;
+            }
+            if (p >= end || *p != '"') {
+                return false;
+            }
+            v->type = Value::Type::string;
+            v->str = std::string_view(s, static_cast<std::size_t>(p - s));
+            ++p;
+        } else if ((c >= '0' && c <= '9') || c == '-') {
+            v->type = Value::Type::number;
+            v->integer = true;
+            v->overflow = false;
+            v->negative = c == '-';
+            if (v->negative) {
+                ++p;
+            }
+            const char* d = p;
+            std::uint64_t m = 0;
+            while (p < end && *p >= '0' && *p <= '9') {
+                m = m * 10 + static_cast<std::uint64_t>(*p - '0');
+                ++p;
+            }
+            const auto n = p - d;
+            if (n == 0 || n > 19 || (*d == '0' && n > 1) ||
+                (p < end && (*p == '.' || *p == 'e' || *p == 'E'))) {
+                return false; // fractions, exponents, 20+ digits, leading zeros: general path
+            }
+            v->magnitude = m;
+        } else if (c == 't' && end - p >= 4 && std::string_view(p, 4) == "true") {
+            v->type = Value::Type::boolean;
+            v->boolean = true;
+            p += 4;
+        } else if (c == 'f' && end - p >= 5 && std::string_view(p, 5) == "false") {
+            v->type = Value::Type::boolean;
+            v->boolean = false;
+            p += 5;
+        } else {
+            return false; // null, objects, arrays (realize caps), whitespace
+        }
+        if (p == end) {
+            return false;
+        }
+        if (*p == ',') {
+            ++p;
+            continue;
+        }
+        return *p == '}' && p + 1 == end;
+    }
+}
+
 Event parse_event(std::string_view line, std::size_t line_no) {
     Reader r(line, line_no);
     r.set_begin(line.data());
     Fields f(r);
-    r.expect('{');
-    if (!r.peek('}')) {
+    const bool fast = fast_object(line, f);
+    if (!fast) {
+        f.clear();
+        r.expect('{');
+    }
+    if (!fast && !r.peek('}')) {
         Value key;
         while (true) {
             r.parse_string(key);
@@ -821,7 +940,7 @@ Event parse_event(std::string_view line, std::size_t line_no) {
             break;
         }
     }
-    if (!r.at_end()) {
+    if (!fast && !r.at_end()) {
         r.fail("malformed JSON: trailing characters after the object");
     }
     Event e;
@@ -891,6 +1010,14 @@ std::vector<Event> read_log(std::istream& in) {
 
 std::vector<Event> parse_log(std::string_view text) {
     std::vector<Event> out;
+    // One event per line: reserving avoids moving every Event on each regrowth.
+    std::size_t lines = 1;
+    for (const char *p = text.data(), *e = p + text.size();
+         (p = static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(e - p))));
+         ++p) {
+        ++lines;
+    }
+    out.reserve(lines);
     std::uint64_t next_seq = 0;
     std::string ctrl;
     std::size_t line = 0;

@@ -1,0 +1,638 @@
+// icemu-check unit tests: synthetic runs built in code (run.json + event logs + images), a
+// known-good run that passes, and crafted bad runs the checker must FAIL (issue 4 "Tests").
+#include "icemu/checker/checker.hpp"
+
+#include "icemu/models/fscrypt.hpp"
+#include "icemu/models/xts.hpp"
+#include "pattern.hpp"
+
+#include <catch2/catch_test_macros.hpp>
+#include <catch2/matchers/catch_matchers_string.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+using namespace icemu::checker;
+namespace ev = icemu::models::events;
+namespace fc = icemu::models::fscrypt;
+using Catch::Matchers::ContainsSubstring;
+using icemu::models::Bytes;
+
+namespace {
+
+const std::string kMaster = "101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f"
+                            "303132333435363738393a3b3c3d3e3f404142434445464748494a4b4c4d4e4f";
+const std::string kUuid = "3f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0";
+constexpr std::uint64_t kIno = 12;
+constexpr std::uint64_t kUaSectors = 32768; // 16 MiB
+constexpr std::uint64_t kUbSectors = 98304; // 48 MiB
+
+Bytes uuid_bytes() {
+    std::string h;
+    for (char c : kUuid) {
+        if (c != '-') {
+            h.push_back(c);
+        }
+    }
+    return icemu::models::from_hex(h);
+}
+
+Bytes lblk64_key() {
+    return fc::iv_ino_lblk_64_key(icemu::models::from_hex(kMaster), uuid_bytes());
+}
+std::string lblk64_fp() {
+    return icemu::models::key_fingerprint(lblk64_key());
+}
+std::uint64_t dun64(std::uint64_t index) {
+    return kIno << 32 | index;
+}
+
+// Builds run.json, the scenario and the per-controller logs step by step.
+struct Fixture {
+    json scenario, run;
+    std::map<std::string, std::string> text;
+    std::map<std::string, std::uint64_t> seq;
+    std::map<std::string, std::map<unsigned, std::string>> slots; // armed slot -> fp
+    std::uint64_t t = 0;
+
+    Fixture() {
+        scenario = {{"name", "t"},
+                    {"controllers",
+                     {{{"id", "ufs0"},
+                       {"crypto", true},
+                       {"keyslots", 8},
+                       {"caps", "aes-xts-256:0x0f"},
+                       {"lus", {{{"name", "ua"}, {"lun", 0}, {"size", "16M"}}}}},
+                      {{"id", "ufs1"},
+                       {"crypto", true},
+                       {"keyslots", 4},
+                       {"caps", "aes-xts-256:0x09"},
+                       {"lus", {{{"name", "ub"}, {"lun", 0}, {"size", "48M"}}}}}}}};
+        run = {
+            {"hello", {{"release", "7.3.4"}}},
+            {"engine", true},
+            {"disk_map",
+             {{"ua", {{"name", "sdb"}, {"dev_path", "/dev/sdb"}, {"dev", "8:16"}}},
+              {"ub", {{"name", "sdc"}, {"dev_path", "/dev/sdc"}, {"dev", "8:32"}}}}},
+            {"boot_disks",
+             {{"disks", json::array({lu_disk("sdb", 8, "0x1e00"), lu_disk("sdc", 4, "0x1200")})}}},
+            {"steps", json::array()},
+            {"snapshots", json::array()}};
+        realize("ufs0", 8, 0x0f);
+        realize("ufs1", 4, 0x09);
+        snapshot();
+    }
+
+    static json lu_disk(const std::string& name, unsigned slots, const std::string& mask) {
+        return {
+            {"name", name},
+            {"crypto",
+             {{"max_dun_bits", 64}, {"num_keyslots", slots}, {"modes", {{"AES-256-XTS", mask}}}}}};
+    }
+
+    void emit(const std::string& ctrl, ev::Body b) {
+        ev::Event e;
+        e.seq = seq[ctrl]++;
+        e.t_ns = ++t;
+        e.ctrl = ctrl;
+        e.body = std::move(b);
+        text[ctrl] += ev::to_json_line(e) + "\n";
+    }
+    void realize(const std::string& ctrl, unsigned n, unsigned sdusb) {
+        ev::Realize r;
+        r.slots = n;
+        r.cfgptr = 0x20;
+        r.caps = {ev::CapEntry{0, 0, sdusb, 3}};
+        r.wipe_on_disable = true;
+        r.frontend = "ufs";
+        emit(ctrl, r);
+        emit(ctrl, ev::Enable{true, true});
+    }
+    void program(const std::string& ctrl, unsigned slot, const std::string& fp) {
+        if (slots[ctrl].count(slot)) {
+            emit(ctrl, ev::Disarm{slot});
+        }
+        ev::Program p;
+        p.slot = slot;
+        p.dusize = 4096;
+        p.key_fp = fp;
+        p.ok = true;
+        emit(ctrl, p);
+        slots[ctrl][slot] = fp;
+    }
+    void evict(const std::string& ctrl, unsigned slot) {
+        if (slots[ctrl].erase(slot)) {
+            emit(ctrl, ev::Disarm{slot});
+        }
+        emit(ctrl, ev::Evict{slot, false});
+    }
+    void wipe(const std::string& ctrl) {
+        emit(ctrl, ev::Enable{false, true});
+        emit(ctrl, ev::Wipe{ev::WipeReason::disable, static_cast<unsigned>(slots[ctrl].size())});
+        slots[ctrl].clear();
+    }
+    void io(const std::string& ctrl, ev::IoOp op, std::uint64_t lba, std::uint64_t blocks, bool ce,
+            int slot = -1, std::uint64_t dun = 0, std::string fp = "") {
+        ev::Io x;
+        x.slot = ce ? slot : -1;
+        x.ce = ce;
+        x.op = op;
+        x.opcode = op == ev::IoOp::write ? 0x2a : 0x28;
+        x.lba = lba;
+        x.blocks = blocks;
+        x.bytes = blocks * 4096;
+        x.block_size = 4096;
+        x.dun = ce ? dun : 0;
+        x.dusize = ce ? 4096 : 0;
+        x.key_fp =
+            ce ? (fp.empty() && slot >= 0 ? slots[ctrl][static_cast<unsigned>(slot)] : fp) : "";
+        x.queue = "sdb";
+        if (ce && slot >= 0 && !slots[ctrl].count(static_cast<unsigned>(slot))) {
+            x.ocs = 9;
+            x.status = -1;
+            x.bytes = 0;
+            x.error = "disarmed";
+            x.key_fp = "";
+            x.dusize = 0;
+        }
+        emit(ctrl, x);
+    }
+    void snapshot() {
+        json cs = json::object(), marks = json::object();
+        for (const auto& [ctrl, txt] : text) {
+            json sl = json::array();
+            for (unsigned s = 0; s < 8; ++s) {
+                const bool armed = slots[ctrl].count(s) != 0;
+                sl.push_back({{"slot", s},
+                              {"armed", armed},
+                              {"valid", armed},
+                              {"key_fp", armed ? slots[ctrl][s] : ""}});
+            }
+            cs[ctrl] = {{"enabled", true}, {"slots", sl}};
+            marks[ctrl] = txt.size();
+        }
+        run["snapshots"].push_back({{"after_step", run["snapshots"].size()},
+                                    {"crypto_state", cs},
+                                    {"event_log_bytes", marks}});
+    }
+    void step(const std::string& op, json request, json reply = json::object(),
+              const std::string& label = "") {
+        request["op"] = op;
+        reply["ok"] = !reply.contains("errno_name");
+        run["steps"].push_back({{"index", run["steps"].size() + 1},
+                                {"op", op},
+                                {"label", label},
+                                {"request", request},
+                                {"reply", reply}});
+        snapshot();
+    }
+    Inputs inputs() const {
+        Inputs in;
+        in.scenario = scenario;
+        in.run = run;
+        for (const auto& [ctrl, txt] : text) {
+            in.logs[ctrl] = parse_log_text(ctrl, txt);
+        }
+        return in;
+    }
+
+    // ---- canned step sequences ----
+    void dm_linear(const std::vector<std::pair<std::string, std::uint64_t>>& devs,
+                   const std::string& label = "", bool create = true) {
+        if (create) {
+            step("dm_create", {{"name", "lin"}}, {{"sysname", "dm-0"}, {"dev", "254:0"}});
+        }
+        json table = json::array();
+        std::uint64_t start = 0;
+        for (const auto& [dev, len] : devs) {
+            table.push_back(
+                {{"start", start}, {"len", len}, {"type", "linear"}, {"params", dev + " 0"}});
+            start += len;
+        }
+        step("dm_load", {{"name", "lin"}, {"table", table}}, json::object(), label);
+        step("dm_resume", {{"name", "lin"}});
+    }
+    void fs_and_key() {
+        step("mkfs", {{"dev", "/dev/mapper/lin"}, {"uuid", kUuid}});
+        step("mount", {{"dev", "/dev/mapper/lin"}, {"dir", "/mnt"}, {"options", "inlinecrypt"}});
+        const std::string id =
+            icemu::models::to_hex(fc::key_identifier(icemu::models::from_hex(kMaster)));
+        step("add_key", {{"mnt", "/mnt"}, {"key", kMaster}}, {{"identifier", id}});
+        step("set_policy", {{"dir", "/mnt/d64"}, {"identifier", id}, {"flags", "iv_ino_lblk_64"}},
+             {{"policy", {{"flags", 0x0b}, {"log2_data_unit_size", 0}}}});
+    }
+    std::string identifier() const {
+        return icemu::models::to_hex(fc::key_identifier(icemu::models::from_hex(kMaster)));
+    }
+};
+
+// The known-good run: dm-linear over ufs0 (ua) + ufs1 (ub), an IV_INO_LBLK_64 file of 8 blocks,
+// blocks 0-3 at ua LBA 1000 and blocks 4-7 at ub LBA 500 (dm byte 16 MiB + 500*4096).
+struct GoodRun {
+    bool shift_dun = false, wrong_key = false, plaintext = false, miss_evict_ufs1 = false;
+    bool sysfs_wrong = false;
+
+    Fixture build() const {
+        Fixture f;
+        f.dm_linear({{"/dev/sdb", kUaSectors}, {"/dev/sdc", kUbSectors}});
+        json dmd = {{"name", "dm-0"},
+                    {"dm_name", "lin"},
+                    {"crypto",
+                     {{"max_dun_bits", 64},
+                      {"num_keyslots", 0},
+                      {"modes", {{"AES-256-XTS", sysfs_wrong ? "0x1e00" : "0x1200"}}}}}};
+        f.step(
+            "disks", json::object(),
+            {{"disks",
+              {Fixture::lu_disk("sdb", 8, "0x1e00"), Fixture::lu_disk("sdc", 4, "0x1200"), dmd}}});
+        f.fs_and_key();
+        const std::string fp = lblk64_fp();
+        f.program("ufs0", 0, wrong_key ? std::string("00112233445566ff") : fp);
+        f.io("ufs0", ev::IoOp::write, 1000, 4, true, 0, dun64(0));
+        if (plaintext) {
+            f.io("ufs1", ev::IoOp::write, 500, 4, false);
+        } else {
+            f.program("ufs1", 0, fp);
+            f.io("ufs1", ev::IoOp::write, 500, 4, true, 0,
+                 dun64(4) + (shift_dun ? kUaSectors * 512 / 4096 : 0));
+        }
+        f.step("write_file", {{"path", "/mnt/d64/f"}, {"size", 32768}, {"seed", 7}},
+               {{"ino", kIno}, {"size", 32768}});
+        f.step("file_info", {{"path", "/mnt/d64/f"}},
+               {{"ino", kIno},
+                {"size", 32768},
+                {"nonce", "000102030405060708090a0b0c0d0e0f"},
+                {"extents",
+                 {{{"logical", 0}, {"physical", 1000 * 4096}, {"length", 16384}, {"flags", 0}},
+                  {{"logical", 16384},
+                   {"physical", kUaSectors * 512 + 500 * 4096},
+                   {"length", 16384},
+                   {"flags", 1}}}}});
+        f.evict("ufs0", 0);
+        if (!miss_evict_ufs1 && !plaintext) {
+            f.evict("ufs1", 0);
+        }
+        f.step("remove_key", {{"mnt", "/mnt"}, {"identifier", f.identifier()}},
+               {{"files_busy", false}}, "rm");
+        f.step("umount", {{"dir", "/mnt"}});
+        f.step("dm_remove", {{"name", "lin"}});
+        return f;
+    }
+};
+
+const Verdict& verdict(const std::vector<Verdict>& v, int n) {
+    for (const auto& x : v) {
+        if (x.invariant == n) {
+            return x;
+        }
+    }
+    FAIL("no verdict for invariant " << n);
+    return v.front();
+}
+
+std::string all_details(const Verdict& v) {
+    std::string s = v.reason + "\n";
+    for (const auto& d : v.details) {
+        s += d + "\n";
+    }
+    return s;
+}
+
+// Writes sparse raw images holding the model's ciphertext (or plaintext) of the good run's file.
+struct Images {
+    std::filesystem::path dir;
+    Images() {
+        dir = std::filesystem::temp_directory_path() /
+              ("icemu-check-test-" + std::to_string(::getpid()));
+        std::filesystem::create_directories(dir);
+    }
+    ~Images() { std::filesystem::remove_all(dir); }
+    std::string write(const std::string& name, std::uint64_t dev_off, std::uint64_t file_off,
+                      std::uint64_t len, bool encrypt) {
+        const std::string path = (dir / (name + ".img")).string();
+        std::fstream f(path, std::ios::binary | std::ios::in | std::ios::out);
+        if (!f) {
+            f.open(path, std::ios::binary | std::ios::out);
+        }
+        Bytes pt(4096), ct(4096);
+        icemu::models::XtsCipher c(lblk64_key());
+        for (std::uint64_t o = 0; o < len; o += 4096) {
+            icemu::pattern::fill(7, file_off + o, pt.data(), pt.size());
+            c.encrypt(dun64((file_off + o) / 4096), 4096, pt, ct);
+            f.seekp(static_cast<std::streamoff>(dev_off + o));
+            const Bytes& b = encrypt ? ct : pt;
+            f.write(reinterpret_cast<const char*>(b.data()), 4096);
+        }
+        return path;
+    }
+};
+
+} // namespace
+
+TEST_CASE("a known-good dm run over two controllers passes every applicable invariant",
+          "[checker]") {
+    const auto v = check(GoodRun{}.build().inputs());
+    INFO(format_text(v));
+    CHECK_FALSE(any_failed(v));
+    CHECK(verdict(v, 0).status == Status::pass);
+    CHECK(verdict(v, 1).status == Status::pass);
+    CHECK(verdict(v, 1).level == "model");
+    CHECK(verdict(v, 2).status == Status::pass);
+    CHECK(verdict(v, 3).status == Status::pass);
+    CHECK(verdict(v, 4).status == Status::pass);
+    CHECK(verdict(v, 5).status == Status::pass);
+    CHECK(verdict(v, 6).status == Status::not_applicable);
+    CHECK(verdict(v, 7).status == Status::pass);
+    CHECK(verdict(v, 8).status == Status::not_applicable);
+    CHECK_THAT(verdict(v, 2).reason, ContainsSubstring("4 data unit(s)"));
+}
+
+TEST_CASE("a missed eviction on one of two devices fails invariant 4, naming device and slot",
+          "[checker][negative]") {
+    GoodRun g;
+    g.miss_evict_ufs1 = true;
+    const auto v = check(g.build().inputs());
+    const Verdict& x = verdict(v, 4);
+    INFO(all_details(x));
+    CHECK(x.status == Status::fail);
+    CHECK_THAT(all_details(x), ContainsSubstring("ufs1 slot 0 still holds " + lblk64_fp()));
+    CHECK_THAT(all_details(x), ContainsSubstring("QMP snapshot"));
+    CHECK_THAT(all_details(x), ContainsSubstring("event log"));
+    CHECK_THAT(all_details(x), !ContainsSubstring("ufs0 slot"));
+    CHECK(any_failed(v));
+}
+
+TEST_CASE("a DUN shifted by the dm offset fails invariant 2", "[checker][negative]") {
+    GoodRun g;
+    g.shift_dun = true;
+    const auto v = check(g.build().inputs());
+    const Verdict& x = verdict(v, 2);
+    INFO(all_details(x));
+    CHECK(x.status == Status::fail);
+    CHECK_THAT(all_details(x), ContainsSubstring("ufs1 seq"));
+    CHECK_THAT(all_details(x), ContainsSubstring("+4096 units"));
+    CHECK(verdict(v, 1).status == Status::pass); // the key was right
+}
+
+TEST_CASE("a wrong key in a slot fails invariant 1 at model level", "[checker][negative]") {
+    GoodRun g;
+    g.wrong_key = true;
+    const auto v = check(g.build().inputs());
+    const Verdict& x = verdict(v, 1);
+    INFO(all_details(x));
+    CHECK(x.status == Status::fail);
+    CHECK_THAT(all_details(x), ContainsSubstring("ufs0 seq"));
+    CHECK_THAT(all_details(x), ContainsSubstring("the fscrypt model expects " + lblk64_fp()));
+}
+
+TEST_CASE("crypto I/O with a key other than the slot's last program fails invariant 1",
+          "[checker][negative]") {
+    Fixture f;
+    f.step("sync", json::object());
+    f.program("ufs0", 2, "aaaaaaaaaaaaaaaa");
+    f.io("ufs0", ev::IoOp::read, 5, 1, true, 2, 77, "bbbbbbbbbbbbbbbb");
+    f.step("sync", json::object());
+    const auto v = check(f.inputs());
+    const Verdict& x = verdict(v, 1);
+    INFO(all_details(x));
+    CHECK(x.status == Status::fail);
+    CHECK(x.level == "consistency");
+    CHECK_THAT(all_details(x),
+               ContainsSubstring("slot 2 was last programmed with aaaaaaaaaaaaaaaa"));
+}
+
+TEST_CASE("a plaintext write under an encryption policy fails invariant 7", "[checker][negative]") {
+    GoodRun g;
+    g.plaintext = true;
+    const auto v = check(g.build().inputs());
+    const Verdict& x = verdict(v, 7);
+    INFO(all_details(x));
+    CHECK(x.status == Status::fail);
+    CHECK_THAT(all_details(x), ContainsSubstring("ufs1 seq"));
+    CHECK_THAT(all_details(x), ContainsSubstring("plaintext reached the medium"));
+    CHECK(verdict(v, 3).status == Status::fail); // ufs1 got no crypto write for its part
+}
+
+TEST_CASE("a stale slot after a dm reload fails invariant 4", "[checker][negative]") {
+    Fixture f;
+    f.dm_linear({{"/dev/sdc", kUaSectors}}); // first over ub (ufs1, 0x09)
+    f.fs_and_key();
+    f.program("ufs1", 1, lblk64_fp());
+    f.io("ufs1", ev::IoOp::write, 100, 1, true, 1, dun64(0));
+    f.step("write_file", {{"path", "/mnt/d64/f"}, {"size", 4096}, {"seed", 1}}, {{"ino", kIno}});
+    // reload onto ua (ufs0, 0x0f: more capable, accepted), resume
+    f.dm_linear({{"/dev/sdb", kUaSectors}}, "to-ua", false);
+    // remove_key: dm's fan-out reaches only the live table (ufs0, where the key is not)
+    f.step("remove_key", {{"mnt", "/mnt"}, {"identifier", f.identifier()}}, {{"files_busy", false}},
+           "rm");
+    const auto v = check(f.inputs());
+    INFO(format_text(v));
+    const Verdict& x = verdict(v, 4);
+    CHECK(x.status == Status::fail);
+    CHECK_THAT(all_details(x), ContainsSubstring("ufs1 slot 1 still holds " + lblk64_fp()));
+    CHECK_THAT(all_details(x), ContainsSubstring("IV_INO_LBLK_64 key of master key"));
+    CHECK(verdict(v, 6).status == Status::pass); // the reload itself was legal
+}
+
+TEST_CASE("a malformed log line is a failure with its line number", "[checker][negative]") {
+    Fixture f;
+    f.step("sync", json::object());
+    Inputs in = f.inputs();
+    std::string bad = f.text["ufs0"];
+    bad.insert(bad.find('\n') + 1,
+               "{\"v\":1,\"seq\":1,\"t_ns\":1,\"ctrl\":\"ufs0\",\"ev\":\"bogus\"}\n");
+    in.logs["ufs0"] = parse_log_text("ufs0", bad, "ufs0.events.jsonl");
+    CHECK(in.logs["ufs0"].error_line == 2);
+    const auto v = check(in);
+    const Verdict& x = verdict(v, 0);
+    INFO(all_details(x));
+    CHECK(x.status == Status::fail);
+    CHECK_THAT(all_details(x), ContainsSubstring("ufs0.events.jsonl: line 2"));
+}
+
+TEST_CASE("a torn last line is ignored and noted", "[checker]") {
+    Fixture f;
+    f.step("sync", json::object());
+    std::string t = f.text["ufs0"] + "{\"v\":1,\"se";
+    const LogInput l = parse_log_text("ufs0", t);
+    CHECK(l.error.empty());
+    CHECK(l.torn_tail);
+    CHECK(l.events.size() == 2);
+}
+
+TEST_CASE("the reload rule: the kernel's verdict must match the model", "[checker]") {
+    for (bool kernel_accepts : {false, true}) {
+        Fixture f;
+        f.dm_linear({{"/dev/sdb", kUaSectors}}); // ufs0 0x0f
+        json table = {
+            {{"start", 0}, {"len", kUaSectors}, {"type", "linear"}, {"params", "/dev/sdc 0"}}};
+        f.step("dm_load", {{"name", "lin"}, {"table", table}},
+               kernel_accepts ? json::object() : json{{"errno_name", "EINVAL"}}, "to-fewer-du");
+        const auto v = check(f.inputs());
+        const Verdict& x = verdict(v, 6);
+        INFO(all_details(x));
+        CHECK(x.status == (kernel_accepts ? Status::fail : Status::pass));
+    }
+}
+
+TEST_CASE("a dm queue/crypto other than the intersection fails invariant 5",
+          "[checker][negative]") {
+    GoodRun g;
+    g.sysfs_wrong = true;
+    const auto v = check(g.build().inputs());
+    const Verdict& x = verdict(v, 5);
+    INFO(all_details(x));
+    CHECK(x.status == Status::fail);
+    CHECK_THAT(all_details(x), ContainsSubstring("dm device lin"));
+}
+
+TEST_CASE("crypto I/O after a wipe without reprogramming fails invariant 8",
+          "[checker][negative]") {
+    for (bool reprogram : {true, false}) {
+        Fixture f;
+        f.program("ufs0", 0, "aaaaaaaaaaaaaaaa");
+        f.io("ufs0", ev::IoOp::write, 1, 1, true, 0, 1);
+        f.step("sync", json::object());
+        f.wipe("ufs0");
+        if (reprogram) {
+            f.program("ufs0", 0, "aaaaaaaaaaaaaaaa");
+        }
+        f.emit("ufs0", ev::Enable{true, true});
+        f.io("ufs0", ev::IoOp::read, 1, 1, true, 0, 1);
+        f.step("sync", json::object());
+        const auto v = check(f.inputs());
+        const Verdict& x = verdict(v, 8);
+        INFO(all_details(x));
+        CHECK(x.status == (reprogram ? Status::pass : Status::fail));
+        if (!reprogram) {
+            CHECK_THAT(all_details(x),
+                       ContainsSubstring("before key aaaaaaaaaaaaaaaa was reprogrammed"));
+        }
+    }
+}
+
+TEST_CASE("the medium must hold the model's ciphertext of the known plaintext", "[checker]") {
+    for (bool encrypted : {true, false}) {
+        Images img;
+        Inputs in = GoodRun{}.build().inputs();
+        in.images["ua"] = img.write("ua", 1000 * 4096, 0, 16384, true);
+        in.images["ub"] = img.write("ub", 500 * 4096, 16384, 16384, encrypted);
+        const auto v = check(in);
+        const Verdict& x = verdict(v, 7);
+        INFO(all_details(x));
+        CHECK(x.level == "model (medium)");
+        CHECK_THAT(x.reason, ContainsSubstring("8 data unit(s)"));
+        CHECK(x.status == (encrypted ? Status::pass : Status::fail));
+        if (!encrypted) {
+            CHECK_THAT(all_details(x), ContainsSubstring("4 unit(s) hold the PLAINTEXT"));
+            CHECK_THAT(all_details(x), ContainsSubstring("file offset 16384"));
+        }
+    }
+}
+
+TEST_CASE("without file facts the checker falls back to consistency and says so", "[checker]") {
+    Fixture f;
+    f.step("sync", json::object());
+    f.program("ufs0", 0, "aaaaaaaaaaaaaaaa");
+    f.io("ufs0", ev::IoOp::write, 1, 1, true, 0, 5);
+    f.step("sync", json::object());
+    const auto v = check(f.inputs());
+    INFO(format_text(v));
+    CHECK_FALSE(any_failed(v));
+    CHECK(verdict(v, 1).level == "consistency");
+    CHECK(verdict(v, 2).status == Status::not_applicable);
+    CHECK(verdict(v, 4).status == Status::not_applicable);
+}
+
+TEST_CASE("verdicts serialise to JSON with one entry per invariant", "[checker]") {
+    const auto v = check(GoodRun{}.build().inputs());
+    const json j = to_json(v);
+    CHECK(j["verdicts"].size() == 9);
+    CHECK(j["ok"] == true);
+    CHECK(j["verdicts"][1]["status"] == "pass");
+    CHECK_THAT(format_text(v), ContainsSubstring("icemu-check: PASS"));
+}
+
+// models/src/events.cpp has a fast path for compact lines (checker-replay benchmark); it must
+// decode exactly what the general reader decodes and leave every rejection to it.
+TEST_CASE("the event parser's fast path agrees with the general reader", "[checker][events]") {
+    Fixture f;
+    f.program("ufs0", 3, "0123456789abcdef");
+    f.io("ufs0", ev::IoOp::write, 77, 2, true, 3, 18446744073709551615ull);
+    f.io("ufs0", ev::IoOp::read, 5, 1, false);
+    std::size_t n = 0;
+    std::string_view text = f.text["ufs0"];
+    while (!text.empty()) {
+        const auto nl = text.find('\n');
+        const std::string line(text.substr(0, nl));
+        text.remove_prefix(nl + 1);
+        ++n;
+        // Whitespace after every ':' forces the general reader; both must give the same event.
+        std::string spaced;
+        for (char c : line) {
+            spaced += c;
+            if (c == ':') {
+                spaced += ' ';
+            }
+        }
+        const ev::Event a = ev::parse_event(line, n);
+        const ev::Event b = ev::parse_event(spaced, n);
+        CHECK(ev::to_json_line(a) == ev::to_json_line(b));
+        CHECK(ev::to_json_line(a) == line);
+    }
+    CHECK(n == 5); // realize, enable, program, 2 io
+    auto error_of = [](const std::string& line) -> std::string {
+        try {
+            ev::parse_event(line, 9);
+        } catch (const ev::LogError& e) {
+            return e.what();
+        }
+        return "";
+    };
+    const std::string head = R"({"v":1,"seq":1,"t_ns":1,"ctrl":"ufs0","ev":"disarm",)";
+    for (const std::string tail :
+         {R"("slot":01})", R"("slot":1.0})", R"("slot":99999999999999999999})", R"("slot":-1})",
+          R"("slot":1,"slot":2})", R"("slot":1} )", R"("slot":1,"x":null})", R"("slot":"\u0031"})",
+          R"("slot":tru})"}) {
+        INFO(tail);
+        const std::string e = error_of(head + tail);
+        if (tail == R"("slot":1,"x":null})" || tail == R"("slot":1} )") {
+            CHECK(e.empty()); // valid JSON the fast path leaves to the general reader
+        } else {
+            CHECK_THAT(e, ContainsSubstring("line 9"));
+        }
+    }
+    CHECK(error_of(head + R"("slot":1,"extra":"x"})").empty());
+    CHECK(std::get<ev::Disarm>(ev::parse_event(head + R"("slot":7})").body).slot == 7);
+}
+
+TEST_CASE("without extents, keys are checked against the derivable set and LBLK_64 inode fields",
+          "[checker][negative]") {
+    for (int variant : {0, 1, 2}) { // 0 good, 1 underivable key, 2 wrong inode in the DUN
+        Fixture f;
+        f.step("mkfs", {{"dev", "/dev/sdb"}, {"uuid", kUuid}});
+        f.step("mount", {{"dev", "/dev/sdb"}, {"dir", "/mnt"}, {"options", "inlinecrypt"}});
+        f.step("add_key", {{"mnt", "/mnt"}, {"key", kMaster}}, {{"identifier", f.identifier()}});
+        f.step("set_policy",
+               {{"dir", "/mnt/d64"}, {"identifier", f.identifier()}, {"flags", "iv_ino_lblk_64"}},
+               {{"policy", {{"flags", 0x0b}, {"log2_data_unit_size", 0}}}});
+        f.program("ufs0", 0, variant == 1 ? std::string("1111111111111111") : lblk64_fp());
+        f.io("ufs0", ev::IoOp::write, 900, 2, true, 0,
+             variant == 2 ? dun64(0) + (1ull << 32) : dun64(0));
+        f.step("write_file", {{"path", "/mnt/d64/f"}, {"size", 8192}, {"seed", 3}},
+               {{"ino", kIno}});
+        const auto v = check(f.inputs());
+        INFO(format_text(v));
+        CHECK(verdict(v, 1).status == (variant == 1 ? Status::fail : Status::pass));
+        CHECK(verdict(v, 1).level == "model");
+        if (variant == 1) {
+            CHECK_THAT(all_details(verdict(v, 1)), ContainsSubstring("none of the keys"));
+        } else {
+            CHECK(verdict(v, 2).status == (variant == 2 ? Status::fail : Status::pass));
+            CHECK(verdict(v, 2).level == "model (inode field only)");
+        }
+        if (variant == 2) {
+            CHECK_THAT(all_details(verdict(v, 2)), ContainsSubstring("inode field 13"));
+        }
+    }
+}
