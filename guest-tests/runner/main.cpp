@@ -31,6 +31,9 @@
 #ifndef ICEMU_DEFAULT_KERNEL
 #define ICEMU_DEFAULT_KERNEL ""
 #endif
+#ifndef ICEMU_DEFAULT_CHECKER
+#define ICEMU_DEFAULT_CHECKER ""
+#endif
 #ifndef ICEMU_DEFAULT_INITRD
 #define ICEMU_DEFAULT_INITRD ""
 #endif
@@ -42,7 +45,7 @@ namespace {
 
 struct Options {
 	std::vector<std::string> scenarios;
-	std::string qemu, kernel, initrd, artifacts, junit;
+	std::string qemu, kernel, initrd, artifacts, junit, checker;
 	bool keep = false;
 	bool list = false;
 	bool crypto_off = false;
@@ -54,6 +57,7 @@ struct Options {
 	             "usage: icemu-run [--scenario FILE|NAME]... [--kernel BZIMAGE] [--qemu QEMU]\n"
 	             "                 [--initrd CPIO] [--artifacts DIR] [--keep] [--junit FILE]\n"
 	             "                 [--timeout SECONDS] [--crypto off] [--list]\n"
+	             "                 [--checker ICEMU_CHECK | --no-check]\n"
 	             "Without --scenario, runs the default set from %s.\n"
 	             "Defaults (override with the options or ICEMU_QEMU / ICEMU_KERNEL / ICEMU_INITRD):\n"
 	             "  qemu   %s\n  kernel %s\n  initrd %s\n",
@@ -71,6 +75,7 @@ Options parse_args(int argc, char** argv) {
 	o.qemu = env_or("ICEMU_QEMU", ICEMU_DEFAULT_QEMU);
 	o.kernel = env_or("ICEMU_KERNEL", ICEMU_DEFAULT_KERNEL);
 	o.initrd = env_or("ICEMU_INITRD", ICEMU_DEFAULT_INITRD);
+	o.checker = env_or("ICEMU_CHECK", ICEMU_DEFAULT_CHECKER);
 	for (int i = 1; i < argc; ++i) {
 		std::string a = argv[i];
 		auto val = [&]() -> std::string {
@@ -92,6 +97,10 @@ Options parse_args(int argc, char** argv) {
 			o.junit = val();
 		else if (a == "--timeout")
 			o.timeout = std::stod(val());
+		else if (a == "--checker")
+			o.checker = val();
+		else if (a == "--no-check")
+			o.checker.clear();
 		else if (a == "--keep")
 			o.keep = true;
 		else if (a == "--list")
@@ -394,21 +403,57 @@ bool check_inputs(const Options& o) {
 	return ok;
 }
 
+// Runs icemu-check on one scenario's artifacts and turns each invariant's verdict into a
+// test point ("not-applicable" passes, with its reason as the diagnostic).
+std::vector<TestPoint> checker_points(const std::string& checker, const std::string& scenario,
+                                      const std::string& dir) {
+	std::vector<TestPoint> out;
+	std::string json_path = dir + "/check.json";
+	std::string text = capture({checker, "--quiet", "--json", json_path, dir}, 600);
+	write_file(dir + "/check.txt", text);
+	json v;
+	try {
+		std::ifstream in(json_path);
+		v = json::parse(in);
+	} catch (const std::exception& ex) {
+		out.push_back({scenario, "icemu-check ran and judged the run", false, "",
+		               std::string("no verdicts (") + ex.what() + "): " + text, 0});
+		return out;
+	}
+	for (const auto& x : v.value("verdicts", json::array())) {
+		std::string status = x.value("status", "");
+		std::string name = "icemu-check " + x.value("name", "?") + ": " + x.value("title", "");
+		std::string diag = status + ": " + x.value("reason", "");
+		if (x.contains("details") && !x["details"].empty())
+			diag += "\n" + x["details"].dump(1);
+		out.push_back({scenario, name, status != "fail", "", diag, 0});
+	}
+	if (out.empty())
+		out.push_back({scenario, "icemu-check ran and judged the run", false, "",
+		               "icemu-check produced no verdicts: " + text, 0});
+	return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
 	Options o = parse_args(argc, argv);
 	std::vector<Scenario> scenarios;
+	std::vector<std::string> scenario_files;  // parallel to scenarios
 	try {
 		if (o.scenarios.empty()) {
 			for (const auto& f : default_scenarios()) {
 				Scenario s = load_scenario(f);
-				if (s.in_default)
+				if (s.in_default) {
 					scenarios.push_back(s);
+					scenario_files.push_back(f);
+				}
 			}
 		} else {
-			for (const auto& s : o.scenarios)
-				scenarios.push_back(load_scenario(resolve_scenario(s)));
+			for (const auto& s : o.scenarios) {
+				scenario_files.push_back(resolve_scenario(s));
+				scenarios.push_back(load_scenario(scenario_files.back()));
+			}
 		}
 	} catch (const ScenarioError& e) {
 		std::fprintf(stderr, "icemu-run: %s\n", e.what());
@@ -453,11 +498,20 @@ int main(int argc, char** argv) {
 
 	double t0 = now_s();
 	std::vector<ScenarioResult> results;
-	for (const auto& s : scenarios) {
+	for (std::size_t si = 0; si < scenarios.size(); ++si) {
+		const Scenario& s = scenarios[si];
 		std::string dir = base + "/" + s.name;
 		fs::remove_all(dir);
 		ScenarioRun run(s, o, eng, dir);
 		ScenarioResult r = run.run();
+		std::error_code cec;
+		fs::copy_file(scenario_files[si], dir + "/scenario.json", fs::copy_options::overwrite_existing,
+		              cec);
+		if (!o.checker.empty()) {
+			progress(s.name, "icemu-check (the reference models judge the run)");
+			for (auto& p : checker_points(o.checker, s.name, dir))
+				r.points.push_back(std::move(p));
+		}
 		std::size_t failed = 0;
 		for (const auto& p : r.points)
 			failed += !p.ok();
