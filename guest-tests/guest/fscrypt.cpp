@@ -173,6 +173,17 @@ json op_key_status(const json& req) {
 // set_policy: dir (created if missing; must be empty), identifier, flags
 // ("none"|"iv_ino_lblk_64"|"iv_ino_lblk_32"|"direct_key"|number), log2_data_unit_size (0 =
 // the block size), contents ("aes-256-xts"), filenames ("aes-256-cts"|"aes-256-hctr2"),
+
+// The reply form of a v2 policy (what set_policy applied / get_policy read).
+json policy_json(const PolicyV2& p) {
+	return {{"version", 2},
+	        {"contents", p.contents_encryption_mode},
+	        {"filenames", p.filenames_encryption_mode},
+	        {"flags", p.flags},
+	        {"log2_data_unit_size", p.log2_data_unit_size},
+	        {"identifier", to_hex(p.master_key_identifier, kIdentifierSize)}};
+}
+
 // padding (32).
 json op_set_policy(const json& req) {
 	std::string dir = arg_str(req, "dir");
@@ -194,13 +205,7 @@ json op_set_policy(const json& req) {
 	Fd fd(dir, O_RDONLY | O_DIRECTORY);
 	if (::ioctl(fd.get(), FS_IOC_SET_POLICY, &p) < 0)
 		throw_errno("FS_IOC_SET_ENCRYPTION_POLICY on " + dir);
-	return {{"policy",
-	         {{"version", 2},
-	          {"contents", p.contents_encryption_mode},
-	          {"filenames", p.filenames_encryption_mode},
-	          {"flags", p.flags},
-	          {"log2_data_unit_size", p.log2_data_unit_size},
-	          {"identifier", to_hex(p.master_key_identifier, kIdentifierSize)}}}};
+	return {{"policy", policy_json(p)}};
 }
 
 // get_policy: path. The v2 policy of a file or directory.
@@ -214,13 +219,7 @@ json op_get_policy(const json& req) {
 	if (a.policy.version != 2)
 		return {{"policy", {{"version", a.policy.version}}}};
 	const PolicyV2& p = a.policy.v2;
-	return {{"policy",
-	         {{"version", 2},
-	          {"contents", p.contents_encryption_mode},
-	          {"filenames", p.filenames_encryption_mode},
-	          {"flags", p.flags},
-	          {"log2_data_unit_size", p.log2_data_unit_size},
-	          {"identifier", to_hex(p.master_key_identifier, kIdentifierSize)}}}};
+	return {{"policy", policy_json(p)}};
 }
 
 }  // namespace icemu::guest
