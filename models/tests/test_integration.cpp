@@ -20,44 +20,16 @@ namespace {
 const ufshci::CryptoCap kCap{ufshci::AlgId::aes_xts, 0x0f, ufshci::KeySize::k256};
 
 // One UFS controller as Linux drives it: a blk-crypto profile on top of the register model.
-struct Controller {
-    ufshci::Engine engine;
+struct Controller : test::EngineLog {
     keyslots::Profile profile;
-    std::vector<events::Event> log;
     std::map<keyslots::KeyId, Bytes>& keys;
 
     Controller(unsigned slots, std::map<keyslots::KeyId, Bytes>& k)
-        : engine(ufshci::Config{slots, {kCap}, true, false}), profile(slots), keys(k) {
-        push(engine.realize_event());
+        : EngineLog(ufshci::Config{slots, {kCap}, true, false}, "ufs"), profile(slots), keys(k) {
         for (unsigned s = 0; s < slots; ++s) {
-            program_slot(s, Bytes(64, 0), 0); // ufshcd_init_crypto: evict every slot
+            evict_slot(s); // ufshcd_init_crypto: evict every slot
         }
         write(ufshci::kRegHce, 0x3);
-    }
-    void push(events::Body b) {
-        events::Event e;
-        e.seq = log.size();
-        e.ctrl = "ufs";
-        e.body = std::move(b);
-        log.push_back(std::move(e));
-    }
-    void write(std::uint32_t off, std::uint32_t v) {
-        for (auto& fx : engine.write(off, v)) {
-            push(std::move(fx));
-        }
-    }
-    void program_slot(unsigned slot, const Bytes& key, std::uint32_t dw16) {
-        const auto ck = cryptokey_from_xts_key(key);
-        const std::uint32_t base = ufshci::cfg_offset(slot, 0);
-        write(base + 0x40, 0);
-        for (unsigned i = 0; i < 16; ++i) {
-            write(base + 4 * i, static_cast<std::uint32_t>(ck[4 * i]) |
-                                    static_cast<std::uint32_t>(ck[4 * i + 1]) << 8 |
-                                    static_cast<std::uint32_t>(ck[4 * i + 2]) << 16 |
-                                    static_cast<std::uint32_t>(ck[4 * i + 3]) << 24);
-        }
-        write(base + 0x44, 0);
-        write(base + 0x40, dw16);
     }
     // Turns the profile's new hardware operations into MMIO.
     void flush() {
@@ -65,7 +37,7 @@ struct Controller {
             if (op.kind == keyslots::HwOp::Kind::program) {
                 program_slot(op.slot, keys.at(op.key), 0x80000008); // 4 KiB, cap 0
             } else {
-                program_slot(op.slot, Bytes(64, 0), 0);
+                evict_slot(op.slot);
             }
         }
         profile.clear_hw_ops();

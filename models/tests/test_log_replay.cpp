@@ -15,38 +15,9 @@ using icemu::models::test::random_bytes;
 namespace {
 
 // Builds a log by driving an Engine the way Linux does and recording what it predicts.
-struct LogBuilder {
-    Engine engine;
-    std::vector<events::Event> log;
+struct LogBuilder : test::EngineLog {
+    explicit LogBuilder(Config c) : EngineLog(std::move(c), "ufs0") {}
 
-    explicit LogBuilder(Config c) : engine(std::move(c)) { push(engine.realize_event()); }
-
-    void push(events::Body b) {
-        events::Event e;
-        e.seq = log.size();
-        e.ctrl = "ufs0";
-        e.body = std::move(b);
-        log.push_back(std::move(e));
-    }
-    void write(std::uint32_t off, std::uint32_t v) {
-        for (auto& fx : engine.write(off, v)) {
-            push(std::move(fx));
-        }
-    }
-    void program(unsigned slot, const Bytes& key, std::uint32_t dw16) {
-        const auto ck = cryptokey_from_xts_key(key);
-        const std::uint32_t base = kCfgBase + kCfgSlotBytes * slot;
-        write(base + 0x40, 0);
-        for (unsigned i = 0; i < 16; ++i) {
-            write(base + 4 * i, static_cast<std::uint32_t>(ck[4 * i]) |
-                                    static_cast<std::uint32_t>(ck[4 * i + 1]) << 8 |
-                                    static_cast<std::uint32_t>(ck[4 * i + 2]) << 16 |
-                                    static_cast<std::uint32_t>(ck[4 * i + 3]) << 24);
-        }
-        write(base + 0x44, 0);
-        write(base + 0x40, dw16);
-    }
-    void evict(unsigned slot) { program(slot, Bytes(64, 0), 0); }
     events::Io io(bool ce, unsigned slot, std::uint64_t lba, std::uint64_t blocks) {
         Request r{ce, slot, lba * 7, lba * 4096, blocks * 4096, CommandKind::write};
         const Outcome o = engine.submit(r);
@@ -83,17 +54,17 @@ Config cfg() {
 LogBuilder linux_session() {
     LogBuilder b(cfg());
     for (unsigned s = 0; s < 4; ++s) {
-        b.evict(s); // probe
+        b.evict_slot(s); // probe
     }
     b.write(kRegHce, 0x3);
-    b.program(0, random_bytes(64), 0x80000008);
-    b.program(1, random_bytes(32), 0x80000108);
+    b.program_slot(0, random_bytes(64), 0x80000008);
+    b.program_slot(1, random_bytes(32), 0x80000108);
     b.io(true, 0, 10, 2);
     b.io(true, 1, 11, 1);
     b.io(false, 0, 12, 1);
-    b.io(true, 2, 0, 1);                        // disarmed slot: OCS 9
-    b.program(3, random_bytes(64), 0x80000308); // capidx error
-    b.io(true, 3, 0, 1);                        // invalid: OCS 9
+    b.io(true, 2, 0, 1);                             // disarmed slot: OCS 9
+    b.program_slot(3, random_bytes(64), 0x80000308); // capidx error
+    b.io(true, 3, 0, 1);                             // invalid: OCS 9
     b.engine.inject_faults(1);
     b.io(true, 0, 13, 1);  // injected fault
     b.write(kRegHce, 0x0); // wipe on disable
@@ -144,7 +115,7 @@ TEST_CASE("replay reports success on a disarmed slot", "[replay]") {
 TEST_CASE("replay reports a program accepted with a data unit the cap does not allow", "[replay]") {
     LogBuilder b(cfg());
     b.write(kRegHce, 0x3);
-    b.program(0, random_bytes(32), 0x80000101); // cap 1 allows 4 KiB only
+    b.program_slot(0, random_bytes(32), 0x80000101); // cap 1 allows 4 KiB only
     auto& p = std::get<events::Program>(b.log.back().body);
     REQUIRE(p.error == "dusize");
     p.ok = true;
@@ -157,7 +128,7 @@ TEST_CASE("replay reports a program accepted with a data unit the cap does not a
 TEST_CASE("replay reports a missing wipe after HCE 1->0 with wipe-on-disable", "[replay]") {
     LogBuilder b(cfg());
     b.write(kRegHce, 0x3);
-    b.program(0, random_bytes(64), 0x80000008);
+    b.program_slot(0, random_bytes(64), 0x80000008);
     b.write(kRegHce, 0x0);
     REQUIRE(std::holds_alternative<events::Wipe>(b.log.back().body));
     b.log.pop_back();
