@@ -60,7 +60,7 @@ fetch_source() {
 	mkdir -p "$dir"
 	if [ ! -f "$dsc" ]; then
 		log "downloading Debian source qemu $ver"
-		(cd "$dir" && apt-get source --download-only -qq "qemu=$ver" 2>&1 | grep -v unsandboxed >&2) ||
+		(cd "$dir" && apt-get source --download-only -qq "qemu=$ver" 2>&1 | { grep -v unsandboxed >&2 || true; }) ||
 			die "could not download the qemu $ver source package"
 	fi
 	# Verify every file the .dsc lists against its SHA-256.
@@ -75,7 +75,9 @@ fetch_source() {
 VER=$(resolve_version)
 UPVER=${VER#*:}
 UPVER=${UPVER%%+*}
-KEY=$(hash_files "$HW/qemu-version" "${PATCHES[@]}" "$OVERLAY/configs/devices/x86_64-softmmu/icemu.mak" "$0")
+# Bump RECIPE when a change to this script changes the build (configure options, steps).
+RECIPE=1
+KEY=$(cache_key "$RECIPE" "$HW/qemu-version" "${PATCHES[@]}" "$OVERLAY/configs/devices/x86_64-softmmu/icemu.mak")
 TOP="$ICEMU_CACHE/qemu/$UPVER-$KEY"
 SRC="$TOP/src"
 BUILD="$TOP/build"

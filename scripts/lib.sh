@@ -29,6 +29,19 @@ hash_files() {
 	done | sha256sum | cut -c1-16
 }
 
+# cache_key RECIPE FILE... : the cache key of a build whose inputs are FILE... and whose
+# build steps are version RECIPE of the calling script. Scripts bump their RECIPE when a
+# change alters what they produce; edits that do not (messages, download handling) keep
+# the key, so they do not cost a kernel or QEMU rebuild.
+cache_key() {
+	local recipe=$1
+	shift
+	{
+		printf 'recipe %s\n' "$recipe"
+		hash_files "$@"
+	} | sha256sum | cut -c1-16
+}
+
 # run_logged LOGFILE DESCRIPTION CMD... : run a long command with its output in LOGFILE,
 # printing a heartbeat (elapsed time and the last line) every 30 s; on failure, show the tail.
 run_logged() {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build icemu's guest kernel from Debian's linux-source package (or a tree you bring).
 #
-#   build-kernel.sh [--series 7|6.12] [--source DIR] [--print-path]
+#   build-kernel.sh [--series 7|6.12] [--source DIR] [--exclude-patch NAME]... [--no-patches]
+#                   [--print-path]
 #
 # --series 7     newest linux-source-7.x the configured apt suites offer (default)
 # --series 6.12  newest linux-source-6.12 (bookworm-security/backports or trixie)
@@ -9,7 +10,8 @@
 #                fragments and patches are applied to a copy under the cache)
 #
 # The result is cached under $ICEMU_CACHE/kernel/<version>-<key>/bzImage, where key
-# hashes our config fragments, our patches and this script; a warm run only prints
+# hashes our config fragments, the patches applied and the script's RECIPE (so a kernel built
+# with --exclude-patch/--no-patches has its own key); a warm run only prints
 # the path. Compiles go through ccache ($ICEMU_CACHE/ccache).
 set -euo pipefail
 . "$(dirname "$0")/../../scripts/lib.sh"
@@ -17,11 +19,14 @@ set -euo pipefail
 SERIES=7
 SOURCE=""
 PRINT_ONLY=0
+EXCLUDE=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--series) SERIES=$2; shift 2 ;;
 	--source) SOURCE=$(cd "$2" && pwd); shift 2 ;;
 	--print-path) PRINT_ONLY=1; shift ;;
+	--exclude-patch) EXCLUDE+=("${2#patches/}"); shift 2 ;;
+	--no-patches) EXCLUDE+=('*'); shift ;;
 	*) die "unknown option $1 (see the header of $0)" ;;
 	esac
 done
@@ -33,7 +38,25 @@ case "$SERIES" in
 6.12) FRAGMENTS+=("$KDIR/icemu-6.12.config") ;;
 *) die "unsupported --series $SERIES (use 7 or 6.12)" ;;
 esac
-PATCHES=("$KDIR"/patches/*.patch)
+PATCHES=()
+for p in "$KDIR"/patches/*.patch; do
+	skip=0
+	for x in ${EXCLUDE[@]+"${EXCLUDE[@]}"}; do
+		# shellcheck disable=SC2053 # NAME may be a glob
+		[[ $(basename "$p") == $x ]] && skip=1
+	done
+	if [ "$skip" = 1 ]; then
+		[ "$PRINT_ONLY" = 1 ] || log "not applying $(basename "$p") (--exclude-patch/--no-patches)"
+	else
+		PATCHES+=("$p")
+	fi
+done
+for x in ${EXCLUDE[@]+"${EXCLUDE[@]}"}; do
+	# shellcheck disable=SC2053
+	matched=0
+	for p in "$KDIR"/patches/*.patch; do [[ $(basename "$p") == $x ]] && matched=1; done
+	[ "$matched" = 1 ] || die "--exclude-patch $x matches no file in $KDIR/patches"
+done
 
 # The Debian package that provides the requested series: newest version in any suite.
 resolve_package() {
@@ -57,7 +80,7 @@ fetch_deb() {
 	f=$(ls "$dir/${pkg}_${ver//:/%3a}_all.deb" 2>/dev/null || true)
 	if [ -z "$f" ]; then
 		log "downloading $pkg $ver (about 170 MB)"
-		(cd "$dir" && apt-get download -q "$pkg=$ver" 2>&1 | grep -v 'unsandboxed' >&2) ||
+		(cd "$dir" && apt-get download -q "$pkg=$ver" 2>&1 | { grep -v unsandboxed >&2 || true; }) ||
 			die "could not download $pkg=$ver from the mirror"
 		f=$(ls "$dir/${pkg}_${ver//:/%3a}_all.deb")
 	fi
@@ -72,7 +95,9 @@ else
 	read -r PKG PKGVER < <(resolve_package)
 	SRCID="$PKGVER"
 fi
-KEY=$(hash_files "${FRAGMENTS[@]}" "${PATCHES[@]}" "$0")
+# Bump RECIPE when a change to this script changes the kernel it builds.
+RECIPE=1
+KEY=$(cache_key "$RECIPE" "${FRAGMENTS[@]}" ${PATCHES[@]+"${PATCHES[@]}"})
 OUT="$ICEMU_CACHE/kernel/$SRCID-$KEY"
 
 if [ -f "$OUT/bzImage" ]; then
@@ -99,7 +124,7 @@ else
 	rm -rf "$OUT/unpack"
 fi
 
-for p in "${PATCHES[@]}"; do
+for p in ${PATCHES[@]+"${PATCHES[@]}"}; do
 	log "applying $(basename "$p")"
 	patch -p1 -s -N -d "$TREE" <"$p" || die "patch $(basename "$p") does not apply to $SRCID"
 done
