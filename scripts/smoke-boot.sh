@@ -48,7 +48,7 @@ log "booting $(basename "$kernel") on $(basename "$qemu") with ufs,$props"
 start=$(date +%s.%N)
 timeout 300 "$qemu" -M q35 -accel tcg -nodefaults -display none -no-reboot -m 256M \
 	-serial stdio -kernel "$kernel" -initrd "$work/initrd.gz" \
-	-append "console=ttyS0 panic=-1 loglevel=4" \
+	-append "console=ttyS0 panic=-1 no_timer_check loglevel=4" \
 	-device "ufs,id=ufs0,$props" \
 	-drive "if=none,id=lu0,file=$work/lu0.img,format=raw" \
 	-device ufs-lu,bus=ufs0,lun=0,drive=lu0 >"$work/console.log" 2>&1 || true

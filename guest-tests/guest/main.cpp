@@ -104,6 +104,9 @@ const std::map<std::string, OpFn>& ops() {
 	    {"set_policy", op_set_policy},   {"get_policy", op_get_policy},
 	    {"write_file", op_write_file},   {"read_file", op_read_file},
 	    {"file_info", op_file_info},     {"remove_file", op_remove_file},
+	    {"write_files", op_write_files}, {"read_files", op_read_files},
+	    {"write_dev", op_write_dev},     {"read_dev", op_read_dev},     {"dm_message", op_dm_message},
+	    {"bench_io", op_bench_io},
 	};
 	return m;
 }

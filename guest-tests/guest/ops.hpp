@@ -40,6 +40,18 @@ json op_read_file(const json& req);
 json op_file_info(const json& req);
 json op_remove_file(const json& req);
 
+// multifile.cpp: known-pattern I/O on several files from several threads (keyslot pressure)
+json op_write_files(const json& req);
+json op_read_files(const json& req);
+
+// blockdev.cpp: known-pattern raw device I/O (pattern addressed by device offset), dm messages
+json op_write_dev(const json& req);
+json op_read_dev(const json& req);
+json op_dm_message(const json& req);
+
+// bench.cpp: timed O_DIRECT I/O for bench/icemu-bench
+json op_bench_io(const json& req);
+
 void drop_caches();  // sync + "3" > drop_caches
 
 }  // namespace icemu::guest

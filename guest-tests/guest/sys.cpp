@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <regex>
 #include <sys/mount.h>
+#include <sys/statvfs.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -198,6 +199,11 @@ json op_mount(const json& req) {
 	unsigned long flags = arg_bool(req, "readonly", false) ? MS_RDONLY : 0;
 	if (::mount(dev.c_str(), dir.c_str(), fstype.c_str(), flags, opts.empty() ? nullptr : opts.c_str()) < 0)
 		throw_errno("mount " + dev + " on " + dir + " (" + fstype + ", " + opts + ")");
+	// The filesystem's block size (the data-unit size of policies without
+	// log2_data_unit_size), for the checker.
+	struct statvfs sv{};
+	if (::statvfs(dir.c_str(), &sv) == 0)
+		return {{"block_size", sv.f_bsize}};
 	return json::object();
 }
 

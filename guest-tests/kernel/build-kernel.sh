@@ -52,8 +52,8 @@ for p in "$KDIR"/patches/*.patch; do
 	fi
 done
 for x in ${EXCLUDE[@]+"${EXCLUDE[@]}"}; do
-	# shellcheck disable=SC2053
 	matched=0
+	# shellcheck disable=SC2053 # NAME may be a glob
 	for p in "$KDIR"/patches/*.patch; do [[ $(basename "$p") == $x ]] && matched=1; done
 	[ "$matched" = 1 ] || die "--exclude-patch $x matches no file in $KDIR/patches"
 done

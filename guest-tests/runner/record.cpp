@@ -1,6 +1,7 @@
 #include "record.hpp"
 
 #include <algorithm>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -10,7 +11,7 @@ namespace icemu::runner {
 
 json RunRecord::to_json() const {
 	json steps_j = json::array();
-	for (const auto& st : steps)
+	for (const auto& st : steps) {
 		steps_j.push_back({{"index", st.index},
 		                   {"op", st.op},
 		                   {"label", st.label},
@@ -19,6 +20,9 @@ json RunRecord::to_json() const {
 		                   {"expect", st.expect},
 		                   {"seconds", st.seconds},
 		                   {"error", st.error}});
+		if (!st.skipped.empty())
+			steps_j.back()["skipped"] = st.skipped;
+	}
 	json snaps = json::array();
 	for (std::size_t i = 0; i < snapshots.size(); ++i) {
 		json s = {{"after_step", i}, {"crypto_state", snapshots[i]}};
@@ -61,9 +65,19 @@ std::map<std::string, json> map_disks(const Scenario& s, const json& disks_reply
 				return d;
 		return nullptr;
 	};
+	// an eMMC's user area is mmcblkN (not its mmcblkNbootM / rpmb partitions)
+	auto find_emmc = [&](const std::string& pci) -> json {
+		static const std::regex user_area("^mmcblk[0-9]+$");
+		for (const auto& d : disks)
+			if (d.value("pci", json()).is_string() && d["pci"] == pci &&
+			    std::regex_match(d.value("name", std::string()), user_area))
+				return d;
+		return nullptr;
+	};
 	for (std::size_t i = 0; i < s.controllers.size(); ++i)
 		for (const auto& lu : s.controllers[i].lus)
-			m[lu.name] = find(ufs_pci_addr(i), static_cast<long>(lu.lun));
+			m[lu.name] = s.controllers[i].is_emmc() ? find_emmc(ufs_pci_addr(i))
+			                                        : find(ufs_pci_addr(i), static_cast<long>(lu.lun));
 	for (std::size_t j = 0; j < s.virtio_disks.size(); ++j)
 		m[s.virtio_disks[j].name] = find(virtio_blk_pci_addr(j), -1);
 	return m;
@@ -287,11 +301,29 @@ json intersect_crypto(const std::vector<json>& children) {
 	return out;
 }
 
+std::string guest_release(const RunRecord& r) {
+	return r.hello.is_object() ? r.hello.value("release", std::string()) : std::string();
+}
+
+std::string kernel_skip_reason(const std::string& cond, const RunRecord& r) {
+	if (cond.empty())
+		return "";
+	std::string rel = guest_release(r);
+	if (kernel_matches(cond, rel))
+		return "";
+	return "needs kernel " + cond + ", the guest runs " + rel;
+}
+
 TestPoint check_step(const Scenario& s, const StepRecord& st) {
 	TestPoint p;
 	p.scenario = s.name;
 	p.name = describe_step(st);
 	p.seconds = st.seconds;
+	if (!st.skipped.empty()) {
+		p.passed = true;
+		p.skip = st.skipped;
+		return p;
+	}
 	const json& x = st.expect.is_object() ? st.expect : s.steps[st.index - 1].expect;
 	std::ostringstream why;
 	if (!st.error.empty()) {
@@ -332,6 +364,11 @@ TestPoint check_expectation(const Scenario& s, const Expectation& x, const RunRe
 	auto ref = [&](const char* key, const char* dflt) { return step_ref(s, j.contains(key) ? j[key] : json(dflt)); };
 	std::ostringstream why;
 	try {
+		if (std::string skip = kernel_skip_reason(x.kernel, r); !skip.empty()) {
+			p.passed = true;
+			p.skip = skip;
+			return p;
+		}
 		if (x.kind == "kmsg") {
 			std::string needle = j.at("contains").get<std::string>();
 			bool absent = j.value("absent", false);

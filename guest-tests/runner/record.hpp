@@ -20,6 +20,7 @@ struct StepRecord {
 	json expect;   // the step's expectations after substitution (null: the scenario's)
 	double seconds = 0;
 	std::string error;  // runner-side failure (timeout, substitution, QMP error)
+	std::string skipped;  // non-empty: not run on this guest kernel (the step's "kernel" condition)
 };
 
 struct Event {
@@ -54,6 +55,11 @@ Lookup base_lookup(const Scenario& s, const RunRecord& r);
 
 TestPoint check_step(const Scenario& s, const StepRecord& st);
 TestPoint check_expectation(const Scenario& s, const Expectation& x, const RunRecord& r);
+
+// The guest kernel's release from the hello ("" before boot).
+std::string guest_release(const RunRecord& r);
+// "" when `cond` holds for the guest kernel, else the SKIP reason ("needs kernel >=7, guest runs 6.12.117").
+std::string kernel_skip_reason(const std::string& cond, const RunRecord& r);
 
 // The crypto capabilities (queue/crypto facts) that a dm device over `children` must show:
 // min max_dun_bits, AND of each mode's data-unit mask, raw_keys if all have it; null if no

@@ -23,7 +23,9 @@ std::string tap_line(std::size_t number, const TestPoint& p) {
 	std::ostringstream o;
 	o << (p.ok() && !p.is_xfail() ? "ok " : "not ok ") << number << " - " << one_line(p.scenario)
 	  << ": " << one_line(p.name);
-	if (p.is_xfail())
+	if (!p.skip.empty())
+		o << " # SKIP " << one_line(p.skip);
+	else if (p.is_xfail())
 		o << " # TODO " << one_line(p.xfail);
 	else if (!p.xfail.empty() && p.passed)
 		o << " (XPASS: expected to fail: " << one_line(p.xfail) << ")";
@@ -77,7 +79,7 @@ std::string junit_report(const std::vector<ScenarioResult>& results) {
 		for (const auto& p : r.points) {
 			++tests;
 			failures += !p.ok();
-			skipped += p.is_xfail();
+			skipped += p.is_xfail() || !p.skip.empty();
 		}
 	std::ostringstream o;
 	o << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
@@ -87,7 +89,7 @@ std::string junit_report(const std::vector<ScenarioResult>& results) {
 		std::size_t f = 0, sk = 0;
 		for (const auto& p : r.points) {
 			f += !p.ok();
-			sk += p.is_xfail();
+			sk += p.is_xfail() || !p.skip.empty();
 		}
 		char secs[32];
 		std::snprintf(secs, sizeof secs, "%.3f", r.seconds);
@@ -97,12 +99,14 @@ std::string junit_report(const std::vector<ScenarioResult>& results) {
 			std::snprintf(secs, sizeof secs, "%.3f", p.seconds);
 			o << "    <testcase classname=\"icemu." << xml_escape(r.name) << "\" name=\""
 			  << xml_escape(p.name) << "\" time=\"" << secs << "\"";
-			if (p.ok() && !p.is_xfail()) {
+			if (p.ok() && !p.is_xfail() && p.skip.empty()) {
 				o << "/>\n";
 				continue;
 			}
 			o << ">\n";
-			if (p.is_xfail())
+			if (!p.skip.empty())
+				o << "      <skipped message=\"" << xml_escape(p.skip) << "\"/>\n";
+			else if (p.is_xfail())
 				o << "      <skipped message=\"xfail: " << xml_escape(p.xfail) << "\">"
 				  << xml_escape(p.diag) << "</skipped>\n";
 			else
@@ -120,12 +124,14 @@ std::string junit_report(const std::vector<ScenarioResult>& results) {
 }
 
 std::string summary_line(const std::vector<ScenarioResult>& results, double seconds) {
-	std::size_t checks = 0, passed = 0, failed = 0, xfail = 0, sc_failed = 0;
+	std::size_t checks = 0, passed = 0, failed = 0, xfail = 0, sc_failed = 0, skipped = 0;
 	for (const auto& r : results) {
 		sc_failed += !r.ok();
 		for (const auto& p : r.points) {
 			++checks;
-			if (p.is_xfail())
+			if (!p.skip.empty())
+				++skipped;
+			else if (p.is_xfail())
 				++xfail;
 			else if (p.ok())
 				++passed;
@@ -136,7 +142,10 @@ std::string summary_line(const std::vector<ScenarioResult>& results, double seco
 	char b[256];
 	std::snprintf(b, sizeof b, "icemu: %s — %zu scenario(s), %zu failed; %zu checks: %zu passed, %zu failed, %zu xfail; %.1fs",
 	              sc_failed ? "FAIL" : "PASS", results.size(), sc_failed, checks, passed, failed, xfail, seconds);
-	return b;
+	std::string out = b;
+	if (skipped)
+		out.insert(out.rfind(';'), ", " + std::to_string(skipped) + " skipped");
+	return out;
 }
 
 }  // namespace icemu::runner

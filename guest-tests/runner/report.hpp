@@ -3,6 +3,7 @@
 // the check passes, so a fixed kernel bug cannot go unnoticed.
 #pragma once
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace icemu::runner {
@@ -14,10 +15,22 @@ struct TestPoint {
 	std::string xfail;    // non-empty: expected to fail, with this reason
 	std::string diag;     // why it failed (or what was observed)
 	double seconds = 0;
+	std::string skip;  // non-empty: not applicable to this guest kernel (TAP "# SKIP reason")
 
-	// The verdict after applying xfail.
-	bool ok() const { return xfail.empty() ? passed : !passed; }
-	bool is_xfail() const { return !xfail.empty() && !passed; }
+	TestPoint() = default;
+	TestPoint(std::string scenario_, std::string name_, bool passed_, std::string xfail_, std::string diag_,
+	          double seconds_)
+	    : scenario(std::move(scenario_)), name(std::move(name_)), passed(passed_), xfail(std::move(xfail_)),
+	      diag(std::move(diag_)), seconds(seconds_) {}
+	static TestPoint skipped(std::string scenario_, std::string name_, std::string reason) {
+		TestPoint p(std::move(scenario_), std::move(name_), true, "", "", 0);
+		p.skip = std::move(reason);
+		return p;
+	}
+
+	// The verdict after applying xfail (a skipped point passes).
+	bool ok() const { return !skip.empty() || (xfail.empty() ? passed : !passed); }
+	bool is_xfail() const { return skip.empty() && !xfail.empty() && !passed; }
 };
 
 struct ScenarioResult {
@@ -25,6 +38,7 @@ struct ScenarioResult {
 	std::vector<TestPoint> points;
 	double seconds = 0;
 	std::string artifacts;  // kept directory, empty if deleted
+	std::string skip;       // non-empty: the scenario does not apply to the guest kernel
 	bool ok() const;
 };
 

@@ -1,5 +1,6 @@
 #include "scenario.hpp"
 
+#include <cctype>
 #include <fstream>
 #include <regex>
 #include <set>
@@ -32,11 +33,12 @@ const std::set<std::string> kGuestOps = {
     "drop_caches", "kmsg",     "dm_create",  "dm_load",    "dm_resume",  "dm_suspend",
     "dm_remove", "dm_table",   "dm_clear",   "add_key",    "remove_key", "key_status",
     "set_policy", "get_policy", "write_file", "read_file", "file_info",  "remove_file",
-    "poweroff"};
+    "poweroff",  "write_dev",  "read_dev",   "dm_message", "write_files", "read_files",
+    "bench_io"};
 const std::set<std::string> kHostOps = {"inject"};
 const std::set<std::string> kKinds = {"kmsg",       "disk_crypto", "counter", "events",
                                       "key_on_all", "keys_evicted", "reply"};
-const std::set<std::string> kStepMeta = {"op", "label", "expect", "save", "timeout_s", "note"};
+const std::set<std::string> kStepMeta = {"op", "label", "expect", "save", "timeout_s", "note", "kernel"};
 
 template <class T>
 T get_or(const json& j, const char* key, T dflt) {
@@ -77,6 +79,9 @@ Scenario parse_scenario(const json& j) {
 			check_name("controller", ctl.id);
 			if (!ctrl_ids.insert(ctl.id).second)
 				throw ScenarioError("duplicate controller id " + ctl.id);
+			ctl.type = get_or<std::string>(c, "type", "ufs");
+			if (ctl.type != "ufs" && ctl.type != "emmc")
+				throw ScenarioError("controller " + ctl.id + ": type must be \"ufs\" or \"emmc\"");
 			ctl.crypto = get_or<bool>(c, "crypto", true);
 			if (c.contains("keyslots"))
 				ctl.keyslots = c["keyslots"].get<unsigned>();
@@ -87,6 +92,18 @@ Scenario parse_scenario(const json& j) {
 			if (c.contains("mcq_maxq"))
 				ctl.mcq_maxq = c["mcq_maxq"].get<unsigned>();
 			ctl.log_keys = get_or<bool>(c, "log_keys", false);
+			if (ctl.is_emmc()) {
+				if (ctl.mcq || c.contains("mcq_maxq") || c.contains("lus"))
+					throw ScenarioError("controller " + ctl.id +
+					                    ": an emmc controller has no mcq and no lus (give \"name\" and \"size\")");
+				Lu lu;
+				lu.name = c.at("name").get<std::string>();
+				check_name("disk", lu.name);
+				if (!disk_names.insert(lu.name).second)
+					throw ScenarioError("duplicate disk name " + lu.name);
+				lu.size = parse_size(c.at("size"));
+				ctl.lus.push_back(lu);
+			}
 			for (const auto& l : member(c, "lus", true)) {
 				Lu lu;
 				lu.name = l.at("name").get<std::string>();
@@ -126,6 +143,8 @@ Scenario parse_scenario(const json& j) {
 			step.expect = member(st, "expect", false);
 			step.save = member(st, "save", false);
 			step.timeout_s = get_or<double>(st, "timeout_s", 60);
+			step.kernel = get_or<std::string>(st, "kernel", "");
+			validate_kernel_condition(step.kernel);
 			for (const auto& [k, v] : st.items())
 				if (!kStepMeta.count(k))
 					step.args[k] = v;
@@ -133,6 +152,10 @@ Scenario parse_scenario(const json& j) {
 		}
 		if (s.steps.empty())
 			throw ScenarioError("no steps");
+		s.kernel = get_or<std::string>(j, "kernel", "");
+		validate_kernel_condition(s.kernel);
+		for (const auto& [k, v] : member(j, "checker_xfail", false).items())
+			s.checker_xfail[k] = v.get<std::string>();
 		for (const auto& e : member(j, "expect", true)) {
 			Expectation x;
 			x.kind = e.at("kind").get<std::string>();
@@ -141,6 +164,8 @@ Scenario parse_scenario(const json& j) {
 			x.name = get_or<std::string>(e, "name", x.kind);
 			if (e.contains("xfail"))
 				x.xfail = e["xfail"].get<std::string>();
+			x.kernel = get_or<std::string>(e, "kernel", "");
+			validate_kernel_condition(x.kernel);
 			x.spec = e;
 			s.expectations.push_back(x);
 		}
@@ -190,6 +215,58 @@ std::size_t step_ref(const Scenario& s, const json& ref) {
 		if (s.steps[i].label == r)
 			return i + 1;
 	throw ScenarioError("unknown step label '" + r + "'");
+}
+
+namespace {
+
+// "7.3.4-foo" -> {7, 3, 4}; stops at the first component that does not start with a digit.
+std::vector<unsigned long> version_parts(const std::string& v) {
+	std::vector<unsigned long> out;
+	std::size_t i = 0;
+	while (i < v.size() && std::isdigit(static_cast<unsigned char>(v[i]))) {
+		std::size_t end = i;
+		while (end < v.size() && std::isdigit(static_cast<unsigned char>(v[end])))
+			++end;
+		out.push_back(std::stoul(v.substr(i, end - i)));
+		if (end >= v.size() || v[end] != '.')
+			break;
+		i = end + 1;
+	}
+	return out;
+}
+
+const std::regex& kernel_cond_re() {
+	static const std::regex re("^\\s*(>=|<=|==|>|<)\\s*([0-9]+(\\.[0-9]+)*)\\s*$");
+	return re;
+}
+
+}  // namespace
+
+void validate_kernel_condition(const std::string& cond) {
+	if (!cond.empty() && !std::regex_match(cond, kernel_cond_re()))
+		throw ScenarioError("bad kernel condition '" + cond + "' (want e.g. \">=7\" or \"<6.13\")");
+}
+
+bool kernel_matches(const std::string& cond, const std::string& release) {
+	if (cond.empty())
+		return true;
+	std::smatch m;
+	if (!std::regex_match(cond, m, kernel_cond_re()))
+		throw ScenarioError("bad kernel condition '" + cond + "'");
+	std::vector<unsigned long> want = version_parts(m[2].str()), got = version_parts(release);
+	if (got.empty())
+		throw ScenarioError("cannot read a version from the guest's release '" + release + "'");
+	got.resize(want.size(), 0);
+	const std::string op = m[1].str();
+	if (op == ">=")
+		return got >= want;
+	if (op == ">")
+		return got > want;
+	if (op == "<=")
+		return got <= want;
+	if (op == "<")
+		return got < want;
+	return got == want;
 }
 
 json substitute(const json& v, const Lookup& vars) {

@@ -27,6 +27,10 @@ struct Lu {
 
 struct Controller {
 	std::string id;  // qdev id, e.g. "ufs0"
+	// "ufs", or "emmc": sdhci-pci with cqhci=on and a soldered eMMC (issue 7); its one disk is
+	// lus[0] (lun 0), given as "name" and "size" on the controller.
+	std::string type = "ufs";
+	bool is_emmc() const { return type == "emmc"; }
 	bool crypto = true;
 	std::optional<unsigned> keyslots;
 	std::string caps;  // crypto-caps, empty = device default
@@ -48,6 +52,7 @@ struct Step {
 	json expect = json::object();  // {"ok":bool,"errno":"EINVAL","kmsg":"...","reply":{ptr:value}}
 	json save = json::object();    // {"var": "/json/pointer/or/field"} from the reply
 	double timeout_s = 60;
+	std::string kernel;  // "" or a condition like ">=7": run only on such guest kernels
 	bool host_only() const { return op == "inject"; }
 };
 
@@ -56,6 +61,7 @@ struct Expectation {
 	std::string kind;
 	json spec;
 	std::optional<std::string> xfail;  // reason; the check is expected to fail
+	std::string kernel;                // "" or a condition like ">=7" (else reported as SKIP)
 };
 
 struct Scenario {
@@ -72,6 +78,8 @@ struct Scenario {
 	std::map<std::string, json> vars;
 	std::vector<Step> steps;
 	std::vector<Expectation> expectations;
+	std::string kernel;  // "" or a condition the guest kernel must meet (else the scenario is SKIPped)
+	std::map<std::string, std::string> checker_xfail;  // icemu-check verdict name -> known-bug reason
 	json raw;  // the file as read
 };
 
@@ -94,6 +102,12 @@ Scenario load_scenario(const std::string& path);
 // Index of a step reference: "boot" -> 0, "end" -> steps.size(), a label or a 1-based
 // number -> that step's index (1-based). Throws ScenarioError if unknown.
 std::size_t step_ref(const Scenario& s, const json& ref);
+
+// Kernel conditions ("kernel": ">=7", "<6.13", "==6.12"): an operator (>=, >, <=, <, ==) and a
+// dotted version; the guest's hello release ("7.3.4", "6.12.117-icemu") is compared on as many
+// components as the condition gives. Throws ScenarioError on bad syntax.
+void validate_kernel_condition(const std::string& cond);
+bool kernel_matches(const std::string& cond, const std::string& release);
 
 // Replaces ${name} / ${name.attr} in every string of v. A string that is exactly one
 // reference to a number becomes that number. Unknown names throw ScenarioError.

@@ -516,7 +516,8 @@ events::Realize Engine::realize_event() const {
 namespace icemu::models::ufshci {
 
 LogReplay::LogReplay(const events::Realize& realize)
-    : wipe_on_disable_(realize.wipe_on_disable), slots_(realize.slots) {
+    : wipe_on_disable_(realize.wipe_on_disable), cqhci_(realize.frontend == "cqhci"),
+      slots_(realize.slots) {
     for (const auto& c : realize.caps) {
         caps_.push_back(CryptoCap{static_cast<AlgId>(c.algid), static_cast<std::uint8_t>(c.sdusb),
                                   static_cast<KeySize>(c.ks)});
@@ -671,7 +672,8 @@ void LogReplay::check_io(std::uint64_t seq, const events::Io& io) {
         mismatch(seq, "a refused request must have status -1 and bytes 0");
     }
     // Check order of docs/device.md "Errors".
-    if (!is_read_write(io.opcode)) {
+    // The CQHCI front end only runs CMD46/47 data tasks (EXECUTE_READ/WRITE_TASK) with CE.
+    if (!(cqhci_ ? io.opcode == 46 || io.opcode == 47 : is_read_write(io.opcode))) {
         if (got != "opcode" || io.ocs != kOcsInvalidCryptoConfig) {
             mismatch(seq, "CE on opcode " + std::to_string(io.opcode) +
                               " must be refused with OCS 9 error \"opcode\"");

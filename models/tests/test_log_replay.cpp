@@ -180,3 +180,23 @@ TEST_CASE("replay reports CE on a non-READ/WRITE opcode that was not refused", "
     REQUIRE(m.size() == 1);
     CHECK_THAT(m[0].what, ContainsSubstring("\"opcode\""));
 }
+
+TEST_CASE("replay accepts CE on CMD46/47 from the CQHCI front end only", "[replay]") {
+    auto b = linux_session();
+    for (auto& e : b.log) {
+        if (auto* io = std::get_if<events::Io>(&e.body)) {
+            io->opcode = 47; // CMD47 EXECUTE_WRITE_TASK
+            io->queue = "cq:3";
+        }
+    }
+    std::get<events::Realize>(b.log.at(0).body).frontend = "cqhci";
+    const auto m = replay(b.log);
+    for (const auto& x : m) {
+        UNSCOPED_INFO(x.seq << ": " << x.what);
+    }
+    CHECK(m.empty());
+    std::get<events::Realize>(b.log.at(0).body).frontend = "ufs";
+    const auto u = replay(b.log);
+    REQUIRE_FALSE(u.empty());
+    CHECK_THAT(u[0].what, ContainsSubstring("CE on opcode 47 must be refused"));
+}

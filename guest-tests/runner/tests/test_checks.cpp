@@ -146,3 +146,42 @@ TEST_CASE("the event log parser keeps byte offsets and ignores a torn last line"
 	CHECK(ev[2].offset == 26);
 	CHECK(ev[2].e["ev"] == "io");
 }
+
+TEST_CASE("a step or expectation for another kernel is a SKIP, not a pass or a failure") {
+	Scenario s = scen();
+	RunRecord r = record(false);  // the key stays in ufs0: the keys_evicted check would fail
+	r.hello["release"] = "6.12.117";
+	Expectation x = s.expectations[0];
+	x.kernel = ">=7";
+	TestPoint p = check_expectation(s, x, r);
+	CHECK(p.ok());
+	CHECK(p.skip == "needs kernel >=7, the guest runs 6.12.117");
+	x.kernel = "<7";
+	TestPoint q = check_expectation(s, x, r);
+	CHECK(q.skip.empty());
+	CHECK_FALSE(q.ok());  // applies on 6.12 and fails
+	StepRecord st = r.steps[3];
+	st.reply = nullptr;
+	st.skipped = "needs kernel >=7, the guest runs 6.12.117";
+	TestPoint sp = check_step(s, st);
+	CHECK(sp.ok());
+	CHECK(sp.skip == st.skipped);
+	CHECK(r.to_json().dump().find("skipped") == std::string::npos);
+	r.steps[3] = st;
+	CHECK(r.to_json()["steps"][3]["skipped"] == st.skipped);
+}
+
+TEST_CASE("an emmc controller's disk is the mmcblk user area on its PCI slot, not a boot partition") {
+	Scenario s = parse_scenario(json::parse(R"({
+	  "name": "e",
+	  "controllers": [{"id": "ufs0", "lus": [{"name": "ua", "size": "16M"}]},
+	                  {"id": "emmc0", "type": "emmc", "name": "ea", "size": "64M"}],
+	  "steps": [{"op": "sysinfo"}]})"));
+	json disks = json::array();
+	disks.push_back({{"name", "mmcblk0boot0"}, {"pci", ufs_pci_addr(1)}, {"lun", nullptr}});
+	disks.push_back({{"name", "sda"}, {"pci", ufs_pci_addr(0)}, {"lun", 0}});
+	disks.push_back({{"name", "mmcblk0"}, {"pci", ufs_pci_addr(1)}, {"lun", nullptr}});
+	auto m = map_disks(s, {{"disks", disks}});
+	CHECK(m["ua"]["name"] == "sda");
+	CHECK(m["ea"]["name"] == "mmcblk0");
+}

@@ -32,7 +32,7 @@ TEST_CASE("the command line has a fast minimal q35 machine with QMP and the gues
 		CHECK(has(a, x));
 	CHECK(has(a, "socket,id=qmp,path=/a/qmp.sock"));
 	CHECK(has(a, "virtserialport,bus=vser.0,chardev=guest,name=org.icemu.0"));
-	CHECK(has(a, "console=ttyS0 quiet panic=-1 rdinit=/init foo=1"));
+	CHECK(has(a, "console=ttyS0 quiet panic=-1 no_timer_check rdinit=/init foo=1"));
 	CHECK(has(a, "2"));  // -smp
 }
 
@@ -66,4 +66,22 @@ TEST_CASE("PCI addresses of controllers and disks are fixed by their index") {
 TEST_CASE("shell_join quotes only what needs quoting") {
 	CHECK(shell_join({"qemu", "-append", "console=ttyS0 quiet", "it's"}) ==
 	      "qemu -append 'console=ttyS0 quiet' 'it'\\''s'");
+}
+
+TEST_CASE("an emmc controller is sdhci-pci with a CQHCI, a soldered eMMC and the same crypto properties") {
+	Scenario s = parse_scenario(json::parse(R"({
+	  "name": "e",
+	  "controllers": [
+	    {"id": "ufs0", "lus": [{"name": "ua", "size": "16M"}]},
+	    {"id": "emmc0", "type": "emmc", "keyslots": 4, "caps": "aes-xts-256:0x09", "name": "ea", "size": "64M"}],
+	  "steps": [{"op": "sysinfo"}]})"));
+	MachinePaths p{"/q", "/k", "/i", "/a"};
+	auto a = qemu_argv(s, p, EngineOptions{});
+	CHECK(has(a, "if=none,id=emmc0-emmc,file=/a/emmc0-lu0-ea.img,format=raw"));
+	CHECK(has(a, "sdhci-pci,id=emmc0,addr=0x05,cqhci=on,emmc-drive=emmc0-emmc,crypto=on,crypto-log=clog-emmc0,"
+	             "crypto-keyslots=4,crypto-caps=aes-xts-256:0x09"));
+	CHECK(has(a, "file,id=clog-emmc0,path=/a/emmc0.events.jsonl"));
+	CHECK_FALSE(has_substr(a, "bus=emmc0"));
+	auto b = qemu_argv(s, p, EngineOptions{true, true});
+	CHECK(has(b, "sdhci-pci,id=emmc0,addr=0x05,cqhci=on,emmc-drive=emmc0-emmc,crypto=off"));
 }

@@ -50,3 +50,14 @@ TEST_CASE("the summary is one line with the verdict and counts") {
 	CHECK(s.find("FAIL") != std::string::npos);
 	CHECK(s.find("4 checks: 1 passed, 2 failed, 1 xfail") != std::string::npos);
 }
+
+TEST_CASE("a skipped point is TAP ok with a SKIP directive and JUnit skipped") {
+	auto res = sample();
+	res[0].points.push_back(TestPoint::skipped("s", "7.x only", "needs kernel >=7, the guest runs 6.12.117"));
+	std::string t = tap_report(res);
+	CHECK(t.find("ok 5 - s: 7.x only # SKIP needs kernel >=7, the guest runs 6.12.117\n") != std::string::npos);
+	std::string x = junit_report(res);
+	CHECK(x.find("skipped=\"2\"") != std::string::npos);
+	CHECK(x.find("<skipped message=\"needs kernel &gt;=7, the guest runs 6.12.117\"/>") != std::string::npos);
+	CHECK(summary_line(res, 1).find("1 xfail, 1 skipped;") != std::string::npos);
+}

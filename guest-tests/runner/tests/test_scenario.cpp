@@ -37,6 +37,31 @@ TEST_CASE("a minimal scenario parses into machine, steps and expectations") {
 	CHECK(s.expectations[0].xfail == "known bug");
 }
 
+TEST_CASE("an emmc controller has one disk given by name and size, and no LUs or MCQ") {
+	Scenario s = parse_scenario(json::parse(R"({
+	  "name": "e",
+	  "controllers": [{"id": "emmc0", "type": "emmc", "keyslots": 8, "name": "ea", "size": "64M"}],
+	  "steps": [{"op": "sysinfo"}]})"));
+	REQUIRE(s.controllers.size() == 1);
+	const Controller& c = s.controllers[0];
+	CHECK(c.is_emmc());
+	CHECK(c.keyslots == 8u);
+	REQUIRE(c.lus.size() == 1);
+	CHECK(c.lus[0].name == "ea");
+	CHECK(c.lus[0].lun == 0);
+	CHECK(c.lus[0].size == 64u << 20);
+	CHECK_FALSE(parse_scenario(json::parse(R"({"name": "t", "steps": [{"op": "sysinfo"}],
+	  "controllers": [{"id": "ufs0", "lus": [{"name": "ua", "size": "16M"}]}]})")).controllers[0].is_emmc());
+	for (const char* bad : {
+	         R"({"id": "e0", "type": "sd", "name": "ea", "size": "64M"})",
+	         R"({"id": "e0", "type": "emmc", "size": "64M"})",
+	         R"({"id": "e0", "type": "emmc", "name": "ea", "size": "64M", "mcq": true})",
+	         R"({"id": "e0", "type": "emmc", "name": "ea", "size": "64M", "lus": [{"name": "ub", "size": "1M"}]})"}) {
+		json j = {{"name", "t"}, {"controllers", json::array({json::parse(bad)})}, {"steps", json::array({{{"op", "sysinfo"}}})}};
+		CHECK_THROWS_AS(parse_scenario(j), ScenarioError);
+	}
+}
+
 TEST_CASE("step references resolve labels, numbers, boot and end") {
 	Scenario s = parse_scenario(minimal());
 	CHECK(step_ref(s, "boot") == 0);
@@ -90,4 +115,37 @@ TEST_CASE("every shipped scenario file parses") {
 		INFO(e.path().string());
 		CHECK_NOTHROW(load_scenario(e.path().string()));
 	}
+}
+
+TEST_CASE("kernel conditions compare the guest release on the components they name") {
+	CHECK(kernel_matches(">=7", "7.3.4"));
+	CHECK_FALSE(kernel_matches(">=7", "6.12.117"));
+	CHECK(kernel_matches("<7", "6.12.117-icemu"));
+	CHECK_FALSE(kernel_matches("<7", "7.0.0"));
+	CHECK(kernel_matches("==6.12", "6.12.117"));
+	CHECK_FALSE(kernel_matches("==6.12", "6.1.2"));
+	CHECK(kernel_matches("<6.13", "6.12.117"));
+	CHECK(kernel_matches(">6.12", "7.3.4"));
+	CHECK_FALSE(kernel_matches(">6.12", "6.12.117"));
+	CHECK(kernel_matches("<=7.3", "7.3.4"));
+	CHECK(kernel_matches("", "anything"));
+	CHECK_THROWS_AS(validate_kernel_condition("7"), ScenarioError);
+	CHECK_THROWS_AS(validate_kernel_condition(">= seven"), ScenarioError);
+	CHECK_THROWS_AS(kernel_matches(">=7", "unknown"), ScenarioError);
+}
+
+TEST_CASE("kernel conditions and checker xfails are read from steps, expectations and the scenario") {
+	json j = minimal();
+	j["kernel"] = ">=7";
+	j["steps"][0]["kernel"] = "<7";
+	j["expect"][0]["kernel"] = ">=7";
+	j["checker_xfail"] = {{"medium", "known bug"}};
+	Scenario s = parse_scenario(j);
+	CHECK(s.kernel == ">=7");
+	CHECK(s.steps[0].kernel == "<7");
+	CHECK_FALSE(s.steps[0].args.contains("kernel"));  // not sent to the guest
+	CHECK(s.expectations[0].kernel == ">=7");
+	CHECK(s.checker_xfail.at("medium") == "known bug");
+	j["steps"][1]["kernel"] = "7.x";
+	CHECK_THROWS_AS(parse_scenario(j), ScenarioError);
 }

@@ -116,6 +116,7 @@ struct Disk {
     bool crypto_ctrl = false; ///< the scenario says crypto: true
     std::string caps;         ///< scenario caps string ("" = device default)
     unsigned keyslots = 32;
+    bool emmc = false; ///< sdhci-pci + CQHCI ("type": "emmc"): 32-bit DUNs, 512-byte blocks
 };
 
 struct Segment {
@@ -123,7 +124,71 @@ struct Segment {
     std::string type;
     std::string dev;          ///< first device token
     std::uint64_t offset = 0; ///< sectors on `dev` (linear/flakey)
+    /// striped: chunk size (sectors) and (device token, start sector) per stripe.
+    std::uint64_t chunk = 0;
+    std::vector<std::pair<std::string, std::uint64_t>> stripes;
+    /// inlinecrypt (7.x drivers/md/dm-inlinecrypt.c inlinecrypt_ctr): `<cipher> <hex key>
+    /// <iv_offset> <dev> <start> [<#opts> sector_size:N ...]`; `dev`/`offset` hold dev/start.
+    Bytes ic_key;
+    std::uint64_t ic_iv_offset = 0;
+    unsigned ic_sector_bits = 9;
 };
+
+/// A range written with write_dev through a dm-inlinecrypt segment: a "file" whose key is the
+/// table's key and whose DUN is dm-inlinecrypt's (iv_offset + sector in target) / (sector_size /
+/// 512) (inlinecrypt_map). The pattern is addressed by the dm device's byte offset.
+struct InlineRange {
+    std::string dm; ///< dm device name
+    Bytes key;
+    std::uint64_t seg_start = 0; ///< sectors on the dm device
+    std::uint64_t iv_offset = 0;
+    unsigned sector_bits = 9;
+};
+
+struct IcRemoval {
+    std::size_t step;
+    std::string what;
+    std::map<std::string, std::string> keys; ///< fp -> what
+};
+
+/// The device tokens a target's iterate_devices yields (7.3.4 / 6.12 drivers/md): linear,
+/// flakey `<dev> <off> ...`; striped `<n> <chunk> (<dev> <off>){n}`; thin-pool `<meta> <data>
+/// ...` (pool_iterate_devices: data only); thin `<pool> <id> [<origin>]` (thin_iterate_devices:
+/// pool only); crypt, inlinecrypt `<cipher> <key> <iv_off> <dev> <start>`; delay `<dev> <off>
+/// <ms> [<dev> <off> <ms> [<dev> <off> <ms>]]`. Other types: every token (a superset).
+std::vector<std::string> target_device_tokens(const std::string& type,
+                                              const std::vector<std::string>& toks) {
+    std::vector<std::string> out;
+    auto take = [&](std::size_t i) {
+        if (i < toks.size()) {
+            out.push_back(toks[i]);
+        }
+    };
+    if (type == "linear" || type == "flakey" || type == "thin") {
+        take(0);
+    } else if (type == "thin-pool") {
+        take(1);
+    } else if (type == "crypt" || type == "inlinecrypt") {
+        take(3);
+    } else if (type == "delay") {
+        take(0);
+        take(3);
+        take(6);
+    } else if (type == "striped") {
+        std::uint64_t n = 0;
+        try {
+            n = toks.empty() ? 0 : std::stoull(toks[0]);
+        } catch (const std::exception&) {
+            n = 0;
+        }
+        for (std::uint64_t k = 0; k < n; ++k) {
+            take(2 + 2 * k);
+        }
+    } else {
+        out = toks;
+    }
+    return out;
+}
 
 struct DmState {
     dm::DmDevice model;
@@ -164,6 +229,9 @@ struct FileF {
     json extents;
     SegMap segs; ///< dm tables live when the file was written (or inspected)
     std::optional<dm::Profile> dev_profile; ///< the fs device's profile at write time
+    std::optional<InlineRange> ic;          ///< a write_dev range under dm-inlinecrypt
+    std::string ic_dev;                     ///< its segment's underlying device token
+    std::uint64_t ic_dev_off = 0;           ///< byte offset on ic_dev of the range's start
 };
 
 struct LoadCheck {
@@ -220,6 +288,10 @@ struct FileModel {
     std::map<std::string, std::uint64_t> ce_writes, plain_writes, any_writes;
 
     std::uint64_t dun_at(std::uint64_t file_off) const {
+        if (f->ic) {
+            const std::uint64_t sector_in_target = file_off / 512 - f->ic->seg_start;
+            return (f->ic->iv_offset + sector_in_target) >> (f->ic->sector_bits - 9);
+        }
         return fc::dun(policy, file_off >> du_bits, f->ino, hashed);
     }
 };
@@ -316,6 +388,7 @@ private:
     std::vector<LoadCheck> loads_;
     std::vector<SysfsCheck> sysfs_;
     std::vector<RemovalCheck> removals_;
+    std::vector<IcRemoval> ic_removals_; ///< dm_remove of devices with dm-inlinecrypt keys
     std::vector<std::string> identifier_checks_, identifier_fails_;
     bool have_steps_ = false;
 
@@ -363,10 +436,14 @@ void Checker::load_disks() {
     };
     if (sc.is_object()) {
         for (const auto& c : at(sc, "controllers")) {
-            for (const auto& lu : at(c, "lus")) {
+            // an eMMC controller's one disk is named on the controller (runner scenario.cpp)
+            const bool emmc = str(c, "type") == "emmc";
+            const json lus = emmc ? json::array({{{"name", str(c, "name")}, {"lun", 0}}}) : at(c, "lus");
+            for (const auto& lu : lus) {
                 Disk d;
                 d.name = str(lu, "name");
                 d.ctrl = str(c, "id");
+                d.emmc = emmc;
                 d.lun = static_cast<unsigned>(u64(lu, "lun"));
                 d.crypto_ctrl = c.value("crypto", true);
                 d.caps = str(c, "caps");
@@ -404,6 +481,17 @@ std::optional<std::string> Checker::resolve(const std::string& token) const {
     return std::nullopt;
 }
 
+namespace {
+// CQHCI crypto has 32-bit DUNs (Linux cqhci_crypto_init: max_dun_bytes_supported = 4); the
+// capability registers are UFSHCI's.
+dm::CryptoCaps cqhci_dun(dm::CryptoCaps p, bool cqhci) {
+    if (cqhci) {
+        p.max_dun_bytes = 4;
+    }
+    return p;
+}
+} // namespace
+
 dm::Profile Checker::lu_profile(const Disk& d) const {
     if (d.ctrl.empty() || !d.crypto_ctrl) {
         return std::nullopt;
@@ -417,15 +505,16 @@ dm::Profile Checker::lu_profile(const Disk& d) const {
                                              static_cast<std::uint8_t>(c.sdusb),
                                              static_cast<uc::KeySize>(c.ks)});
             }
-            return dm::ufs_profile(caps, r->slots);
+            return cqhci_dun(dm::ufs_profile(caps, r->slots), d.emmc || r->frontend == "cqhci");
         }
     }
     if (in_.run.is_object() && !in_.run.value("engine", true)) {
         return std::nullopt; // QEMU without the engine: the controller has no crypto
     }
     try {
-        return dm::ufs_profile(uc::parse_crypto_caps(d.caps.empty() ? "aes-xts-256:0x0f" : d.caps),
-                               d.keyslots);
+        return cqhci_dun(dm::ufs_profile(uc::parse_crypto_caps(d.caps.empty() ? "aes-xts-256:0x0f" : d.caps),
+                                         d.keyslots),
+                         d.emmc);
     } catch (const std::exception&) {
         return std::nullopt;
     }
@@ -481,7 +570,24 @@ void Checker::map_range(const SegMap& segs, const std::string& token, std::uint6
     for (const auto& s : it->second) {
         const std::uint64_t a = s.start * 512, b = (s.start + s.len) * 512;
         const std::uint64_t lo = std::max(off, a), hi = std::min(off + len, b);
-        if (lo >= hi || (s.type != "linear" && s.type != "flakey")) {
+        if (lo >= hi) {
+            continue;
+        }
+        if (s.type == "striped" && s.chunk && !s.stripes.empty()) {
+            // dm-stripe stripe_map_sector: chunk = x / chunk_size; stripe = chunk % n; the
+            // device sector is stripe start + (chunk / n) * chunk_size + x % chunk_size.
+            const std::uint64_t cb = s.chunk * 512, n = s.stripes.size();
+            for (std::uint64_t x = lo - a; x < hi - a;) {
+                const std::uint64_t chunk = x / cb, in = x % cb;
+                const std::uint64_t piece = std::min(cb - in, hi - a - x);
+                const auto& [dev, dstart] = s.stripes[chunk % n];
+                map_range(segs, dev, dstart * 512 + (chunk / n) * cb + in, piece,
+                          file_off + (a + x - off), file, out, depth + 1);
+                x += piece;
+            }
+            continue;
+        }
+        if (s.type != "linear" && s.type != "flakey" && s.type != "delay") {
             continue;
         }
         map_range(segs, s.dev, lo - a + s.offset * 512, hi - lo, file_off + (lo - off), file, out,
@@ -519,6 +625,9 @@ void Checker::walk_steps() {
     record_sysfs(0, at(boot, "disks"));
     for (std::size_t i = 1; i <= steps.size(); ++i) {
         const json& st = steps[i - 1];
+        if (st.contains("skipped")) {
+            continue; // not run on this kernel (the step's "kernel" condition)
+        }
         const std::string op = str(st, "op");
         const json& rq = at(st, "request");
         const json& rp = at(st, "reply");
@@ -549,15 +658,49 @@ void Checker::walk_steps() {
                 }
                 dm::Target tg;
                 tg.type = s.type;
-                if ((s.type == "linear" || s.type == "flakey") && toks.size() >= 2) {
+                // delay with one device group maps reads and writes like linear
+                if ((s.type == "linear" || s.type == "flakey" ||
+                     (s.type == "delay" && toks.size() == 3)) &&
+                    toks.size() >= 2) {
                     s.dev = toks[0];
                     try {
                         s.offset = std::stoull(toks[1]);
                     } catch (const std::exception&) {
                         s.dev.clear(); // not a linear "DEV OFFSET": not mapped
                     }
+                } else if (s.type == "inlinecrypt" && toks.size() >= 5 && toks[1][0] != ':') {
+                    try {
+                        s.ic_key = models::from_hex(toks[1]);
+                        s.ic_iv_offset = std::stoull(toks[2]);
+                        s.dev = toks[3];
+                        s.offset = std::stoull(toks[4]);
+                        for (std::size_t k = 6; k < toks.size(); ++k) {
+                            if (toks[k].rfind("sector_size:", 0) == 0) {
+                                const unsigned long ss = std::stoul(toks[k].substr(12));
+                                while ((1ul << s.ic_sector_bits) < ss && s.ic_sector_bits < 12) {
+                                    ++s.ic_sector_bits;
+                                }
+                            }
+                        }
+                    } catch (const std::exception&) {
+                        s.ic_key.clear(); // unparsable: not modelled
+                        s.dev.clear();
+                    }
+                } else if (s.type == "striped" && toks.size() >= 4) {
+                    try {
+                        const std::uint64_t n = std::stoull(toks[0]);
+                        s.chunk = std::stoull(toks[1]);
+                        for (std::uint64_t k = 0; k < n && 3 + 2 * k < toks.size(); ++k) {
+                            s.stripes.emplace_back(toks[2 + 2 * k], std::stoull(toks[3 + 2 * k]));
+                        }
+                        if (s.stripes.size() != n) {
+                            s.stripes.clear();
+                        }
+                    } catch (const std::exception&) {
+                        s.stripes.clear(); // not "<n> <chunk> (<dev> <off>){n}": not mapped
+                    }
                 }
-                for (const auto& w : toks) {
+                for (const auto& w : target_device_tokens(s.type, toks)) {
                     auto r = resolve(w);
                     if (r) {
                         tg.devices.push_back(*r);
@@ -595,7 +738,60 @@ void Checker::walk_steps() {
                 it->second.inactive.clear();
             }
         } else if (op == "dm_remove" && ok) {
+            // inlinecrypt_dtr evicts the table's key from its underlying device (7.x)
+            auto it = dms_.find(str(rq, "name"));
+            if (it != dms_.end()) {
+                IcRemoval rc{i, step_name(i) + " " + it->first, {}};
+                for (const auto* segs : {&it->second.live, &it->second.inactive}) {
+                    for (const auto& sg : *segs) {
+                        if (sg.type == "inlinecrypt" && !sg.ic_key.empty()) {
+                            rc.keys[models::key_fingerprint(sg.ic_key)] =
+                                "dm-inlinecrypt key of " + it->first;
+                        }
+                    }
+                }
+                if (!rc.keys.empty()) {
+                    ic_removals_.push_back(std::move(rc));
+                }
+            }
             dms_.erase(str(rq, "name"));
+        } else if (op == "write_dev" && ok) {
+            // A known-pattern write to a dm-inlinecrypt device: one modelled range per segment.
+            const std::string dev = str(rq, "dev");
+            const auto r = resolve(dev);
+            const std::uint64_t off = u64(rq, "offset"), len = u64(rq, "size");
+            if (r && r->rfind("dm:", 0) == 0) {
+                auto it = dms_.find(r->substr(3));
+                for (const auto& sg : it == dms_.end() ? std::vector<Segment>{} : it->second.live) {
+                    const std::uint64_t a = sg.start * 512, b = (sg.start + sg.len) * 512;
+                    const std::uint64_t lo = std::max(off, a), hi = std::min(off + len, b);
+                    if (sg.type != "inlinecrypt" || sg.ic_key.empty() || lo >= hi) {
+                        continue;
+                    }
+                    FileF f;
+                    f.path = "write_dev " + dev + " [" + std::to_string(lo) + ", " +
+                             std::to_string(hi) + ")";
+                    f.written = true;
+                    f.have_info = true;
+                    f.write_step = i;
+                    f.seed = u64(rq, "seed");
+                    f.size =
+                        hi; // pattern offsets are device offsets; units below lo are not mapped
+                    f.segs = live_segs();
+                    f.ic = InlineRange{it->first, sg.ic_key, sg.start, sg.ic_iv_offset,
+                                       sg.ic_sector_bits};
+                    f.ic_dev = sg.dev;
+                    f.ic_dev_off = sg.offset * 512 + (lo - a);
+                    f.extents = json::array({{{"logical", lo}, {"length", hi - lo}}});
+                    f.dev_profile = profile_of(sg.dev);
+                    for (auto& old : files_) {
+                        if (old.ic && old.path == f.path && old.end_step == kNever) {
+                            old.end_step = i;
+                        }
+                    }
+                    files_.push_back(std::move(f));
+                }
+            }
         } else if (op == "disks" && ok) {
             record_sysfs(i, at(rp, "disks"));
         } else if (op == "mkfs" && ok) {
@@ -617,6 +813,15 @@ void Checker::walk_steps() {
             if (auto m = mkfs_.find(f.dev); m != mkfs_.end()) {
                 f.uuid = m->second.first;
                 f.blkbits = m->second.second;
+            }
+            // The mounted filesystem's block size as the guest reports it (statvfs) wins
+            // over the one derived from the mkfs request.
+            if (const std::uint64_t bs = u64(rp, "block_size", 0); bs >= 512 && bs <= 65536) {
+                unsigned bits = 9;
+                while ((1ull << bits) < bs) {
+                    ++bits;
+                }
+                f.blkbits = bits;
             }
             fss_.push_back(f);
         } else if (op == "umount" && ok) {
@@ -731,6 +936,47 @@ void Checker::walk_steps() {
                 f->nonce = models::from_hex(rp["nonce"].get<std::string>());
             }
             f->extents = at(rp, "extents");
+        } else if (op == "write_files" && ok) {
+            // Several files written concurrently in one step; the reply carries each file's
+            // file_info facts (inode, nonce, extents) taken after all of them were written.
+            const json& facts = at(rp, "files");
+            for (const auto& e : at(rq, "files")) {
+                const std::string path = str(e, "path");
+                for (auto& f : files_) {
+                    if (f.path == path && f.end_step == kNever) {
+                        f.end_step = i;
+                    }
+                }
+                FileF f;
+                f.path = path;
+                f.written = true;
+                f.write_step = i;
+                f.seed = u64(e, "seed");
+                f.size = u64(e, "size");
+                for (const auto& fi : facts) {
+                    if (str(fi, "path") != path) {
+                        continue;
+                    }
+                    f.have_info = true;
+                    f.info_step = i;
+                    f.size = u64(fi, "size", f.size);
+                    if (fi.contains("ino")) {
+                        f.ino = u64(fi, "ino");
+                        f.have_ino = true;
+                    }
+                    if (fi.contains("nonce") && fi["nonce"].is_string()) {
+                        f.nonce = models::from_hex(fi["nonce"].get<std::string>());
+                    }
+                    f.extents = at(fi, "extents");
+                }
+                f.segs = live_segs();
+                for (const auto& fsys : fss_) {
+                    if (fsys.umount_step == kNever && starts_under(path, fsys.mnt)) {
+                        f.dev_profile = profile_of(fsys.dev);
+                    }
+                }
+                files_.push_back(std::move(f));
+            }
         } else if (op == "remove_file" && ok) {
             for (auto& f : files_) {
                 if (f.path == str(rq, "path") && f.end_step == kNever) {
@@ -748,6 +994,35 @@ void Checker::build_file_models() {
         FileModel m;
         m.f = &f;
         m.path = f.path;
+        if (f.ic) {
+            m.encrypted = true;
+            m.predictable = true;
+            m.key = f.ic->key;
+            m.key_fp = models::key_fingerprint(m.key);
+            m.policy_name = "dm-inlinecrypt " + f.ic->dm;
+            m.du_bits = f.ic->sector_bits;
+            m.from = f.write_step;
+            m.to = f.end_step;
+            m.on_dm = resolve(f.ic_dev).value_or("").rfind("dm:", 0) == 0;
+            // blk_crypto_config_supported_natively: mode + data unit + DUN bytes of the device
+            const std::uint64_t max_dun = f.ic->iv_offset + (f.size / 512 - f.ic->seg_start);
+            unsigned dun_bytes = 1;
+            while (dun_bytes < 8 && (max_dun >> (8 * dun_bytes)) != 0) {
+                ++dun_bytes;
+            }
+            if (f.dev_profile && f.dev_profile->has_value()) {
+                const auto& caps = **f.dev_profile;
+                m.native =
+                    (caps.modes[1] & (1u << m.du_bits)) != 0 && caps.max_dun_bytes >= dun_bytes;
+            }
+            const std::uint64_t lo = u64(f.extents[0], "logical"),
+                                len = u64(f.extents[0], "length");
+            map_range(f.segs, f.ic_dev, f.ic_dev_off, len, lo, fms_.size(), pieces_, 0);
+            derivable_.emplace(m.key_fp, std::pair{"the dm-inlinecrypt key of " + f.ic->dm,
+                                                   fc::Policy::v2_default});
+            fms_.push_back(std::move(m));
+            continue;
+        }
         const std::size_t when = f.written ? f.write_step : f.info_step;
         m.from = f.written ? f.write_step : 1;
         m.to = f.end_step;
@@ -1148,6 +1423,9 @@ void Checker::replay_all() {
     for (const auto& rc : removals_) {
         checkpoints_.insert(rc.step);
     }
+    for (const auto& rc : ic_removals_) {
+        checkpoints_.insert(rc.step);
+    }
     for (const auto& [ctrl, log] : in_.logs) {
         replay(log);
     }
@@ -1449,6 +1727,42 @@ Verdict Checker::v4_removal() {
         if (v.details.size() < opt_.max_details) {
             v.details.push_back(rc.what + ": " + std::to_string(keys.size()) +
                                 " derived key(s) checked on every controller");
+        }
+    }
+    for (const auto& rc : ic_removals_) {
+        ++checked;
+        std::set<std::string> seen;
+        auto report = [&](const std::string& ctrl, unsigned slot, const std::string& fp,
+                          const char* src) {
+            if (!seen.insert(ctrl + "/" + std::to_string(slot) + "/" + src).second) {
+                return;
+            }
+            ++fails;
+            v.details.push_back("after " + rc.what + ": " + ctrl + " slot " + std::to_string(slot) +
+                                " still holds " + fp + " (" + rc.keys.at(fp) + ") [" + src + "]");
+        };
+        for (const auto& [ctrl, r] : res_) {
+            auto it = r.slots_at.find(rc.step);
+            if (r.have_marks && it != r.slots_at.end()) {
+                for (const auto& [slot, fp] : it->second) {
+                    if (rc.keys.count(fp)) {
+                        report(ctrl, slot, fp, "event log");
+                    }
+                }
+            }
+        }
+        if (rc.step < snaps.size()) {
+            for (const auto& [ctrl, st] : at(snaps[rc.step], "crypto_state").items()) {
+                for (const auto& sl : at(st, "slots")) {
+                    const std::string fp = str(sl, "key_fp");
+                    if (sl.value("armed", false) && rc.keys.count(fp)) {
+                        report(ctrl, static_cast<unsigned>(u64(sl, "slot")), fp, "QMP snapshot");
+                    }
+                }
+            }
+        }
+        if (v.details.size() < opt_.max_details) {
+            v.details.push_back(rc.what + ": dm-inlinecrypt key(s) checked on every controller");
         }
     }
     if (checked == 0 && fails == 0) {

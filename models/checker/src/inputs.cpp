@@ -105,7 +105,11 @@ Inputs load_artifacts(const std::string& dir, const std::string& scenario_path) 
     // Images: <ctrl>-lu<N>-<name>.img and virtio-<name>.img (cmdline.cpp lu_image/virtio_image).
     if (in.scenario.is_object()) {
         for (const auto& c : in.scenario.value("controllers", json::array())) {
-            for (const auto& lu : c.value("lus", json::array())) {
+            // an eMMC controller's one disk is named on the controller (runner scenario.cpp)
+            const json lus = c.value("type", "ufs") == "emmc"
+                                 ? json::array({{{"name", c.value("name", "")}, {"lun", 0}}})
+                                 : c.value("lus", json::array());
+            for (const auto& lu : lus) {
                 const std::string name = lu.value("name", "");
                 const fs::path p = d / (c.value("id", "") + "-lu" +
                                         std::to_string(lu.value("lun", 0)) + "-" + name + ".img");

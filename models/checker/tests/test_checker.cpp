@@ -231,6 +231,7 @@ struct Fixture {
 struct GoodRun {
     bool shift_dun = false, wrong_key = false, plaintext = false, miss_evict_ufs1 = false;
     bool sysfs_wrong = false;
+    bool as_write_files = false; ///< one write_files step instead of write_file + file_info
 
     Fixture build() const {
         Fixture f;
@@ -256,18 +257,25 @@ struct GoodRun {
             f.io("ufs1", ev::IoOp::write, 500, 4, true, 0,
                  dun64(4) + (shift_dun ? kUaSectors * 512 / 4096 : 0));
         }
-        f.step("write_file", {{"path", "/mnt/d64/f"}, {"size", 32768}, {"seed", 7}},
-               {{"ino", kIno}, {"size", 32768}});
-        f.step("file_info", {{"path", "/mnt/d64/f"}},
-               {{"ino", kIno},
-                {"size", 32768},
-                {"nonce", "000102030405060708090a0b0c0d0e0f"},
-                {"extents",
-                 {{{"logical", 0}, {"physical", 1000 * 4096}, {"length", 16384}, {"flags", 0}},
-                  {{"logical", 16384},
-                   {"physical", kUaSectors * 512 + 500 * 4096},
-                   {"length", 16384},
-                   {"flags", 1}}}}});
+        json info = {{"ino", kIno},
+                     {"size", 32768},
+                     {"nonce", "000102030405060708090a0b0c0d0e0f"},
+                     {"extents",
+                      {{{"logical", 0}, {"physical", 1000 * 4096}, {"length", 16384}, {"flags", 0}},
+                       {{"logical", 16384},
+                        {"physical", kUaSectors * 512 + 500 * 4096},
+                        {"length", 16384},
+                        {"flags", 1}}}}};
+        if (as_write_files) {
+            json req = {{"path", "/mnt/d64/f"}, {"size", 32768}, {"seed", 7}};
+            info["path"] = "/mnt/d64/f";
+            f.step("write_files", {{"files", json::array({req})}, {"threads", 1}},
+                   {{"files", json::array({info})}, {"threads", 1}});
+        } else {
+            f.step("write_file", {{"path", "/mnt/d64/f"}, {"size", 32768}, {"seed", 7}},
+                   {{"ino", kIno}, {"size", 32768}});
+            f.step("file_info", {{"path", "/mnt/d64/f"}}, info);
+        }
         f.evict("ufs0", 0);
         if (!miss_evict_ufs1 && !plaintext) {
             f.evict("ufs1", 0);
@@ -345,6 +353,32 @@ TEST_CASE("a known-good dm run over two controllers passes every applicable inva
     CHECK(verdict(v, 7).status == Status::pass);
     CHECK(verdict(v, 8).status == Status::not_applicable);
     CHECK_THAT(verdict(v, 2).reason, ContainsSubstring("4 data unit(s)"));
+}
+
+TEST_CASE("write_files facts (several files, file_info per file) are used like write_file + "
+          "file_info",
+          "[checker]") {
+    GoodRun g;
+    g.as_write_files = true;
+    const auto v = check(g.build().inputs());
+    INFO(format_text(v));
+    CHECK_FALSE(any_failed(v));
+    CHECK(verdict(v, 1).level == "model");
+    CHECK(verdict(v, 2).status == Status::pass);
+    CHECK_THAT(verdict(v, 2).reason, ContainsSubstring("4 data unit(s)"));
+    CHECK(verdict(v, 7).status == Status::pass);
+}
+
+TEST_CASE("a wrong key under write_files facts fails invariant 1 at model level",
+          "[checker][negative]") {
+    GoodRun g;
+    g.as_write_files = true;
+    g.wrong_key = true;
+    const auto v = check(g.build().inputs());
+    const Verdict& x = verdict(v, 1);
+    INFO(all_details(x));
+    CHECK(x.status == Status::fail);
+    CHECK_THAT(all_details(x), ContainsSubstring("the fscrypt model expects " + lblk64_fp()));
 }
 
 TEST_CASE("a missed eviction on one of two devices fails invariant 4, naming device and slot",
@@ -635,4 +669,244 @@ TEST_CASE("without extents, keys are checked against the derivable set and LBLK_
             CHECK_THAT(all_details(verdict(v, 2)), ContainsSubstring("inode field 13"));
         }
     }
+}
+
+namespace {
+
+// dm-striped "lin" over ua (ufs0) and ub (ufs1): 2 stripes of 128-sector (64 KiB) chunks. An
+// IV_INO_LBLK_64 file of 128 KiB at dm byte 1 MiB: chunk 16 -> stripe 0 (ua) row 8 (LU byte
+// 512 KiB, LBA 128) holds file bytes 0..64 KiB, chunk 17 -> stripe 1 (ub) row 8 (LBA 128) holds
+// 64..128 KiB (dm-stripe.c stripe_map_sector).
+Fixture striped_run(std::uint64_t ub_dun_shift) {
+    Fixture f;
+    f.step("dm_create", {{"name", "lin"}}, {{"sysname", "dm-0"}, {"dev", "254:0"}});
+    f.step("dm_load", {{"name", "lin"},
+                       {"table",
+                        {{{"start", 0},
+                          {"len", 2 * kUaSectors},
+                          {"type", "striped"},
+                          {"params", "2 128 /dev/sdb 0 /dev/sdc 0"}}}}});
+    f.step("dm_resume", {{"name", "lin"}});
+    f.fs_and_key();
+    const std::string fp = lblk64_fp();
+    f.program("ufs0", 0, fp);
+    f.program("ufs1", 0, fp);
+    f.io("ufs0", ev::IoOp::write, 128, 16, true, 0, dun64(0));
+    f.io("ufs1", ev::IoOp::write, 128, 16, true, 0, dun64(16) + ub_dun_shift);
+    f.step("write_file", {{"path", "/mnt/d64/f"}, {"size", 131072}, {"seed", 7}},
+           {{"ino", kIno}, {"size", 131072}});
+    f.step(
+        "file_info", {{"path", "/mnt/d64/f"}},
+        {{"ino", kIno},
+         {"size", 131072},
+         {"extents", {{{"logical", 0}, {"physical", 1 << 20}, {"length", 131072}, {"flags", 1}}}}});
+    return f;
+}
+
+// A dm-thin pool "pool" (metadata on the virtio disk vd, data on ub) and a thin device "thin".
+Fixture thin_run() {
+    Fixture f;
+    f.scenario["virtio_disks"] = {{{"name", "vd"}, {"size", "8M"}}};
+    f.run["disk_map"]["vd"] = {{"name", "vda"}, {"dev_path", "/dev/vda"}, {"dev", "253:0"}};
+    f.step("dm_create", {{"name", "pool"}}, {{"sysname", "dm-0"}, {"dev", "254:0"}});
+    f.step("dm_load", {{"name", "pool"},
+                       {"table",
+                        {{{"start", 0},
+                          {"len", kUbSectors},
+                          {"type", "thin-pool"},
+                          {"params", "/dev/vda /dev/sdc 128 0"}}}}});
+    f.step("dm_resume", {{"name", "pool"}});
+    f.step("dm_create", {{"name", "thin"}}, {{"sysname", "dm-1"}, {"dev", "254:1"}});
+    f.step("dm_load", {{"name", "thin"},
+                       {"table",
+                        {{{"start", 0},
+                          {"len", kUbSectors},
+                          {"type", "thin"},
+                          {"params", "/dev/mapper/pool 0"}}}}});
+    f.step("dm_resume", {{"name", "thin"}});
+    json crypto = {
+        {"max_dun_bits", 64}, {"num_keyslots", 0}, {"modes", {{"AES-256-XTS", "0x1200"}}}};
+    f.step("disks", json::object(),
+           {{"disks",
+             {Fixture::lu_disk("sdb", 8, "0x1e00"),
+              Fixture::lu_disk("sdc", 4, "0x1200"),
+              {{"name", "vda"}, {"crypto", nullptr}},
+              {{"name", "dm-0"}, {"dm_name", "pool"}, {"crypto", crypto}},
+              {{"name", "dm-1"}, {"dm_name", "thin"}, {"crypto", crypto}}}}});
+    return f;
+}
+
+} // namespace
+
+TEST_CASE("striped segments map file extents onto each stripe's LU", "[checker]") {
+    const auto v = check(striped_run(0).inputs());
+    INFO(format_text(v));
+    CHECK_FALSE(any_failed(v));
+    CHECK(verdict(v, 2).status == Status::pass);
+    CHECK_THAT(verdict(v, 2).reason, ContainsSubstring("4 data unit(s)"));
+    CHECK(verdict(v, 3).status == Status::pass);
+}
+
+TEST_CASE("a DUN off by one chunk on the second stripe fails invariant 2", "[checker][negative]") {
+    const auto v = check(striped_run(16).inputs());
+    const Verdict& x = verdict(v, 2);
+    INFO(all_details(x));
+    CHECK(x.status == Status::fail);
+    CHECK_THAT(all_details(x), ContainsSubstring("ufs1 seq"));
+    CHECK_THAT(all_details(x), ContainsSubstring("+16 units"));
+}
+
+TEST_CASE("thin-pool passes crypto from its data device only, on 7.x but not on 6.12",
+          "[checker]") {
+    const Fixture f = thin_run();
+    const auto v7 = check(f.inputs());
+    INFO(format_text(v7));
+    CHECK(verdict(v7, 5).status == Status::pass);
+    CHECK_THAT(all_details(verdict(v7, 5)), ContainsSubstring("dm device thin: matches"));
+    Options o612;
+    o612.kernel = icemu::models::dm::KernelVersion::v6_12;
+    const auto v6 = check(f.inputs(), o612);
+    const Verdict& x = verdict(v6, 5);
+    INFO(all_details(x));
+    CHECK(x.status == Status::fail);
+    CHECK_THAT(all_details(x), ContainsSubstring("dm device pool: present, the model says absent"));
+}
+
+TEST_CASE("steps the runner skipped for the kernel are not fed to the models", "[checker]") {
+    Fixture f;
+    f.scenario["virtio_disks"] = {{{"name", "vd"}, {"size", "8M"}}};
+    f.run["disk_map"]["vd"] = {{"name", "vda"}, {"dev_path", "/dev/vda"}, {"dev", "253:0"}};
+    f.step("dm_create", {{"name", "lin"}}, {{"sysname", "dm-0"}, {"dev", "254:0"}});
+    // a first table over the non-crypto disk, skipped: had it run, the dm device would have no
+    // queue/crypto directory for good
+    f.run["steps"].push_back(
+        {{"index", f.run["steps"].size() + 1},
+         {"op", "dm_load"},
+         {"label", ""},
+         {"request",
+          {{"op", "dm_load"},
+           {"name", "lin"},
+           {"table",
+            {{{"start", 0}, {"len", 16384}, {"type", "linear"}, {"params", "/dev/vda 0"}}}}}},
+         {"reply", nullptr},
+         {"skipped", "needs kernel >=7, the guest runs 6.12.117"}});
+    f.snapshot();
+    f.dm_linear({{"/dev/sdb", kUaSectors}}, "", false);
+    f.step("disks", json::object(),
+           {{"disks",
+             {Fixture::lu_disk("sdb", 8, "0x1e00"),
+              {{"name", "dm-0"},
+               {"dm_name", "lin"},
+               {"crypto",
+                {{"max_dun_bits", 64},
+                 {"num_keyslots", 0},
+                 {"modes", {{"AES-256-XTS", "0x1e00"}}}}}}}}});
+    const auto v = check(f.inputs());
+    INFO(format_text(v));
+    CHECK(verdict(v, 5).status == Status::pass);
+    CHECK(verdict(v, 6).status == Status::not_applicable);
+}
+
+namespace {
+
+// dm-inlinecrypt "ic" (aes-xts-plain64, iv_offset 64, 4096-byte sectors) over dm-linear "lin"
+// (ua on ufs0 + ub on ufs1). write_dev of 16 KiB at dm byte kUa-8 KiB: 2 units on ua at LU
+// byte kUa-8 KiB (LBA 4094), 2 units on ub at 0. DUN = (iv_offset + sector) / 8 (inlinecrypt_map):
+// ua: (64 + kUaSectors - 16) / 8 = 4102, ub: (64 + kUaSectors) / 8 = 4104.
+const std::string kIcKey = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+                           "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f";
+constexpr std::uint64_t kIcOff = kUaSectors * 512 - 8192;
+
+struct IcRun {
+    bool ignore_iv_offset = false, miss_evict_ufs1 = false;
+    Fixture build() const {
+        Fixture f;
+        f.dm_linear({{"/dev/sdb", kUaSectors}, {"/dev/sdc", kUbSectors}});
+        f.step("dm_create", {{"name", "ic"}}, {{"sysname", "dm-1"}, {"dev", "254:1"}});
+        f.step("dm_load", {{"name", "ic"},
+                           {"table",
+                            {{{"start", 0},
+                              {"len", kUaSectors + kUbSectors},
+                              {"type", "inlinecrypt"},
+                              {"params", "aes-xts-plain64 " + kIcKey +
+                                             " 64 /dev/mapper/lin 0 2 sector_size:4096 "
+                                             "iv_large_sectors"}}}}});
+        f.step("dm_resume", {{"name", "ic"}});
+        const std::string fp = icemu::models::key_fingerprint(icemu::models::from_hex(kIcKey));
+        const std::uint64_t shift = ignore_iv_offset ? 8 : 0;
+        f.program("ufs0", 2, fp);
+        f.io("ufs0", ev::IoOp::write, 4094, 2, true, 2, 4102 - shift);
+        f.program("ufs1", 1, fp);
+        f.io("ufs1", ev::IoOp::write, 0, 2, true, 1, 4104 - shift);
+        f.step("write_dev",
+               {{"dev", "/dev/mapper/ic"}, {"offset", kIcOff}, {"size", 16384}, {"seed", 5}},
+               {{"bytes", 16384}});
+        f.evict("ufs0", 2);
+        if (!miss_evict_ufs1) {
+            f.evict("ufs1", 1);
+        }
+        f.step("dm_remove", {{"name", "ic"}}, json::object(), "rm-ic");
+        return f;
+    }
+};
+
+std::string ic_image(const std::filesystem::path& dir, const std::string& name,
+                     std::uint64_t dev_off, std::uint64_t dm_off, std::uint64_t dun0) {
+    const std::string path = (dir / (name + ".img")).string();
+    std::ofstream f(path, std::ios::binary);
+    Bytes pt(4096), ct(4096);
+    icemu::models::XtsCipher c(icemu::models::from_hex(kIcKey));
+    for (std::uint64_t k = 0; k < 2; ++k) {
+        icemu::pattern::fill(5, dm_off + k * 4096, pt.data(), pt.size());
+        c.encrypt(dun0 + k, 4096, pt, ct);
+        f.seekp(static_cast<std::streamoff>(dev_off + k * 4096));
+        f.write(reinterpret_cast<const char*>(ct.data()), 4096);
+    }
+    return path;
+}
+
+} // namespace
+
+TEST_CASE("dm-inlinecrypt: the table's key and DUN rule predict keys, DUNs and the medium",
+          "[checker]") {
+    Images img;
+    Inputs in = IcRun{}.build().inputs();
+    in.images["ua"] = ic_image(img.dir, "ua", kIcOff, kIcOff, 4102);
+    in.images["ub"] = ic_image(img.dir, "ub", 0, kIcOff + 8192, 4104);
+    const auto v = check(in);
+    INFO(format_text(v));
+    CHECK_FALSE(any_failed(v));
+    CHECK(verdict(v, 1).level == "model");
+    CHECK_THAT(verdict(v, 2).reason, ContainsSubstring("4 data unit(s)"));
+    CHECK(verdict(v, 3).status == Status::pass);
+    CHECK(verdict(v, 4).status == Status::pass);
+    CHECK_THAT(all_details(verdict(v, 4)), ContainsSubstring("dm_remove"));
+    CHECK(verdict(v, 7).status == Status::pass);
+    CHECK_THAT(verdict(v, 7).reason, ContainsSubstring("4 data unit(s)"));
+    // the same images judged against another key's ciphertext fail
+    in.images["ub"] = ic_image(img.dir, "ub", 0, kIcOff, 4104);
+    CHECK(verdict(check(in), 7).status == Status::fail);
+}
+
+TEST_CASE("dm-inlinecrypt: a DUN without iv_offset fails invariant 2", "[checker][negative]") {
+    IcRun r;
+    r.ignore_iv_offset = true;
+    const auto v = check(r.build().inputs());
+    const Verdict& x = verdict(v, 2);
+    INFO(all_details(x));
+    CHECK(x.status == Status::fail);
+    CHECK_THAT(all_details(x), ContainsSubstring("-8 units"));
+}
+
+TEST_CASE("dm-inlinecrypt: a key left on one controller after dm_remove fails invariant 4",
+          "[checker][negative]") {
+    IcRun r;
+    r.miss_evict_ufs1 = true;
+    const auto v = check(r.build().inputs());
+    const Verdict& x = verdict(v, 4);
+    INFO(all_details(x));
+    CHECK(x.status == Status::fail);
+    CHECK_THAT(all_details(x), ContainsSubstring("ufs1 slot 1 still holds"));
+    CHECK_THAT(all_details(x), ContainsSubstring("dm-inlinecrypt key of ic"));
+    CHECK_THAT(all_details(x), !ContainsSubstring("ufs0 slot"));
 }

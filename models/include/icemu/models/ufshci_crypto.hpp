@@ -305,6 +305,7 @@ private:
 
     std::vector<CryptoCap> caps_;
     bool wipe_on_disable_ = false;
+    bool cqhci_ = false; ///< realize "frontend": "cqhci" (eMMC CQHCI: data tasks are CMD46/47)
     std::vector<SlotView> slots_;
     bool on_ = false;
     bool cge_ = false;
