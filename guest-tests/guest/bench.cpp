@@ -5,8 +5,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
-#include <memory>
 #include <fcntl.h>
+#include <memory>
 #include <unistd.h>
 #include <vector>
 
@@ -16,20 +16,20 @@ namespace icemu::guest {
 namespace {
 
 double mono_s() {
-	timespec ts{};
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
 struct Files {
-	std::vector<int> fds;
-	~Files() {
-		for (int fd : fds)
-			::close(fd);
-	}
+    std::vector<int> fds;
+    ~Files() {
+        for (int fd : fds)
+            ::close(fd);
+    }
 };
 
-}  // namespace
+} // namespace
 
 // bench_io: paths (array; or path), mode "write"|"read", size (bytes per path), block (bytes per
 // I/O, default 1 MiB) [, offset=0, direct=true, fsync=true, loops=1: passes over the range, so a
@@ -40,60 +40,62 @@ struct Files {
 // fixed pattern and is not verified: this op measures, the conformance ops check contents.
 // Reply: bytes, ops, seconds (I/O loop, plus the final fsync of every path for writes).
 json op_bench_io(const json& req) {
-	std::vector<std::string> paths;
-	if (req.contains("paths")) {
-		for (const auto& p : req.at("paths"))
-			paths.push_back(p.get<std::string>());
-	} else {
-		paths.push_back(arg_str(req, "path"));
-	}
-	if (paths.empty())
-		throw OpError(EINVAL, "bench_io: no paths");
-	const std::string mode = arg_str(req, "mode");
-	if (mode != "write" && mode != "read")
-		throw OpError(EINVAL, "bench_io: mode must be write or read");
-	const bool write = mode == "write";
-	const std::uint64_t size = arg_u64(req, "size");
-	const std::uint64_t block = arg_u64(req, "block", 1 << 20);
-	const std::uint64_t offset = arg_u64(req, "offset", 0);
-	const bool direct = arg_bool(req, "direct", true);
-	const std::uint64_t loops = arg_u64(req, "loops", 1);
-	if (block == 0 || block > (64u << 20) || size % block || offset % 4096 || block % 512 || loops == 0)
-		throw OpError(EINVAL, "bench_io: size must be a multiple of block (512 B .. 64 MiB), offset of 4096");
-	Files f;
-	for (const auto& p : paths) {
-		int flags = (write ? O_WRONLY | O_CREAT : O_RDONLY) | O_CLOEXEC | (direct ? O_DIRECT : 0);
-		int fd = ::open(p.c_str(), flags, 0644);
-		if (fd < 0)
-			throw_errno("open " + p);
-		f.fds.push_back(fd);
-	}
-	void* mem = nullptr;
-	if (::posix_memalign(&mem, 4096, block) != 0)
-		throw OpError(ENOMEM, "posix_memalign");
-	std::unique_ptr<void, decltype(&std::free)> buf(mem, &std::free);
-	auto* b = static_cast<std::uint8_t*>(mem);
-	for (std::uint64_t i = 0; i < block; ++i)
-		b[i] = static_cast<std::uint8_t>(i * 131 + 7);
-	const std::uint64_t per_path = size / block;
-	const std::size_t n = f.fds.size();
-	double t0 = mono_s();
-	for (std::uint64_t i = 0; i < per_path * n * loops; ++i) {
-		const int fd = f.fds[i % n];
-		const auto off = static_cast<off_t>(offset + (i / n % per_path) * block);
-		ssize_t r = write ? ::pwrite(fd, b, block, off) : ::pread(fd, b, block, off);
-		if (r != static_cast<ssize_t>(block)) {
-			if (r >= 0)
-				errno = EIO;
-			throw_errno("bench_io " + mode + " " + paths[i % n] + " at " + std::to_string(off));
-		}
-	}
-	if (write && arg_bool(req, "fsync", true))
-		for (std::size_t k = 0; k < n; ++k)
-			if (::fsync(f.fds[k]) < 0)
-				throw_errno("fsync " + paths[k]);
-	double secs = mono_s() - t0;
-	return {{"bytes", size * n * loops}, {"ops", per_path * n * loops}, {"seconds", secs}};
+    std::vector<std::string> paths;
+    if (req.contains("paths")) {
+        for (const auto& p : req.at("paths"))
+            paths.push_back(p.get<std::string>());
+    } else {
+        paths.push_back(arg_str(req, "path"));
+    }
+    if (paths.empty())
+        throw OpError(EINVAL, "bench_io: no paths");
+    const std::string mode = arg_str(req, "mode");
+    if (mode != "write" && mode != "read")
+        throw OpError(EINVAL, "bench_io: mode must be write or read");
+    const bool write = mode == "write";
+    const std::uint64_t size = arg_u64(req, "size");
+    const std::uint64_t block = arg_u64(req, "block", 1 << 20);
+    const std::uint64_t offset = arg_u64(req, "offset", 0);
+    const bool direct = arg_bool(req, "direct", true);
+    const std::uint64_t loops = arg_u64(req, "loops", 1);
+    if (block == 0 || block > (64u << 20) || size % block || offset % 4096 || block % 512 ||
+        loops == 0)
+        throw OpError(
+            EINVAL, "bench_io: size must be a multiple of block (512 B .. 64 MiB), offset of 4096");
+    Files f;
+    for (const auto& p : paths) {
+        int flags = (write ? O_WRONLY | O_CREAT : O_RDONLY) | O_CLOEXEC | (direct ? O_DIRECT : 0);
+        int fd = ::open(p.c_str(), flags, 0644);
+        if (fd < 0)
+            throw_errno("open " + p);
+        f.fds.push_back(fd);
+    }
+    void* mem = nullptr;
+    if (::posix_memalign(&mem, 4096, block) != 0)
+        throw OpError(ENOMEM, "posix_memalign");
+    std::unique_ptr<void, decltype(&std::free)> buf(mem, &std::free);
+    auto* b = static_cast<std::uint8_t*>(mem);
+    for (std::uint64_t i = 0; i < block; ++i)
+        b[i] = static_cast<std::uint8_t>(i * 131 + 7);
+    const std::uint64_t per_path = size / block;
+    const std::size_t n = f.fds.size();
+    double t0 = mono_s();
+    for (std::uint64_t i = 0; i < per_path * n * loops; ++i) {
+        const int fd = f.fds[i % n];
+        const auto off = static_cast<off_t>(offset + (i / n % per_path) * block);
+        ssize_t r = write ? ::pwrite(fd, b, block, off) : ::pread(fd, b, block, off);
+        if (r != static_cast<ssize_t>(block)) {
+            if (r >= 0)
+                errno = EIO;
+            throw_errno("bench_io " + mode + " " + paths[i % n] + " at " + std::to_string(off));
+        }
+    }
+    if (write && arg_bool(req, "fsync", true))
+        for (std::size_t k = 0; k < n; ++k)
+            if (::fsync(f.fds[k]) < 0)
+                throw_errno("fsync " + paths[k]);
+    double secs = mono_s() - t0;
+    return {{"bytes", size * n * loops}, {"ops", per_path * n * loops}, {"seconds", secs}};
 }
 
-}  // namespace icemu::guest
+} // namespace icemu::guest

@@ -20,120 +20,122 @@ namespace {
 constexpr std::size_t kChunk = 1 << 20;
 
 struct AlignedBuf {
-	std::uint8_t* p = nullptr;
-	explicit AlignedBuf(std::size_t n) {
-		if (::posix_memalign(reinterpret_cast<void**>(&p), 4096, n) != 0)
-			throw OpError(ENOMEM, "posix_memalign");
-	}
-	~AlignedBuf() { std::free(p); }
-	AlignedBuf(const AlignedBuf&) = delete;
-	AlignedBuf& operator=(const AlignedBuf&) = delete;
+    std::uint8_t* p = nullptr;
+    explicit AlignedBuf(std::size_t n) {
+        if (::posix_memalign(reinterpret_cast<void**>(&p), 4096, n) != 0)
+            throw OpError(ENOMEM, "posix_memalign");
+    }
+    ~AlignedBuf() { std::free(p); }
+    AlignedBuf(const AlignedBuf&) = delete;
+    AlignedBuf& operator=(const AlignedBuf&) = delete;
 };
 
 struct Fd {
-	int fd;
-	explicit Fd(int f) : fd(f) {}
-	~Fd() {
-		if (fd >= 0)
-			::close(fd);
-	}
-	Fd(const Fd&) = delete;
-	Fd& operator=(const Fd&) = delete;
+    int fd;
+    explicit Fd(int f) : fd(f) {}
+    ~Fd() {
+        if (fd >= 0)
+            ::close(fd);
+    }
+    Fd(const Fd&) = delete;
+    Fd& operator=(const Fd&) = delete;
 };
 
 void check_range(const char* op, std::uint64_t off, std::uint64_t size, bool direct) {
-	if (size == 0)
-		throw OpError(EINVAL, std::string(op) + ": size must be > 0");
-	if (direct && (off % 512 || size % 512))
-		throw OpError(EINVAL, std::string(op) + ": offset and size must be multiples of 512 with direct I/O");
+    if (size == 0)
+        throw OpError(EINVAL, std::string(op) + ": size must be > 0");
+    if (direct && (off % 512 || size % 512))
+        throw OpError(EINVAL, std::string(op) +
+                                  ": offset and size must be multiples of 512 with direct I/O");
 }
 
-}  // namespace
+} // namespace
 
 // write_dev: dev, offset (bytes), size, seed [, direct=true, fsync=true]. Writes the pattern
 // for device offsets [offset, offset+size) (O_DIRECT by default: the bios reach the device
 // during the step).
 json op_write_dev(const json& req) {
-	std::string dev = arg_str(req, "dev");
-	std::uint64_t off = arg_u64(req, "offset", 0), size = arg_u64(req, "size");
-	std::uint64_t seed = arg_u64(req, "seed", 0);
-	bool direct = arg_bool(req, "direct", true);
-	check_range("write_dev", off, size, direct);
-	Fd f(::open(dev.c_str(), O_WRONLY | O_CLOEXEC | (direct ? O_DIRECT : 0)));
-	if (f.fd < 0)
-		throw_errno("open " + dev);
-	AlignedBuf buf(kChunk);
-	double t0 = uptime_s();
-	for (std::uint64_t done = 0; done < size;) {
-		std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, size - done));
-		pattern::fill(seed, off + done, buf.p, n);
-		ssize_t w = ::pwrite(f.fd, buf.p, n, static_cast<off_t>(off + done));
-		if (w <= 0)
-			throw_errno("write " + dev + " at " + std::to_string(off + done));
-		done += static_cast<std::uint64_t>(w);
-	}
-	if (arg_bool(req, "fsync", true) && ::fsync(f.fd) < 0)
-		throw_errno("fsync " + dev);
-	return {{"bytes", size}, {"seconds", uptime_s() - t0}};
+    std::string dev = arg_str(req, "dev");
+    std::uint64_t off = arg_u64(req, "offset", 0), size = arg_u64(req, "size");
+    std::uint64_t seed = arg_u64(req, "seed", 0);
+    bool direct = arg_bool(req, "direct", true);
+    check_range("write_dev", off, size, direct);
+    Fd f(::open(dev.c_str(), O_WRONLY | O_CLOEXEC | (direct ? O_DIRECT : 0)));
+    if (f.fd < 0)
+        throw_errno("open " + dev);
+    AlignedBuf buf(kChunk);
+    double t0 = uptime_s();
+    for (std::uint64_t done = 0; done < size;) {
+        std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, size - done));
+        pattern::fill(seed, off + done, buf.p, n);
+        ssize_t w = ::pwrite(f.fd, buf.p, n, static_cast<off_t>(off + done));
+        if (w <= 0)
+            throw_errno("write " + dev + " at " + std::to_string(off + done));
+        done += static_cast<std::uint64_t>(w);
+    }
+    if (arg_bool(req, "fsync", true) && ::fsync(f.fd) < 0)
+        throw_errno("fsync " + dev);
+    return {{"bytes", size}, {"seconds", uptime_s() - t0}};
 }
 
 // read_dev: dev, offset, size, seed [, direct=true]. Verifies the pattern written by
 // write_dev; a mismatch fails with EBADMSG and the first differing device offset.
 json op_read_dev(const json& req) {
-	std::string dev = arg_str(req, "dev");
-	std::uint64_t off = arg_u64(req, "offset", 0), size = arg_u64(req, "size");
-	std::uint64_t seed = arg_u64(req, "seed", 0);
-	bool direct = arg_bool(req, "direct", true);
-	check_range("read_dev", off, size, direct);
-	Fd f(::open(dev.c_str(), O_RDONLY | O_CLOEXEC | (direct ? O_DIRECT : 0)));
-	if (f.fd < 0)
-		throw_errno("open " + dev);
-	AlignedBuf got(kChunk);
-	std::unique_ptr<std::uint8_t[]> want(new std::uint8_t[kChunk]);
-	for (std::uint64_t done = 0; done < size;) {
-		std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, size - done));
-		ssize_t r = ::pread(f.fd, got.p, n, static_cast<off_t>(off + done));
-		if (r <= 0)
-			throw_errno("read " + dev + " at " + std::to_string(off + done));
-		auto m = static_cast<std::size_t>(r);
-		pattern::fill(seed, off + done, want.get(), m);
-		if (std::memcmp(got.p, want.get(), m) != 0) {
-			std::size_t i = 0;
-			while (got.p[i] == want[i])
-				++i;
-			throw OpError(EBADMSG, "read_dev " + dev + ": pattern mismatch at device offset " +
-			                           std::to_string(off + done + i));
-		}
-		done += m;
-	}
-	return {{"bytes", size}, {"verified", true}};
+    std::string dev = arg_str(req, "dev");
+    std::uint64_t off = arg_u64(req, "offset", 0), size = arg_u64(req, "size");
+    std::uint64_t seed = arg_u64(req, "seed", 0);
+    bool direct = arg_bool(req, "direct", true);
+    check_range("read_dev", off, size, direct);
+    Fd f(::open(dev.c_str(), O_RDONLY | O_CLOEXEC | (direct ? O_DIRECT : 0)));
+    if (f.fd < 0)
+        throw_errno("open " + dev);
+    AlignedBuf got(kChunk);
+    std::unique_ptr<std::uint8_t[]> want(new std::uint8_t[kChunk]);
+    for (std::uint64_t done = 0; done < size;) {
+        std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, size - done));
+        ssize_t r = ::pread(f.fd, got.p, n, static_cast<off_t>(off + done));
+        if (r <= 0)
+            throw_errno("read " + dev + " at " + std::to_string(off + done));
+        auto m = static_cast<std::size_t>(r);
+        pattern::fill(seed, off + done, want.get(), m);
+        if (std::memcmp(got.p, want.get(), m) != 0) {
+            std::size_t i = 0;
+            while (got.p[i] == want[i])
+                ++i;
+            throw OpError(EBADMSG, "read_dev " + dev + ": pattern mismatch at device offset " +
+                                       std::to_string(off + done + i));
+        }
+        done += m;
+    }
+    return {{"bytes", size}, {"verified", true}};
 }
 
 // dm_message: name, message [, sector=0]. DM_TARGET_MSG (e.g. "create_thin 0" to a thin-pool).
 json op_dm_message(const json& req) {
-	std::string name = arg_str(req, "name"), msg = arg_str(req, "message");
-	constexpr std::size_t kSize = 16 * 1024;
-	alignas(8) static std::uint8_t data[kSize];
-	std::memset(data, 0, kSize);
-	auto* h = reinterpret_cast<dm_ioctl*>(data);
-	h->version[0] = DM_VERSION_MAJOR;
-	h->data_size = kSize;
-	h->data_start = sizeof(dm_ioctl);
-	if (name.size() >= DM_NAME_LEN || sizeof(dm_ioctl) + sizeof(dm_target_msg) + msg.size() + 1 > kSize)
-		throw OpError(EINVAL, "dm_message: name or message too long");
-	std::strncpy(h->name, name.c_str(), DM_NAME_LEN - 1);
-	auto* tm = reinterpret_cast<dm_target_msg*>(data + sizeof(dm_ioctl));
-	tm->sector = arg_u64(req, "sector", 0);
-	std::memcpy(tm->message, msg.c_str(), msg.size() + 1);
-	Fd f(::open("/dev/mapper/control", O_RDWR | O_CLOEXEC));
-	if (f.fd < 0)
-		throw_errno("open /dev/mapper/control");
-	if (::ioctl(f.fd, DM_TARGET_MSG, data) < 0)
-		throw_errno("DM_TARGET_MSG " + name + " '" + msg + "'");
-	json out = json::object();
-	if (h->flags & DM_DATA_OUT_FLAG)
-		out["output"] = std::string(reinterpret_cast<const char*>(data + h->data_start));
-	return out;
+    std::string name = arg_str(req, "name"), msg = arg_str(req, "message");
+    constexpr std::size_t kSize = 16 * 1024;
+    alignas(8) static std::uint8_t data[kSize];
+    std::memset(data, 0, kSize);
+    auto* h = reinterpret_cast<dm_ioctl*>(data);
+    h->version[0] = DM_VERSION_MAJOR;
+    h->data_size = kSize;
+    h->data_start = sizeof(dm_ioctl);
+    if (name.size() >= DM_NAME_LEN ||
+        sizeof(dm_ioctl) + sizeof(dm_target_msg) + msg.size() + 1 > kSize)
+        throw OpError(EINVAL, "dm_message: name or message too long");
+    std::strncpy(h->name, name.c_str(), DM_NAME_LEN - 1);
+    auto* tm = reinterpret_cast<dm_target_msg*>(data + sizeof(dm_ioctl));
+    tm->sector = arg_u64(req, "sector", 0);
+    std::memcpy(tm->message, msg.c_str(), msg.size() + 1);
+    Fd f(::open("/dev/mapper/control", O_RDWR | O_CLOEXEC));
+    if (f.fd < 0)
+        throw_errno("open /dev/mapper/control");
+    if (::ioctl(f.fd, DM_TARGET_MSG, data) < 0)
+        throw_errno("DM_TARGET_MSG " + name + " '" + msg + "'");
+    json out = json::object();
+    if (h->flags & DM_DATA_OUT_FLAG)
+        out["output"] = std::string(reinterpret_cast<const char*>(data + h->data_start));
+    return out;
 }
 
-}  // namespace icemu::guest
+} // namespace icemu::guest

@@ -22,56 +22,56 @@ constexpr std::uint32_t kKeySpecIdentifier = 2;
 constexpr std::size_t kIdentifierSize = 16;
 
 struct PolicyV2 {
-	std::uint8_t version;  // 2
-	std::uint8_t contents_encryption_mode;
-	std::uint8_t filenames_encryption_mode;
-	std::uint8_t flags;
-	std::uint8_t log2_data_unit_size;
-	std::uint8_t reserved[3];
-	std::uint8_t master_key_identifier[kIdentifierSize];
+    std::uint8_t version; // 2
+    std::uint8_t contents_encryption_mode;
+    std::uint8_t filenames_encryption_mode;
+    std::uint8_t flags;
+    std::uint8_t log2_data_unit_size;
+    std::uint8_t reserved[3];
+    std::uint8_t master_key_identifier[kIdentifierSize];
 };
 static_assert(sizeof(PolicyV2) == 24);
 
 struct KeySpecifier {
-	std::uint32_t type;
-	std::uint32_t reserved;
-	std::uint8_t u[32];
+    std::uint32_t type;
+    std::uint32_t reserved;
+    std::uint8_t u[32];
 };
 
 struct AddKeyArg {
-	KeySpecifier key_spec;
-	std::uint32_t raw_size;
-	std::uint32_t key_id;
-	std::uint32_t flags;  // 7.x: HW_WRAPPED; must be 0 on 6.12 (part of __reserved there)
-	std::uint32_t reserved[7];
-	std::uint8_t raw[64];
+    KeySpecifier key_spec;
+    std::uint32_t raw_size;
+    std::uint32_t key_id;
+    std::uint32_t flags; // 7.x: HW_WRAPPED; must be 0 on 6.12 (part of __reserved there)
+    std::uint32_t reserved[7];
+    std::uint8_t raw[64];
 };
 
 struct RemoveKeyArg {
-	KeySpecifier key_spec;
-	std::uint32_t removal_status_flags;
-	std::uint32_t reserved[5];
+    KeySpecifier key_spec;
+    std::uint32_t removal_status_flags;
+    std::uint32_t reserved[5];
 };
 
 struct KeyStatusArg {
-	KeySpecifier key_spec;
-	std::uint32_t reserved[6];
-	std::uint32_t status;
-	std::uint32_t status_flags;
-	std::uint32_t user_count;
-	std::uint32_t out_reserved[13];
+    KeySpecifier key_spec;
+    std::uint32_t reserved[6];
+    std::uint32_t status;
+    std::uint32_t status_flags;
+    std::uint32_t user_count;
+    std::uint32_t out_reserved[13];
 };
 
 struct GetPolicyExArg {
-	std::uint64_t policy_size;
-	union {
-		std::uint8_t version;
-		PolicyV2 v2;
-		std::uint8_t pad[32];
-	} policy;
+    std::uint64_t policy_size;
+    union {
+        std::uint8_t version;
+        PolicyV2 v2;
+        std::uint8_t pad[32];
+    } policy;
 };
 
-const unsigned long FS_IOC_SET_POLICY = _IOR('f', 19, std::uint8_t[12]);  // size of v1 policy
+const unsigned long FS_IOC_SET_POLICY = _IOR('f', 19, std::uint8_t[12]); // size of v1 policy
 const unsigned long FS_IOC_GET_POLICY_EX = _IOWR('f', 22, std::uint8_t[9]);
 const unsigned long FS_IOC_ADD_KEY = _IOWR('f', 23, std::uint8_t[80]);
 const unsigned long FS_IOC_REMOVE_KEY = _IOWR('f', 24, std::uint8_t[64]);
@@ -80,94 +80,94 @@ const unsigned long FS_IOC_KEY_STATUS = _IOWR('f', 26, std::uint8_t[128]);
 
 class Fd {
 public:
-	Fd(const std::string& path, int flags) : fd_(::open(path.c_str(), flags | O_CLOEXEC)) {
-		if (fd_ < 0)
-			throw_errno("open " + path);
-	}
-	~Fd() { ::close(fd_); }
-	Fd(const Fd&) = delete;
-	Fd& operator=(const Fd&) = delete;
-	int get() const { return fd_; }
+    Fd(const std::string& path, int flags) : fd_(::open(path.c_str(), flags | O_CLOEXEC)) {
+        if (fd_ < 0)
+            throw_errno("open " + path);
+    }
+    ~Fd() { ::close(fd_); }
+    Fd(const Fd&) = delete;
+    Fd& operator=(const Fd&) = delete;
+    int get() const { return fd_; }
 
 private:
-	int fd_;
+    int fd_;
 };
 
 void set_identifier(KeySpecifier& ks, const std::string& hex) {
-	auto id = from_hex(hex);
-	if (id.size() != kIdentifierSize)
-		throw OpError(EINVAL, "key identifier must be 16 bytes (32 hex digits)");
-	ks.type = kKeySpecIdentifier;
-	std::memcpy(ks.u, id.data(), id.size());
+    auto id = from_hex(hex);
+    if (id.size() != kIdentifierSize)
+        throw OpError(EINVAL, "key identifier must be 16 bytes (32 hex digits)");
+    ks.type = kKeySpecIdentifier;
+    std::memcpy(ks.u, id.data(), id.size());
 }
 
 std::uint8_t policy_flags(const json& req) {
-	auto it = req.find("flags");
-	std::uint8_t f = 0;
-	if (it != req.end() && it->is_number_unsigned())
-		f = it->get<std::uint8_t>();
-	else {
-		std::string s = arg_str(req, "flags", "none");
-		if (s == "iv_ino_lblk_64")
-			f = kFlagIvInoLblk64;
-		else if (s == "iv_ino_lblk_32")
-			f = kFlagIvInoLblk32;
-		else if (s == "direct_key")
-			f = kFlagDirectKey;
-		else if (s != "none" && s != "default")
-			throw OpError(EINVAL, "unknown policy flags '" + s + "'");
-	}
-	// padding: 4, 8, 16 or 32 bytes of filename padding (flags bits 0-1)
-	std::uint64_t pad = arg_u64(req, "padding", 32);
-	std::uint8_t padbits = pad == 4 ? 0 : pad == 8 ? 1 : pad == 16 ? 2 : 3;
-	return static_cast<std::uint8_t>(f | padbits);
+    auto it = req.find("flags");
+    std::uint8_t f = 0;
+    if (it != req.end() && it->is_number_unsigned())
+        f = it->get<std::uint8_t>();
+    else {
+        std::string s = arg_str(req, "flags", "none");
+        if (s == "iv_ino_lblk_64")
+            f = kFlagIvInoLblk64;
+        else if (s == "iv_ino_lblk_32")
+            f = kFlagIvInoLblk32;
+        else if (s == "direct_key")
+            f = kFlagDirectKey;
+        else if (s != "none" && s != "default")
+            throw OpError(EINVAL, "unknown policy flags '" + s + "'");
+    }
+    // padding: 4, 8, 16 or 32 bytes of filename padding (flags bits 0-1)
+    std::uint64_t pad = arg_u64(req, "padding", 32);
+    std::uint8_t padbits = pad == 4 ? 0 : pad == 8 ? 1 : pad == 16 ? 2 : 3;
+    return static_cast<std::uint8_t>(f | padbits);
 }
 
-}  // namespace
+} // namespace
 
 // add_key: mnt, key (hex, 16..64 bytes). Returns the kernel's key identifier.
 json op_add_key(const json& req) {
-	std::string mnt = arg_str(req, "mnt");
-	auto key = from_hex(arg_str(req, "key"));
-	if (key.empty() || key.size() > 64)
-		throw OpError(EINVAL, "add_key: key must be 1..64 bytes");
-	AddKeyArg a{};
-	a.key_spec.type = kKeySpecIdentifier;
-	a.raw_size = static_cast<std::uint32_t>(key.size());
-	std::memcpy(a.raw, key.data(), key.size());
-	Fd fd(mnt, O_RDONLY | O_DIRECTORY);
-	if (::ioctl(fd.get(), FS_IOC_ADD_KEY, &a) < 0)
-		throw_errno("FS_IOC_ADD_ENCRYPTION_KEY on " + mnt);
-	return {{"identifier", to_hex(a.key_spec.u, kIdentifierSize)}};
+    std::string mnt = arg_str(req, "mnt");
+    auto key = from_hex(arg_str(req, "key"));
+    if (key.empty() || key.size() > 64)
+        throw OpError(EINVAL, "add_key: key must be 1..64 bytes");
+    AddKeyArg a{};
+    a.key_spec.type = kKeySpecIdentifier;
+    a.raw_size = static_cast<std::uint32_t>(key.size());
+    std::memcpy(a.raw, key.data(), key.size());
+    Fd fd(mnt, O_RDONLY | O_DIRECTORY);
+    if (::ioctl(fd.get(), FS_IOC_ADD_KEY, &a) < 0)
+        throw_errno("FS_IOC_ADD_ENCRYPTION_KEY on " + mnt);
+    return {{"identifier", to_hex(a.key_spec.u, kIdentifierSize)}};
 }
 
 // remove_key: mnt, identifier [, all_users]. Returns removal_status_flags decoded.
 json op_remove_key(const json& req) {
-	std::string mnt = arg_str(req, "mnt");
-	RemoveKeyArg a{};
-	set_identifier(a.key_spec, arg_str(req, "identifier"));
-	Fd fd(mnt, O_RDONLY | O_DIRECTORY);
-	auto cmd = arg_bool(req, "all_users", false) ? FS_IOC_REMOVE_KEY_ALL : FS_IOC_REMOVE_KEY;
-	if (::ioctl(fd.get(), cmd, &a) < 0)
-		throw_errno("FS_IOC_REMOVE_ENCRYPTION_KEY on " + mnt);
-	return {{"removal_status_flags", a.removal_status_flags},
-	        {"files_busy", (a.removal_status_flags & 1) != 0},
-	        {"other_users", (a.removal_status_flags & 2) != 0}};
+    std::string mnt = arg_str(req, "mnt");
+    RemoveKeyArg a{};
+    set_identifier(a.key_spec, arg_str(req, "identifier"));
+    Fd fd(mnt, O_RDONLY | O_DIRECTORY);
+    auto cmd = arg_bool(req, "all_users", false) ? FS_IOC_REMOVE_KEY_ALL : FS_IOC_REMOVE_KEY;
+    if (::ioctl(fd.get(), cmd, &a) < 0)
+        throw_errno("FS_IOC_REMOVE_ENCRYPTION_KEY on " + mnt);
+    return {{"removal_status_flags", a.removal_status_flags},
+            {"files_busy", (a.removal_status_flags & 1) != 0},
+            {"other_users", (a.removal_status_flags & 2) != 0}};
 }
 
 // key_status: mnt, identifier. status is "absent", "present" or "incompletely_removed".
 json op_key_status(const json& req) {
-	std::string mnt = arg_str(req, "mnt");
-	KeyStatusArg a{};
-	set_identifier(a.key_spec, arg_str(req, "identifier"));
-	Fd fd(mnt, O_RDONLY | O_DIRECTORY);
-	if (::ioctl(fd.get(), FS_IOC_KEY_STATUS, &a) < 0)
-		throw_errno("FS_IOC_GET_ENCRYPTION_KEY_STATUS on " + mnt);
-	const char* names[] = {"unknown", "absent", "present", "incompletely_removed"};
-	return {{"status", a.status <= 3 ? names[a.status] : "unknown"},
-	        {"status_code", a.status},
-	        {"status_flags", a.status_flags},
-	        {"user_count", a.user_count}};
+    std::string mnt = arg_str(req, "mnt");
+    KeyStatusArg a{};
+    set_identifier(a.key_spec, arg_str(req, "identifier"));
+    Fd fd(mnt, O_RDONLY | O_DIRECTORY);
+    if (::ioctl(fd.get(), FS_IOC_KEY_STATUS, &a) < 0)
+        throw_errno("FS_IOC_GET_ENCRYPTION_KEY_STATUS on " + mnt);
+    const char* names[] = {"unknown", "absent", "present", "incompletely_removed"};
+    return {{"status", a.status <= 3 ? names[a.status] : "unknown"},
+            {"status_code", a.status},
+            {"status_flags", a.status_flags},
+            {"user_count", a.user_count}};
 }
 
 // set_policy: dir (created if missing; must be empty), identifier, flags
@@ -176,50 +176,50 @@ json op_key_status(const json& req) {
 
 // The reply form of a v2 policy (what set_policy applied / get_policy read).
 json policy_json(const PolicyV2& p) {
-	return {{"version", 2},
-	        {"contents", p.contents_encryption_mode},
-	        {"filenames", p.filenames_encryption_mode},
-	        {"flags", p.flags},
-	        {"log2_data_unit_size", p.log2_data_unit_size},
-	        {"identifier", to_hex(p.master_key_identifier, kIdentifierSize)}};
+    return {{"version", 2},
+            {"contents", p.contents_encryption_mode},
+            {"filenames", p.filenames_encryption_mode},
+            {"flags", p.flags},
+            {"log2_data_unit_size", p.log2_data_unit_size},
+            {"identifier", to_hex(p.master_key_identifier, kIdentifierSize)}};
 }
 
 // padding (32).
 json op_set_policy(const json& req) {
-	std::string dir = arg_str(req, "dir");
-	mkdir_p(dir);
-	PolicyV2 p{};
-	p.version = 2;
-	std::string contents = arg_str(req, "contents", "aes-256-xts");
-	if (contents != "aes-256-xts")
-		throw OpError(EINVAL, "set_policy: contents mode must be aes-256-xts");
-	p.contents_encryption_mode = kModeAes256Xts;
-	std::string names = arg_str(req, "filenames", "aes-256-cts");
-	p.filenames_encryption_mode = names == "aes-256-hctr2" ? kModeAes256Hctr2 : kModeAes256Cts;
-	p.flags = policy_flags(req);
-	p.log2_data_unit_size = static_cast<std::uint8_t>(arg_u64(req, "log2_data_unit_size", 0));
-	auto id = from_hex(arg_str(req, "identifier"));
-	if (id.size() != kIdentifierSize)
-		throw OpError(EINVAL, "identifier must be 16 bytes");
-	std::memcpy(p.master_key_identifier, id.data(), id.size());
-	Fd fd(dir, O_RDONLY | O_DIRECTORY);
-	if (::ioctl(fd.get(), FS_IOC_SET_POLICY, &p) < 0)
-		throw_errno("FS_IOC_SET_ENCRYPTION_POLICY on " + dir);
-	return {{"policy", policy_json(p)}};
+    std::string dir = arg_str(req, "dir");
+    mkdir_p(dir);
+    PolicyV2 p{};
+    p.version = 2;
+    std::string contents = arg_str(req, "contents", "aes-256-xts");
+    if (contents != "aes-256-xts")
+        throw OpError(EINVAL, "set_policy: contents mode must be aes-256-xts");
+    p.contents_encryption_mode = kModeAes256Xts;
+    std::string names = arg_str(req, "filenames", "aes-256-cts");
+    p.filenames_encryption_mode = names == "aes-256-hctr2" ? kModeAes256Hctr2 : kModeAes256Cts;
+    p.flags = policy_flags(req);
+    p.log2_data_unit_size = static_cast<std::uint8_t>(arg_u64(req, "log2_data_unit_size", 0));
+    auto id = from_hex(arg_str(req, "identifier"));
+    if (id.size() != kIdentifierSize)
+        throw OpError(EINVAL, "identifier must be 16 bytes");
+    std::memcpy(p.master_key_identifier, id.data(), id.size());
+    Fd fd(dir, O_RDONLY | O_DIRECTORY);
+    if (::ioctl(fd.get(), FS_IOC_SET_POLICY, &p) < 0)
+        throw_errno("FS_IOC_SET_ENCRYPTION_POLICY on " + dir);
+    return {{"policy", policy_json(p)}};
 }
 
 // get_policy: path. The v2 policy of a file or directory.
 json op_get_policy(const json& req) {
-	std::string path = arg_str(req, "path");
-	GetPolicyExArg a{};
-	a.policy_size = sizeof a.policy;
-	Fd fd(path, O_RDONLY);
-	if (::ioctl(fd.get(), FS_IOC_GET_POLICY_EX, &a) < 0)
-		throw_errno("FS_IOC_GET_ENCRYPTION_POLICY_EX on " + path);
-	if (a.policy.version != 2)
-		return {{"policy", {{"version", a.policy.version}}}};
-	const PolicyV2& p = a.policy.v2;
-	return {{"policy", policy_json(p)}};
+    std::string path = arg_str(req, "path");
+    GetPolicyExArg a{};
+    a.policy_size = sizeof a.policy;
+    Fd fd(path, O_RDONLY);
+    if (::ioctl(fd.get(), FS_IOC_GET_POLICY_EX, &a) < 0)
+        throw_errno("FS_IOC_GET_ENCRYPTION_POLICY_EX on " + path);
+    if (a.policy.version != 2)
+        return {{"policy", {{"version", a.policy.version}}}};
+    const PolicyV2& p = a.policy.v2;
+    return {{"policy", policy_json(p)}};
 }
 
-}  // namespace icemu::guest
+} // namespace icemu::guest

@@ -25,218 +25,238 @@ constexpr const char* kPortName = "org.icemu.0";
 constexpr int kProtocolVersion = 1;
 
 Kmsg g_kmsg;
-std::vector<std::string> g_kmsg_all;  // every line seen, for the kmsg op's summary
+std::vector<std::string> g_kmsg_all; // every line seen, for the kmsg op's summary
 
 void say(const std::string& s) {
-	std::fprintf(stderr, "icemu-guest: %s\n", s.c_str());
+    std::fprintf(stderr, "icemu-guest: %s\n", s.c_str());
 }
 
 void mount_pseudo() {
-	struct M {
-		const char *src, *dir, *type;
-	} ms[] = {{"proc", "/proc", "proc"},
-	          {"sysfs", "/sys", "sysfs"},
-	          {"devtmpfs", "/dev", "devtmpfs"},
-	          {"debugfs", "/sys/kernel/debug", "debugfs"},
-	          {"tmpfs", "/tmp", "tmpfs"}};
-	for (const auto& m : ms) {
-		::mkdir(m.dir, 0755);
-		if (::mount(m.src, m.dir, m.type, 0, nullptr) < 0 && errno != EBUSY)
-			say(std::string("mount ") + m.dir + ": " + std::strerror(errno));
-	}
+    struct M {
+        const char *src, *dir, *type;
+    } ms[] = {{"proc", "/proc", "proc"},
+              {"sysfs", "/sys", "sysfs"},
+              {"devtmpfs", "/dev", "devtmpfs"},
+              {"debugfs", "/sys/kernel/debug", "debugfs"},
+              {"tmpfs", "/tmp", "tmpfs"}};
+    for (const auto& m : ms) {
+        ::mkdir(m.dir, 0755);
+        if (::mount(m.src, m.dir, m.type, 0, nullptr) < 0 && errno != EBUSY)
+            say(std::string("mount ") + m.dir + ": " + std::strerror(errno));
+    }
 }
 
 // /sys/class/virtio-ports/vportNpM/name == org.icemu.0 -> /dev/vportNpM
 std::string find_port() {
-	for (int tries = 0; tries < 200; ++tries) {
-		if (DIR* d = opendir("/sys/class/virtio-ports")) {
-			std::string found;
-			while (dirent* e = readdir(d)) {
-				if (e->d_name[0] == '.')
-					continue;
-				std::string n = e->d_name;
-				auto name = read_text("/sys/class/virtio-ports/" + n + "/name");
-				if (name && trim(*name) == kPortName)
-					found = "/dev/" + n;
-			}
-			closedir(d);
-			if (!found.empty() && access(found.c_str(), F_OK) == 0)
-				return found;
-		}
-		std::this_thread::sleep_for(std::chrono::milliseconds(50));
-	}
-	return {};
+    for (int tries = 0; tries < 200; ++tries) {
+        if (DIR* d = opendir("/sys/class/virtio-ports")) {
+            std::string found;
+            while (dirent* e = readdir(d)) {
+                if (e->d_name[0] == '.')
+                    continue;
+                std::string n = e->d_name;
+                auto name = read_text("/sys/class/virtio-ports/" + n + "/name");
+                if (name && trim(*name) == kPortName)
+                    found = "/dev/" + n;
+            }
+            closedir(d);
+            if (!found.empty() && access(found.c_str(), F_OK) == 0)
+                return found;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return {};
 }
 
 json fscrypt_summary() {
-	json out = json::array();
-	for (const auto& l : g_kmsg_all) {
-		auto p = l.find("fscrypt: ");
-		if (p == std::string::npos)
-			continue;
-		auto u = l.find(" using ", p);
-		if (u == std::string::npos)
-			continue;
-		std::string mode = l.substr(p + 9, u - p - 9);
-		std::string impl = l.find("(native)", u) != std::string::npos ? "native"
-		                   : l.find("blk-crypto-fallback", u) != std::string::npos ? "fallback"
-		                                                                            : l.substr(u + 7);
-		out.push_back({{"mode", mode}, {"impl", impl}, {"line", l}});
-	}
-	return out;
+    json out = json::array();
+    for (const auto& l : g_kmsg_all) {
+        auto p = l.find("fscrypt: ");
+        if (p == std::string::npos)
+            continue;
+        auto u = l.find(" using ", p);
+        if (u == std::string::npos)
+            continue;
+        std::string mode = l.substr(p + 9, u - p - 9);
+        std::string impl = l.find("(native)", u) != std::string::npos ? "native"
+                           : l.find("blk-crypto-fallback", u) != std::string::npos
+                               ? "fallback"
+                               : l.substr(u + 7);
+        out.push_back({{"mode", mode}, {"impl", impl}, {"line", l}});
+    }
+    return out;
 }
 
-json kmsg_op(const json&) { return {{"fscrypt", fscrypt_summary()}}; }
+json kmsg_op(const json&) {
+    return {{"fscrypt", fscrypt_summary()}};
+}
 
-json sysinfo_op(const json& req) { return op_sysinfo(req); }
+json sysinfo_op(const json& req) {
+    return op_sysinfo(req);
+}
 
 const std::map<std::string, OpFn>& ops() {
-	static const std::map<std::string, OpFn> m = {
-	    {"sysinfo", sysinfo_op},         {"disks", op_disks},
-	    {"mkfs", op_mkfs},               {"mount", op_mount},
-	    {"umount", op_umount},           {"sync", op_sync},
-	    {"drop_caches", op_drop_caches}, {"kmsg", kmsg_op},
-	    {"dm_create", op_dm_create},     {"dm_load", op_dm_load},
-	    {"dm_resume", op_dm_resume},     {"dm_suspend", op_dm_suspend},
-	    {"dm_remove", op_dm_remove},     {"dm_table", op_dm_table},
-	    {"dm_clear", op_dm_clear},       {"add_key", op_add_key},
-	    {"remove_key", op_remove_key},   {"key_status", op_key_status},
-	    {"set_policy", op_set_policy},   {"get_policy", op_get_policy},
-	    {"write_file", op_write_file},   {"read_file", op_read_file},
-	    {"file_info", op_file_info},     {"remove_file", op_remove_file},
-	    {"write_files", op_write_files}, {"read_files", op_read_files},
-	    {"write_dev", op_write_dev},     {"read_dev", op_read_dev},     {"dm_message", op_dm_message},
-	    {"bench_io", op_bench_io},
-	};
-	return m;
+    static const std::map<std::string, OpFn> m = {
+        {"sysinfo", sysinfo_op},
+        {"disks", op_disks},
+        {"mkfs", op_mkfs},
+        {"mount", op_mount},
+        {"umount", op_umount},
+        {"sync", op_sync},
+        {"drop_caches", op_drop_caches},
+        {"kmsg", kmsg_op},
+        {"dm_create", op_dm_create},
+        {"dm_load", op_dm_load},
+        {"dm_resume", op_dm_resume},
+        {"dm_suspend", op_dm_suspend},
+        {"dm_remove", op_dm_remove},
+        {"dm_table", op_dm_table},
+        {"dm_clear", op_dm_clear},
+        {"add_key", op_add_key},
+        {"remove_key", op_remove_key},
+        {"key_status", op_key_status},
+        {"set_policy", op_set_policy},
+        {"get_policy", op_get_policy},
+        {"write_file", op_write_file},
+        {"read_file", op_read_file},
+        {"file_info", op_file_info},
+        {"remove_file", op_remove_file},
+        {"write_files", op_write_files},
+        {"read_files", op_read_files},
+        {"write_dev", op_write_dev},
+        {"read_dev", op_read_dev},
+        {"dm_message", op_dm_message},
+        {"bench_io", op_bench_io},
+    };
+    return m;
 }
 
 class Port {
 public:
-	explicit Port(int fd) : fd_(fd) {}
-	bool read_line(std::string& line) {
-		for (;;) {
-			auto nl = buf_.find('\n');
-			if (nl != std::string::npos) {
-				line = buf_.substr(0, nl);
-				buf_.erase(0, nl + 1);
-				return true;
-			}
-			char tmp[4096];
-			ssize_t n = ::read(fd_, tmp, sizeof tmp);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0 && errno == EAGAIN) {  // host not connected yet
-				std::this_thread::sleep_for(std::chrono::milliseconds(20));
-				continue;
-			}
-			if (n <= 0) {
-				// virtio-serial returns 0 while the host side is disconnected; wait.
-				std::this_thread::sleep_for(std::chrono::milliseconds(50));
-				if (++eofs_ > 6000)
-					return false;
-				continue;
-			}
-			eofs_ = 0;
-			buf_.append(tmp, static_cast<std::size_t>(n));
-		}
-	}
-	void write_line(const std::string& s) {
-		std::string out = s + "\n";
-		std::size_t off = 0;
-		while (off < out.size()) {
-			ssize_t n = ::write(fd_, out.data() + off, out.size() - off);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0) {
-				say(std::string("write to port: ") + std::strerror(errno));
-				return;
-			}
-			off += static_cast<std::size_t>(n);
-		}
-	}
+    explicit Port(int fd) : fd_(fd) {}
+    bool read_line(std::string& line) {
+        for (;;) {
+            auto nl = buf_.find('\n');
+            if (nl != std::string::npos) {
+                line = buf_.substr(0, nl);
+                buf_.erase(0, nl + 1);
+                return true;
+            }
+            char tmp[4096];
+            ssize_t n = ::read(fd_, tmp, sizeof tmp);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && errno == EAGAIN) { // host not connected yet
+                std::this_thread::sleep_for(std::chrono::milliseconds(20));
+                continue;
+            }
+            if (n <= 0) {
+                // virtio-serial returns 0 while the host side is disconnected; wait.
+                std::this_thread::sleep_for(std::chrono::milliseconds(50));
+                if (++eofs_ > 6000)
+                    return false;
+                continue;
+            }
+            eofs_ = 0;
+            buf_.append(tmp, static_cast<std::size_t>(n));
+        }
+    }
+    void write_line(const std::string& s) {
+        std::string out = s + "\n";
+        std::size_t off = 0;
+        while (off < out.size()) {
+            ssize_t n = ::write(fd_, out.data() + off, out.size() - off);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0) {
+                say(std::string("write to port: ") + std::strerror(errno));
+                return;
+            }
+            off += static_cast<std::size_t>(n);
+        }
+    }
 
 private:
-	int fd_;
-	std::string buf_;
-	int eofs_ = 0;
+    int fd_;
+    std::string buf_;
+    int eofs_ = 0;
 };
 
 json new_kmsg() {
-	auto lines = g_kmsg.drain();
-	g_kmsg_all.insert(g_kmsg_all.end(), lines.begin(), lines.end());
-	return lines;
+    auto lines = g_kmsg.drain();
+    g_kmsg_all.insert(g_kmsg_all.end(), lines.begin(), lines.end());
+    return lines;
 }
 
 json handle(const std::string& line, bool& poweroff) {
-	json reply = {{"id", nullptr}, {"ok", false}};
-	double t0 = uptime_s();
-	try {
-		json req = json::parse(line);
-		reply["id"] = req.value("id", json(nullptr));
-		std::string op = req.value("op", "");
-		if (op == "poweroff") {
-			poweroff = true;
-			reply["ok"] = true;
-		} else {
-			auto it = ops().find(op);
-			if (it == ops().end())
-				throw OpError(ENOSYS, "unknown op '" + op + "'");
-			json facts = it->second(req);
-			for (auto& [k, v] : facts.items())
-				reply[k] = v;
-			reply["ok"] = true;
-		}
-	} catch (const OpError& e) {
-		reply["ok"] = false;
-		reply["errno"] = e.err;
-		reply["errno_name"] = e.err ? errno_name(e.err) : "";
-		reply["error"] = e.what();
-	} catch (const std::exception& e) {
-		reply["ok"] = false;
-		reply["errno"] = EINVAL;
-		reply["errno_name"] = "EINVAL";
-		reply["error"] = std::string("bad request: ") + e.what();
-	}
-	reply["guest_seconds"] = uptime_s() - t0;
-	reply["kmsg"] = new_kmsg();
-	return reply;
+    json reply = {{"id", nullptr}, {"ok", false}};
+    double t0 = uptime_s();
+    try {
+        json req = json::parse(line);
+        reply["id"] = req.value("id", json(nullptr));
+        std::string op = req.value("op", "");
+        if (op == "poweroff") {
+            poweroff = true;
+            reply["ok"] = true;
+        } else {
+            auto it = ops().find(op);
+            if (it == ops().end())
+                throw OpError(ENOSYS, "unknown op '" + op + "'");
+            json facts = it->second(req);
+            for (auto& [k, v] : facts.items())
+                reply[k] = v;
+            reply["ok"] = true;
+        }
+    } catch (const OpError& e) {
+        reply["ok"] = false;
+        reply["errno"] = e.err;
+        reply["errno_name"] = e.err ? errno_name(e.err) : "";
+        reply["error"] = e.what();
+    } catch (const std::exception& e) {
+        reply["ok"] = false;
+        reply["errno"] = EINVAL;
+        reply["errno_name"] = "EINVAL";
+        reply["error"] = std::string("bad request: ") + e.what();
+    }
+    reply["guest_seconds"] = uptime_s() - t0;
+    reply["kmsg"] = new_kmsg();
+    return reply;
 }
 
-}  // namespace
+} // namespace
 
 int main() {
-	mount_pseudo();
-	g_kmsg.open();
-	std::string path = find_port();
-	if (path.empty()) {
-		say("no virtio-serial port named org.icemu.0; powering off");
-		::sync();
-		::reboot(RB_POWER_OFF);
-		return 1;
-	}
-	int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
-	if (fd < 0) {
-		say("open " + path + ": " + std::strerror(errno));
-		::reboot(RB_POWER_OFF);
-		return 1;
-	}
-	Port port(fd);
-	json hello = op_sysinfo(json::object());
-	hello["hello"] = "icemu-guest";
-	hello["protocol"] = kProtocolVersion;
-	hello["port"] = path;
-	hello["kmsg"] = new_kmsg();
-	port.write_line(hello.dump(-1, ' ', false, json::error_handler_t::replace));
-	std::string line;
-	bool poweroff = false;
-	while (!poweroff && port.read_line(line)) {
-		if (line.empty())
-			continue;
-		json reply = handle(line, poweroff);
-		port.write_line(reply.dump(-1, ' ', false, json::error_handler_t::replace));
-	}
-	::sync();
-	::reboot(RB_POWER_OFF);
-	return 0;
+    mount_pseudo();
+    g_kmsg.open();
+    std::string path = find_port();
+    if (path.empty()) {
+        say("no virtio-serial port named org.icemu.0; powering off");
+        ::sync();
+        ::reboot(RB_POWER_OFF);
+        return 1;
+    }
+    int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        say("open " + path + ": " + std::strerror(errno));
+        ::reboot(RB_POWER_OFF);
+        return 1;
+    }
+    Port port(fd);
+    json hello = op_sysinfo(json::object());
+    hello["hello"] = "icemu-guest";
+    hello["protocol"] = kProtocolVersion;
+    hello["port"] = path;
+    hello["kmsg"] = new_kmsg();
+    port.write_line(hello.dump(-1, ' ', false, json::error_handler_t::replace));
+    std::string line;
+    bool poweroff = false;
+    while (!poweroff && port.read_line(line)) {
+        if (line.empty())
+            continue;
+        json reply = handle(line, poweroff);
+        port.write_line(reply.dump(-1, ' ', false, json::error_handler_t::replace));
+    }
+    ::sync();
+    ::reboot(RB_POWER_OFF);
+    return 0;
 }

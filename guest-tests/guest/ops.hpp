@@ -16,7 +16,7 @@ json op_mount(const json& req);
 json op_umount(const json& req);
 json op_sync(const json& req);
 json op_drop_caches(const json& req);
-json op_kmsg(const json& req);  // filled in by main (needs the reader); see main.cpp
+json op_kmsg(const json& req); // filled in by main (needs the reader); see main.cpp
 
 // dm.cpp: device-mapper ioctls on /dev/mapper/control
 json op_dm_create(const json& req);
@@ -52,6 +52,6 @@ json op_dm_message(const json& req);
 // bench.cpp: timed O_DIRECT I/O for bench/icemu-bench
 json op_bench_io(const json& req);
 
-void drop_caches();  // sync + "3" > drop_caches
+void drop_caches(); // sync + "3" > drop_caches
 
-}  // namespace icemu::guest
+} // namespace icemu::guest

@@ -16,217 +16,219 @@
 namespace icemu::guest {
 
 json op_sysinfo(const json&) {
-	utsname u{};
-	uname(&u);
-	return {{"sysname", u.sysname},
-	        {"release", u.release},
-	        {"version", u.version},
-	        {"machine", u.machine},
-	        {"cmdline", trim(read_text("/proc/cmdline").value_or(""))},
-	        {"uptime_s", uptime_s()}};
+    utsname u{};
+    uname(&u);
+    return {{"sysname", u.sysname},
+            {"release", u.release},
+            {"version", u.version},
+            {"machine", u.machine},
+            {"cmdline", trim(read_text("/proc/cmdline").value_or(""))},
+            {"uptime_s", uptime_s()}};
 }
 
 static std::vector<std::string> list_dir(const std::string& path) {
-	std::vector<std::string> out;
-	DIR* d = opendir(path.c_str());
-	if (!d)
-		return out;
-	while (dirent* e = readdir(d))
-		if (e->d_name[0] != '.')
-			out.emplace_back(e->d_name);
-	closedir(d);
-	std::sort(out.begin(), out.end());
-	return out;
+    std::vector<std::string> out;
+    DIR* d = opendir(path.c_str());
+    if (!d)
+        return out;
+    while (dirent* e = readdir(d))
+        if (e->d_name[0] != '.')
+            out.emplace_back(e->d_name);
+    closedir(d);
+    std::sort(out.begin(), out.end());
+    return out;
 }
 
 static json read_num_or_text(const std::string& path) {
-	auto t = read_text(path);
-	if (!t)
-		return nullptr;
-	std::string s = trim(*t);
-	char* end = nullptr;
-	errno = 0;
-	unsigned long long v = std::strtoull(s.c_str(), &end, 0);
-	if (!s.empty() && errno == 0 && end && *end == '\0' && s[0] != '0')
-		return v;
-	if (s == "0")
-		return 0;
-	return s;
+    auto t = read_text(path);
+    if (!t)
+        return nullptr;
+    std::string s = trim(*t);
+    char* end = nullptr;
+    errno = 0;
+    unsigned long long v = std::strtoull(s.c_str(), &end, 0);
+    if (!s.empty() && errno == 0 && end && *end == '\0' && s[0] != '0')
+        return v;
+    if (s == "0")
+        return 0;
+    return s;
 }
 
 // queue/crypto/: null when the directory is absent (no crypto profile at registration).
 static json crypto_facts(const std::string& q) {
-	std::string dir = q + "/crypto";
-	if (access(dir.c_str(), F_OK) != 0)
-		return nullptr;
-	json c = json::object();
-	for (const auto& f : list_dir(dir)) {
-		if (f == "modes") {
-			json m = json::object();
-			for (const auto& mode : list_dir(dir + "/modes"))
-				m[mode] = trim(read_text(dir + "/modes/" + mode).value_or(""));
-			c["modes"] = m;
-		} else {
-			c[f] = read_num_or_text(dir + "/" + f);
-		}
-	}
-	return c;
+    std::string dir = q + "/crypto";
+    if (access(dir.c_str(), F_OK) != 0)
+        return nullptr;
+    json c = json::object();
+    for (const auto& f : list_dir(dir)) {
+        if (f == "modes") {
+            json m = json::object();
+            for (const auto& mode : list_dir(dir + "/modes"))
+                m[mode] = trim(read_text(dir + "/modes/" + mode).value_or(""));
+            c["modes"] = m;
+        } else {
+            c[f] = read_num_or_text(dir + "/" + f);
+        }
+    }
+    return c;
 }
 
 static json disk_facts(const std::string& name) {
-	std::string sys = "/sys/block/" + name;
-	json d = {{"name", name}, {"dev_path", "/dev/" + name}};
-	d["dev"] = trim(read_text(sys + "/dev").value_or(""));
-	auto sectors = read_num_or_text(sys + "/size");
-	d["size_bytes"] = sectors.is_number() ? sectors.get<std::uint64_t>() * 512 : 0;
-	d["logical_block_size"] = read_num_or_text(sys + "/queue/logical_block_size");
-	d["crypto"] = crypto_facts(sys + "/queue");
-	char real[4096];
-	ssize_t n = readlink(sys.c_str(), real, sizeof real - 1);
-	if (n > 0) {
-		real[n] = 0;
-		std::string path = real;
-		d["sysfs_path"] = path;
-		static const std::regex pci_re("[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\\.[0-7]");
-		static const std::regex hctl_re("^[0-9]+:[0-9]+:[0-9]+:([0-9]+)$");
-		std::string pci, comp;
-		long lun = -1;
-		std::size_t start = 0;
-		while (start <= path.size()) {
-			std::size_t slash = path.find('/', start);
-			comp = path.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
-			std::smatch m;
-			if (std::regex_match(comp, pci_re))
-				pci = comp;
-			else if (std::regex_match(comp, m, hctl_re))
-				lun = std::stol(m[1].str());
-			if (slash == std::string::npos)
-				break;
-			start = slash + 1;
-		}
-		d["pci"] = pci.empty() ? json(nullptr) : json(pci);
-		d["lun"] = lun < 0 ? json(nullptr) : json(lun);
-	}
-	if (auto dm = read_text(sys + "/dm/name"))
-		d["dm_name"] = trim(*dm);
-	json slaves = json::array();
-	for (const auto& s : list_dir(sys + "/slaves"))
-		slaves.push_back(s);
-	d["slaves"] = slaves;
-	return d;
+    std::string sys = "/sys/block/" + name;
+    json d = {{"name", name}, {"dev_path", "/dev/" + name}};
+    d["dev"] = trim(read_text(sys + "/dev").value_or(""));
+    auto sectors = read_num_or_text(sys + "/size");
+    d["size_bytes"] = sectors.is_number() ? sectors.get<std::uint64_t>() * 512 : 0;
+    d["logical_block_size"] = read_num_or_text(sys + "/queue/logical_block_size");
+    d["crypto"] = crypto_facts(sys + "/queue");
+    char real[4096];
+    ssize_t n = readlink(sys.c_str(), real, sizeof real - 1);
+    if (n > 0) {
+        real[n] = 0;
+        std::string path = real;
+        d["sysfs_path"] = path;
+        static const std::regex pci_re("[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\\.[0-7]");
+        static const std::regex hctl_re("^[0-9]+:[0-9]+:[0-9]+:([0-9]+)$");
+        std::string pci, comp;
+        long lun = -1;
+        std::size_t start = 0;
+        while (start <= path.size()) {
+            std::size_t slash = path.find('/', start);
+            comp =
+                path.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
+            std::smatch m;
+            if (std::regex_match(comp, pci_re))
+                pci = comp;
+            else if (std::regex_match(comp, m, hctl_re))
+                lun = std::stol(m[1].str());
+            if (slash == std::string::npos)
+                break;
+            start = slash + 1;
+        }
+        d["pci"] = pci.empty() ? json(nullptr) : json(pci);
+        d["lun"] = lun < 0 ? json(nullptr) : json(lun);
+    }
+    if (auto dm = read_text(sys + "/dm/name"))
+        d["dm_name"] = trim(*dm);
+    json slaves = json::array();
+    for (const auto& s : list_dir(sys + "/slaves"))
+        slaves.push_back(s);
+    d["slaves"] = slaves;
+    return d;
 }
 
 json op_disks(const json&) {
-	json arr = json::array();
-	for (const auto& name : list_dir("/sys/block")) {
-		if (name.rfind("loop", 0) == 0 || name.rfind("ram", 0) == 0)
-			continue;
-		arr.push_back(disk_facts(name));
-	}
-	return {{"disks", arr}};
+    json arr = json::array();
+    for (const auto& name : list_dir("/sys/block")) {
+        if (name.rfind("loop", 0) == 0 || name.rfind("ram", 0) == 0)
+            continue;
+        arr.push_back(disk_facts(name));
+    }
+    return {{"disks", arr}};
 }
 
 // Runs argv, returns {exit, output}. Output is stdout+stderr, truncated to 16 KiB.
 static std::pair<int, std::string> run(const std::vector<std::string>& argv) {
-	int pipefd[2];
-	if (pipe2(pipefd, O_CLOEXEC) < 0)
-		throw_errno("pipe");
-	pid_t pid = fork();
-	if (pid < 0)
-		throw_errno("fork");
-	if (pid == 0) {
-		dup2(pipefd[1], 1);
-		dup2(pipefd[1], 2);
-		std::vector<char*> a;
-		for (const auto& s : argv)
-			a.push_back(const_cast<char*>(s.c_str()));
-		a.push_back(nullptr);
-		execv(a[0], a.data());
-		_exit(127);
-	}
-	close(pipefd[1]);
-	std::string out;
-	char buf[4096];
-	ssize_t n;
-	while ((n = read(pipefd[0], buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
-		if (n > 0 && out.size() < 16384)
-			out.append(buf, static_cast<std::size_t>(n));
-	close(pipefd[0]);
-	int status = 0;
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-	}
-	int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-	return {code, out};
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) < 0)
+        throw_errno("pipe");
+    pid_t pid = fork();
+    if (pid < 0)
+        throw_errno("fork");
+    if (pid == 0) {
+        dup2(pipefd[1], 1);
+        dup2(pipefd[1], 2);
+        std::vector<char*> a;
+        for (const auto& s : argv)
+            a.push_back(const_cast<char*>(s.c_str()));
+        a.push_back(nullptr);
+        execv(a[0], a.data());
+        _exit(127);
+    }
+    close(pipefd[1]);
+    std::string out;
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(pipefd[0], buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
+        if (n > 0 && out.size() < 16384)
+            out.append(buf, static_cast<std::size_t>(n));
+    close(pipefd[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return {code, out};
 }
 
 // mkfs: ext4 with encryption support and a fixed UUID (the models derive per-mode keys from
 // it). Args: dev, uuid, features (default "encrypt,stable_inodes"), block_size (4096),
 // blocks_per_group (optional), label (optional), extra (array of extra mke2fs arguments).
 json op_mkfs(const json& req) {
-	std::string dev = arg_str(req, "dev");
-	std::string fstype = arg_str(req, "fstype", "ext4");
-	if (fstype != "ext4")
-		throw OpError(EOPNOTSUPP, "mkfs: only ext4 is supported so far");
-	std::vector<std::string> argv = {"/sbin/mke2fs", "-t", "ext4", "-F", "-q"};
-	argv.insert(argv.end(), {"-b", std::to_string(arg_u64(req, "block_size", 4096))});
-	argv.insert(argv.end(), {"-I", "256"});
-	argv.insert(argv.end(), {"-O", arg_str(req, "features", "encrypt,stable_inodes")});
-	argv.insert(argv.end(), {"-E", "nodiscard,lazy_itable_init=0,lazy_journal_init=0"});
-	std::string uuid = arg_str(req, "uuid", "");
-	if (!uuid.empty())
-		argv.insert(argv.end(), {"-U", uuid});
-	if (auto g = arg_u64(req, "blocks_per_group", 0))
-		argv.insert(argv.end(), {"-g", std::to_string(g)});
-	if (auto it = req.find("extra"); it != req.end())
-		for (const auto& e : *it)
-			argv.push_back(e.get<std::string>());
-	argv.push_back(dev);
-	auto [code, out] = run(argv);
-	if (code != 0)
-		throw OpError(EIO, "mke2fs exited with " + std::to_string(code) + ": " + out);
-	json cmd = json::array();
-	for (const auto& a : argv)
-		cmd.push_back(a);
-	return {{"argv", cmd}, {"output", out}};
+    std::string dev = arg_str(req, "dev");
+    std::string fstype = arg_str(req, "fstype", "ext4");
+    if (fstype != "ext4")
+        throw OpError(EOPNOTSUPP, "mkfs: only ext4 is supported so far");
+    std::vector<std::string> argv = {"/sbin/mke2fs", "-t", "ext4", "-F", "-q"};
+    argv.insert(argv.end(), {"-b", std::to_string(arg_u64(req, "block_size", 4096))});
+    argv.insert(argv.end(), {"-I", "256"});
+    argv.insert(argv.end(), {"-O", arg_str(req, "features", "encrypt,stable_inodes")});
+    argv.insert(argv.end(), {"-E", "nodiscard,lazy_itable_init=0,lazy_journal_init=0"});
+    std::string uuid = arg_str(req, "uuid", "");
+    if (!uuid.empty())
+        argv.insert(argv.end(), {"-U", uuid});
+    if (auto g = arg_u64(req, "blocks_per_group", 0))
+        argv.insert(argv.end(), {"-g", std::to_string(g)});
+    if (auto it = req.find("extra"); it != req.end())
+        for (const auto& e : *it)
+            argv.push_back(e.get<std::string>());
+    argv.push_back(dev);
+    auto [code, out] = run(argv);
+    if (code != 0)
+        throw OpError(EIO, "mke2fs exited with " + std::to_string(code) + ": " + out);
+    json cmd = json::array();
+    for (const auto& a : argv)
+        cmd.push_back(a);
+    return {{"argv", cmd}, {"output", out}};
 }
 
 // mount: dev, dir, fstype (ext4), options (e.g. "inlinecrypt"), readonly.
 json op_mount(const json& req) {
-	std::string dev = arg_str(req, "dev"), dir = arg_str(req, "dir");
-	std::string fstype = arg_str(req, "fstype", "ext4");
-	std::string opts = arg_str(req, "options", "");
-	mkdir_p(dir);
-	unsigned long flags = arg_bool(req, "readonly", false) ? MS_RDONLY : 0;
-	if (::mount(dev.c_str(), dir.c_str(), fstype.c_str(), flags, opts.empty() ? nullptr : opts.c_str()) < 0)
-		throw_errno("mount " + dev + " on " + dir + " (" + fstype + ", " + opts + ")");
-	// The filesystem's block size (the data-unit size of policies without
-	// log2_data_unit_size), for the checker.
-	struct statvfs sv{};
-	if (::statvfs(dir.c_str(), &sv) == 0)
-		return {{"block_size", sv.f_bsize}};
-	return json::object();
+    std::string dev = arg_str(req, "dev"), dir = arg_str(req, "dir");
+    std::string fstype = arg_str(req, "fstype", "ext4");
+    std::string opts = arg_str(req, "options", "");
+    mkdir_p(dir);
+    unsigned long flags = arg_bool(req, "readonly", false) ? MS_RDONLY : 0;
+    if (::mount(dev.c_str(), dir.c_str(), fstype.c_str(), flags,
+                opts.empty() ? nullptr : opts.c_str()) < 0)
+        throw_errno("mount " + dev + " on " + dir + " (" + fstype + ", " + opts + ")");
+    // The filesystem's block size (the data-unit size of policies without
+    // log2_data_unit_size), for the checker.
+    struct statvfs sv {};
+    if (::statvfs(dir.c_str(), &sv) == 0)
+        return {{"block_size", sv.f_bsize}};
+    return json::object();
 }
 
 json op_umount(const json& req) {
-	std::string dir = arg_str(req, "dir");
-	if (::umount2(dir.c_str(), 0) < 0)
-		throw_errno("umount " + dir);
-	return json::object();
+    std::string dir = arg_str(req, "dir");
+    if (::umount2(dir.c_str(), 0) < 0)
+        throw_errno("umount " + dir);
+    return json::object();
 }
 
 json op_sync(const json&) {
-	::sync();
-	return json::object();
+    ::sync();
+    return json::object();
 }
 
 void drop_caches() {
-	::sync();
-	write_text("/proc/sys/vm/drop_caches", "3\n");
+    ::sync();
+    write_text("/proc/sys/vm/drop_caches", "3\n");
 }
 
 json op_drop_caches(const json&) {
-	drop_caches();
-	return json::object();
+    drop_caches();
+    return json::object();
 }
 
-}  // namespace icemu::guest
+} // namespace icemu::guest

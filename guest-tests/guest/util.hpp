@@ -15,23 +15,23 @@ using nlohmann::json;
 
 // A failed operation: errno (0 if not a syscall failure) and a human message.
 struct OpError : std::runtime_error {
-	int err;
-	OpError(int e, const std::string& what) : std::runtime_error(what), err(e) {}
+    int err;
+    OpError(int e, const std::string& what) : std::runtime_error(what), err(e) {}
 };
 
 // Throws OpError(errno, "<what>: <strerror>") for the current errno.
 [[noreturn]] void throw_errno(const std::string& what);
-[[noreturn]] void throw_error(const std::string& what);  // errno 0
+[[noreturn]] void throw_error(const std::string& what); // errno 0
 
-std::string errno_name(int e);  // "EINVAL", or the number as text if unknown
+std::string errno_name(int e); // "EINVAL", or the number as text if unknown
 
-std::optional<std::string> read_text(const std::string& path);  // whole file, nullopt if absent
+std::optional<std::string> read_text(const std::string& path); // whole file, nullopt if absent
 std::string trim(std::string s);
-void write_text(const std::string& path, const std::string& text);  // throws
-void mkdir_p(const std::string& path);                              // throws
+void write_text(const std::string& path, const std::string& text); // throws
+void mkdir_p(const std::string& path);                             // throws
 
 std::string to_hex(const std::uint8_t* p, std::size_t n);
-std::vector<std::uint8_t> from_hex(const std::string& hex);  // throws on bad input
+std::vector<std::uint8_t> from_hex(const std::string& hex); // throws on bad input
 
 // Typed argument access with clear error messages.
 std::string arg_str(const json& req, const char* key);
@@ -45,11 +45,12 @@ double uptime_s();
 // Reads /dev/kmsg records that appeared since the last call (non-blocking).
 class Kmsg {
 public:
-	void open();
-	// New lines as "[   1.234567] text". Continuation lines are folded into the record.
-	std::vector<std::string> drain();
+    void open();
+    // New lines as "[   1.234567] text". Continuation lines are folded into the record.
+    std::vector<std::string> drain();
+
 private:
-	int fd_ = -1;
+    int fd_ = -1;
 };
 
-}  // namespace icemu::guest
+} // namespace icemu::guest

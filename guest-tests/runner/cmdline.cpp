@@ -5,124 +5,136 @@
 namespace icemu::runner {
 
 static std::string pci_addr(unsigned slot) {
-	char b[32];
-	std::snprintf(b, sizeof b, "0000:00:%02x.0", slot);
-	return b;
+    char b[32];
+    std::snprintf(b, sizeof b, "0000:00:%02x.0", slot);
+    return b;
 }
 
 static std::string hex_slot(unsigned slot) {
-	char b[16];
-	std::snprintf(b, sizeof b, "0x%02x", slot);
-	return b;
+    char b[16];
+    std::snprintf(b, sizeof b, "0x%02x", slot);
+    return b;
 }
 
-std::string ufs_pci_addr(std::size_t i) { return pci_addr(kUfsSlotBase + static_cast<unsigned>(i)); }
+std::string ufs_pci_addr(std::size_t i) {
+    return pci_addr(kUfsSlotBase + static_cast<unsigned>(i));
+}
 std::string virtio_blk_pci_addr(std::size_t i) {
-	return pci_addr(kVirtioBlkSlotBase + static_cast<unsigned>(i));
+    return pci_addr(kVirtioBlkSlotBase + static_cast<unsigned>(i));
 }
 
 std::string lu_image(const MachinePaths& p, const Controller& c, const Lu& lu) {
-	return p.dir + "/" + c.id + "-lu" + std::to_string(lu.lun) + "-" + lu.name + ".img";
+    return p.dir + "/" + c.id + "-lu" + std::to_string(lu.lun) + "-" + lu.name + ".img";
 }
 std::string virtio_image(const MachinePaths& p, const VirtioDisk& d) {
-	return p.dir + "/virtio-" + d.name + ".img";
+    return p.dir + "/virtio-" + d.name + ".img";
 }
 std::string event_log_path(const MachinePaths& p, const Controller& c) {
-	return p.dir + "/" + c.id + ".events.jsonl";
+    return p.dir + "/" + c.id + ".events.jsonl";
 }
-std::string qmp_socket(const MachinePaths& p) { return p.dir + "/qmp.sock"; }
-std::string guest_socket(const MachinePaths& p) { return p.dir + "/guest.sock"; }
-std::string console_log(const MachinePaths& p) { return p.dir + "/console.log"; }
+std::string qmp_socket(const MachinePaths& p) {
+    return p.dir + "/qmp.sock";
+}
+std::string guest_socket(const MachinePaths& p) {
+    return p.dir + "/guest.sock";
+}
+std::string console_log(const MachinePaths& p) {
+    return p.dir + "/console.log";
+}
 
 bool crypto_enabled(const Controller& c, const EngineOptions& e) {
-	return c.crypto && e.props_supported && !e.force_off;
+    return c.crypto && e.props_supported && !e.force_off;
 }
 
 std::string kernel_append(const Scenario& s) {
-	// no_timer_check: under TCG on a loaded host the kernel's IO-APIC timer check can time out
-	// and panic ("IO-APIC + timer doesn't work"); the check proves nothing about crypto.
-	std::string a = "console=ttyS0 quiet panic=-1 no_timer_check rdinit=/init";
-	if (!s.append.empty())
-		a += " " + s.append;
-	return a;
+    // no_timer_check: under TCG on a loaded host the kernel's IO-APIC timer check can time out
+    // and panic ("IO-APIC + timer doesn't work"); the check proves nothing about crypto.
+    std::string a = "console=ttyS0 quiet panic=-1 no_timer_check rdinit=/init";
+    if (!s.append.empty())
+        a += " " + s.append;
+    return a;
 }
 
-std::vector<std::string> qemu_argv(const Scenario& s, const MachinePaths& p, const EngineOptions& e) {
-	std::vector<std::string> a = {p.qemu,    "-M",      "q35",         "-nodefaults", "-display",
-	                              "none",    "-no-reboot", "-m",       s.memory,      "-smp",
-	                              std::to_string(s.smp), "-accel", "tcg"};
-	auto add = [&](std::initializer_list<std::string> xs) { a.insert(a.end(), xs); };
-	add({"-chardev", "file,id=con,path=" + console_log(p), "-serial", "chardev:con"});
-	add({"-chardev", "socket,id=qmp,path=" + qmp_socket(p), "-mon", "chardev=qmp,mode=control"});
-	add({"-device", "virtio-serial-pci,id=vser,addr=" + hex_slot(kVirtioSerialSlot)});
-	add({"-chardev", "socket,id=guest,path=" + guest_socket(p)});
-	add({"-device", "virtserialport,bus=vser.0,chardev=guest,name=org.icemu.0"});
-	for (std::size_t i = 0; i < s.controllers.size(); ++i) {
-		const Controller& c = s.controllers[i];
-		std::string addr = hex_slot(kUfsSlotBase + static_cast<unsigned>(i));
-		std::string dev = "ufs,id=" + c.id + ",serial=icemu-" + c.id + ",addr=" + addr;
-		if (c.is_emmc()) {
-			// sdhci-pci with a CQHCI and a soldered eMMC on the drive (docs/device.md)
-			std::string drive = c.id + "-emmc";
-			add({"-drive", "if=none,id=" + drive + ",file=" + lu_image(p, c, c.lus.at(0)) + ",format=raw"});
-			dev = "sdhci-pci,id=" + c.id + ",addr=" + addr + ",cqhci=on,emmc-drive=" + drive;
-		}
-		if (c.mcq) {
-			dev += ",mcq=true";
-			if (c.mcq_maxq)
-				dev += ",mcq-maxq=" + std::to_string(*c.mcq_maxq);
-		}
-		if (e.props_supported) {
-			if (crypto_enabled(c, e)) {
-				std::string log = "clog-" + c.id;
-				add({"-chardev", "file,id=" + log + ",path=" + event_log_path(p, c)});
-				dev += ",crypto=on,crypto-log=" + log;
-				if (c.keyslots)
-					dev += ",crypto-keyslots=" + std::to_string(*c.keyslots);
-				if (!c.caps.empty())
-					dev += ",crypto-caps=" + c.caps;
-				if (c.log_keys)
-					dev += ",crypto-log-keys=on";
-			} else {
-				dev += ",crypto=off";
-			}
-		}
-		add({"-device", dev});
-		for (const Lu& lu : c.is_emmc() ? std::vector<Lu>{} : c.lus) {
-			std::string drive = c.id + "-lu" + std::to_string(lu.lun);
-			add({"-drive", "if=none,id=" + drive + ",file=" + lu_image(p, c, lu) + ",format=raw"});
-			add({"-device", "ufs-lu,bus=" + c.id + ",lun=" + std::to_string(lu.lun) + ",drive=" + drive});
-		}
-	}
-	for (std::size_t j = 0; j < s.virtio_disks.size(); ++j) {
-		const VirtioDisk& d = s.virtio_disks[j];
-		std::string drive = "vd-" + d.name;
-		add({"-drive", "if=none,id=" + drive + ",file=" + virtio_image(p, d) + ",format=raw"});
-		add({"-device", "virtio-blk-pci,drive=" + drive +
-		                    ",addr=" + hex_slot(kVirtioBlkSlotBase + static_cast<unsigned>(j))});
-	}
-	add({"-kernel", p.kernel, "-initrd", p.initrd, "-append", kernel_append(s)});
-	return a;
+std::vector<std::string> qemu_argv(const Scenario& s, const MachinePaths& p,
+                                   const EngineOptions& e) {
+    std::vector<std::string> a = {
+        p.qemu, "-M",     "q35",  "-nodefaults",         "-display", "none", "-no-reboot",
+        "-m",   s.memory, "-smp", std::to_string(s.smp), "-accel",   "tcg"};
+    auto add = [&](std::initializer_list<std::string> xs) { a.insert(a.end(), xs); };
+    add({"-chardev", "file,id=con,path=" + console_log(p), "-serial", "chardev:con"});
+    add({"-chardev", "socket,id=qmp,path=" + qmp_socket(p), "-mon", "chardev=qmp,mode=control"});
+    add({"-device", "virtio-serial-pci,id=vser,addr=" + hex_slot(kVirtioSerialSlot)});
+    add({"-chardev", "socket,id=guest,path=" + guest_socket(p)});
+    add({"-device", "virtserialport,bus=vser.0,chardev=guest,name=org.icemu.0"});
+    for (std::size_t i = 0; i < s.controllers.size(); ++i) {
+        const Controller& c = s.controllers[i];
+        std::string addr = hex_slot(kUfsSlotBase + static_cast<unsigned>(i));
+        std::string dev = "ufs,id=" + c.id + ",serial=icemu-" + c.id + ",addr=" + addr;
+        if (c.is_emmc()) {
+            // sdhci-pci with a CQHCI and a soldered eMMC on the drive (docs/device.md)
+            std::string drive = c.id + "-emmc";
+            add({"-drive",
+                 "if=none,id=" + drive + ",file=" + lu_image(p, c, c.lus.at(0)) + ",format=raw"});
+            dev = "sdhci-pci,id=" + c.id + ",addr=" + addr + ",cqhci=on,emmc-drive=" + drive;
+        }
+        if (c.mcq) {
+            dev += ",mcq=true";
+            if (c.mcq_maxq)
+                dev += ",mcq-maxq=" + std::to_string(*c.mcq_maxq);
+        }
+        if (e.props_supported) {
+            if (crypto_enabled(c, e)) {
+                std::string log = "clog-" + c.id;
+                add({"-chardev", "file,id=" + log + ",path=" + event_log_path(p, c)});
+                dev += ",crypto=on,crypto-log=" + log;
+                if (c.keyslots)
+                    dev += ",crypto-keyslots=" + std::to_string(*c.keyslots);
+                if (!c.caps.empty())
+                    dev += ",crypto-caps=" + c.caps;
+                if (c.log_keys)
+                    dev += ",crypto-log-keys=on";
+            } else {
+                dev += ",crypto=off";
+            }
+        }
+        add({"-device", dev});
+        for (const Lu& lu : c.is_emmc() ? std::vector<Lu>{} : c.lus) {
+            std::string drive = c.id + "-lu" + std::to_string(lu.lun);
+            add({"-drive", "if=none,id=" + drive + ",file=" + lu_image(p, c, lu) + ",format=raw"});
+            add({"-device",
+                 "ufs-lu,bus=" + c.id + ",lun=" + std::to_string(lu.lun) + ",drive=" + drive});
+        }
+    }
+    for (std::size_t j = 0; j < s.virtio_disks.size(); ++j) {
+        const VirtioDisk& d = s.virtio_disks[j];
+        std::string drive = "vd-" + d.name;
+        add({"-drive", "if=none,id=" + drive + ",file=" + virtio_image(p, d) + ",format=raw"});
+        add({"-device", "virtio-blk-pci,drive=" + drive +
+                            ",addr=" + hex_slot(kVirtioBlkSlotBase + static_cast<unsigned>(j))});
+    }
+    add({"-kernel", p.kernel, "-initrd", p.initrd, "-append", kernel_append(s)});
+    return a;
 }
 
 std::string shell_join(const std::vector<std::string>& argv) {
-	std::string out;
-	for (const auto& x : argv) {
-		if (!out.empty())
-			out += ' ';
-		bool plain = !x.empty() && x.find_first_not_of(
-		                               "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-		                               "-_=,./:+@%") == std::string::npos;
-		if (plain) {
-			out += x;
-		} else {
-			out += '\'';
-			for (char ch : x)
-				out += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
-			out += '\'';
-		}
-	}
-	return out;
+    std::string out;
+    for (const auto& x : argv) {
+        if (!out.empty())
+            out += ' ';
+        bool plain =
+            !x.empty() &&
+            x.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+                                "-_=,./:+@%") == std::string::npos;
+        if (plain) {
+            out += x;
+        } else {
+            out += '\'';
+            for (char ch : x)
+                out += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+            out += '\'';
+        }
+    }
+    return out;
 }
 
-}  // namespace icemu::runner
+} // namespace icemu::runner

@@ -9,21 +9,21 @@
 namespace icemu::runner {
 
 struct MachinePaths {
-	std::string qemu, kernel, initrd;
-	std::string dir;  // per-scenario artifacts directory (images, logs, sockets)
+    std::string qemu, kernel, initrd;
+    std::string dir; // per-scenario artifacts directory (images, logs, sockets)
 };
 
 struct EngineOptions {
-	bool props_supported = true;  // the QEMU binary knows -device ufs,crypto=...
-	bool force_off = false;       // --crypto off: every controller crypto=off
+    bool props_supported = true; // the QEMU binary knows -device ufs,crypto=...
+    bool force_off = false;      // --crypto off: every controller crypto=off
 };
 
 constexpr unsigned kUfsSlotBase = 0x04;
 constexpr unsigned kVirtioBlkSlotBase = 0x0c;
 constexpr unsigned kVirtioSerialSlot = 0x14;
 
-std::string ufs_pci_addr(std::size_t index);         // "0000:00:04.0"
-std::string virtio_blk_pci_addr(std::size_t index);  // "0000:00:0c.0"
+std::string ufs_pci_addr(std::size_t index);        // "0000:00:04.0"
+std::string virtio_blk_pci_addr(std::size_t index); // "0000:00:0c.0"
 
 std::string lu_image(const MachinePaths& p, const Controller& c, const Lu& lu);
 std::string virtio_image(const MachinePaths& p, const VirtioDisk& d);
@@ -35,10 +35,11 @@ std::string console_log(const MachinePaths& p);
 // Whether controller c runs the engine in this configuration.
 bool crypto_enabled(const Controller& c, const EngineOptions& e);
 
-std::vector<std::string> qemu_argv(const Scenario& s, const MachinePaths& p, const EngineOptions& e);
+std::vector<std::string> qemu_argv(const Scenario& s, const MachinePaths& p,
+                                   const EngineOptions& e);
 std::string kernel_append(const Scenario& s);
 
 // Shell-quoted command line for the artifacts' README (copy-paste reproducible).
 std::string shell_join(const std::vector<std::string>& argv);
 
-}  // namespace icemu::runner
+} // namespace icemu::runner

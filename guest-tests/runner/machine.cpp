@@ -16,231 +16,232 @@
 namespace icemu::runner {
 
 double now_s() {
-	timespec ts{};
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
 }
 
 static int ms_until(double deadline) {
-	double d = deadline - now_s();
-	if (d <= 0)
-		return 0;
-	return d > 1e6 ? 1000000000 : static_cast<int>(d * 1000) + 1;
+    double d = deadline - now_s();
+    if (d <= 0)
+        return 0;
+    return d > 1e6 ? 1000000000 : static_cast<int>(d * 1000) + 1;
 }
 
 UnixListener::UnixListener(const std::string& path) : path_(path) {
-	sockaddr_un a{};
-	a.sun_family = AF_UNIX;
-	if (path.size() >= sizeof a.sun_path)
-		throw std::runtime_error("socket path too long (keep --artifacts short): " + path);
-	std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
-	::unlink(path.c_str());
-	fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) < 0 || ::listen(fd_, 1) < 0)
-		throw std::runtime_error("listen on " + path + ": " + std::strerror(errno));
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    if (path.size() >= sizeof a.sun_path)
+        throw std::runtime_error("socket path too long (keep --artifacts short): " + path);
+    std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
+    ::unlink(path.c_str());
+    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) < 0 ||
+        ::listen(fd_, 1) < 0)
+        throw std::runtime_error("listen on " + path + ": " + std::strerror(errno));
 }
 
 UnixListener::~UnixListener() {
-	if (fd_ >= 0)
-		::close(fd_);
-	::unlink(path_.c_str());
+    if (fd_ >= 0)
+        ::close(fd_);
+    ::unlink(path_.c_str());
 }
 
 int UnixListener::accept_until(double deadline) {
-	pollfd p{fd_, POLLIN, 0};
-	for (;;) {
-		int r = ::poll(&p, 1, std::min(ms_until(deadline), 100));
-		if (r > 0)
-			return ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-		if (now_s() >= deadline)
-			return -1;
-	}
+    pollfd p{fd_, POLLIN, 0};
+    for (;;) {
+        int r = ::poll(&p, 1, std::min(ms_until(deadline), 100));
+        if (r > 0)
+            return ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        if (now_s() >= deadline)
+            return -1;
+    }
 }
 
 LineChannel::~LineChannel() {
-	if (fd_ >= 0)
-		::close(fd_);
+    if (fd_ >= 0)
+        ::close(fd_);
 }
 
 void LineChannel::reset(int fd) {
-	if (fd_ >= 0)
-		::close(fd_);
-	fd_ = fd;
-	buf_.clear();
-	eof_ = false;
+    if (fd_ >= 0)
+        ::close(fd_);
+    fd_ = fd;
+    buf_.clear();
+    eof_ = false;
 }
 
 bool LineChannel::read_line(std::string& line, double deadline) {
-	for (;;) {
-		auto nl = buf_.find('\n');
-		if (nl != std::string::npos) {
-			line = buf_.substr(0, nl);
-			buf_.erase(0, nl + 1);
-			return true;
-		}
-		if (fd_ < 0 || eof_)
-			return false;
-		pollfd p{fd_, POLLIN, 0};
-		int r = ::poll(&p, 1, ms_until(deadline));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return false;
-		char tmp[65536];
-		ssize_t n = ::read(fd_, tmp, sizeof tmp);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			eof_ = true;
-			return false;
-		}
-		buf_.append(tmp, static_cast<std::size_t>(n));
-	}
+    for (;;) {
+        auto nl = buf_.find('\n');
+        if (nl != std::string::npos) {
+            line = buf_.substr(0, nl);
+            buf_.erase(0, nl + 1);
+            return true;
+        }
+        if (fd_ < 0 || eof_)
+            return false;
+        pollfd p{fd_, POLLIN, 0};
+        int r = ::poll(&p, 1, ms_until(deadline));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return false;
+        char tmp[65536];
+        ssize_t n = ::read(fd_, tmp, sizeof tmp);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            eof_ = true;
+            return false;
+        }
+        buf_.append(tmp, static_cast<std::size_t>(n));
+    }
 }
 
 bool LineChannel::write_line(const std::string& line) {
-	std::string out = line + "\n";
-	std::size_t off = 0;
-	while (off < out.size()) {
-		ssize_t n = ::send(fd_, out.data() + off, out.size() - off, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return false;
-		off += static_cast<std::size_t>(n);
-	}
-	return true;
+    std::string out = line + "\n";
+    std::size_t off = 0;
+    while (off < out.size()) {
+        ssize_t n = ::send(fd_, out.data() + off, out.size() - off, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return false;
+        off += static_cast<std::size_t>(n);
+    }
+    return true;
 }
 
 bool Qmp::handshake(double deadline, std::string& err) {
-	std::string line;
-	if (!ch_.read_line(line, deadline)) {
-		err = "no QMP greeting";
-		return false;
-	}
-	json r = execute("qmp_capabilities", json::object(), deadline - now_s());
-	if (!r.is_object() || !r.contains("return")) {
-		err = "qmp_capabilities failed: " + r.dump();
-		return false;
-	}
-	return true;
+    std::string line;
+    if (!ch_.read_line(line, deadline)) {
+        err = "no QMP greeting";
+        return false;
+    }
+    json r = execute("qmp_capabilities", json::object(), deadline - now_s());
+    if (!r.is_object() || !r.contains("return")) {
+        err = "qmp_capabilities failed: " + r.dump();
+        return false;
+    }
+    return true;
 }
 
 json Qmp::execute(const std::string& cmd, const json& args, double timeout_s) {
-	json req = {{"execute", cmd}};
-	if (!args.empty())
-		req["arguments"] = args;
-	if (!ch_.write_line(req.dump()))
-		return nullptr;
-	double deadline = now_s() + timeout_s;
-	std::string line;
-	while (ch_.read_line(line, deadline)) {
-		json r;
-		try {
-			r = json::parse(line);
-		} catch (const json::exception&) {
-			continue;
-		}
-		if (r.contains("return") || r.contains("error"))
-			return r;
-		// asynchronous events are ignored
-	}
-	return nullptr;
+    json req = {{"execute", cmd}};
+    if (!args.empty())
+        req["arguments"] = args;
+    if (!ch_.write_line(req.dump()))
+        return nullptr;
+    double deadline = now_s() + timeout_s;
+    std::string line;
+    while (ch_.read_line(line, deadline)) {
+        json r;
+        try {
+            r = json::parse(line);
+        } catch (const json::exception&) {
+            continue;
+        }
+        if (r.contains("return") || r.contains("error"))
+            return r;
+        // asynchronous events are ignored
+    }
+    return nullptr;
 }
 
 QemuProcess::~QemuProcess() {
-	if (running())
-		kill_now();
+    if (running())
+        kill_now();
 }
 
 void QemuProcess::start(const std::vector<std::string>& argv, const std::string& log_path) {
-	int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (log < 0)
-		throw std::runtime_error("open " + log_path + ": " + std::strerror(errno));
-	std::vector<char*> a;
-	for (const auto& s : argv)
-		a.push_back(const_cast<char*>(s.c_str()));
-	a.push_back(nullptr);
-	pid_ = ::fork();
-	if (pid_ < 0)
-		throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
-	if (pid_ == 0) {
-		::setpgid(0, 0);
-		int devnull = ::open("/dev/null", O_RDONLY);
-		::dup2(devnull, 0);
-		::dup2(log, 1);
-		::dup2(log, 2);
-		::execv(a[0], a.data());
-		std::fprintf(stderr, "exec %s: %s\n", a[0], std::strerror(errno));
-		_exit(127);
-	}
-	::close(log);
+    int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (log < 0)
+        throw std::runtime_error("open " + log_path + ": " + std::strerror(errno));
+    std::vector<char*> a;
+    for (const auto& s : argv)
+        a.push_back(const_cast<char*>(s.c_str()));
+    a.push_back(nullptr);
+    pid_ = ::fork();
+    if (pid_ < 0)
+        throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
+    if (pid_ == 0) {
+        ::setpgid(0, 0);
+        int devnull = ::open("/dev/null", O_RDONLY);
+        ::dup2(devnull, 0);
+        ::dup2(log, 1);
+        ::dup2(log, 2);
+        ::execv(a[0], a.data());
+        std::fprintf(stderr, "exec %s: %s\n", a[0], std::strerror(errno));
+        _exit(127);
+    }
+    ::close(log);
 }
 
 bool QemuProcess::running() {
-	if (pid_ <= 0)
-		return false;
-	int st = 0;
-	pid_t r = ::waitpid(pid_, &st, WNOHANG);
-	if (r == pid_) {
-		status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-		pid_ = -1;
-		return false;
-	}
-	return true;
+    if (pid_ <= 0)
+        return false;
+    int st = 0;
+    pid_t r = ::waitpid(pid_, &st, WNOHANG);
+    if (r == pid_) {
+        status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        pid_ = -1;
+        return false;
+    }
+    return true;
 }
 
 int QemuProcess::wait_until(double deadline) {
-	while (running()) {
-		if (now_s() >= deadline)
-			return -1;
-		std::this_thread::sleep_for(std::chrono::milliseconds(20));
-	}
-	return status_;
+    while (running()) {
+        if (now_s() >= deadline)
+            return -1;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return status_;
 }
 
 void QemuProcess::kill_now() {
-	if (pid_ <= 0)
-		return;
-	::kill(pid_, SIGKILL);
-	int st = 0;
-	::waitpid(pid_, &st, 0);
-	status_ = 128 + SIGKILL;
-	pid_ = -1;
+    if (pid_ <= 0)
+        return;
+    ::kill(pid_, SIGKILL);
+    int st = 0;
+    ::waitpid(pid_, &st, 0);
+    status_ = 128 + SIGKILL;
+    pid_ = -1;
 }
 
 std::string capture(const std::vector<std::string>& argv, double timeout_s) {
-	int p[2];
-	if (::pipe2(p, O_CLOEXEC) < 0)
-		return "";
-	std::vector<char*> a;
-	for (const auto& s : argv)
-		a.push_back(const_cast<char*>(s.c_str()));
-	a.push_back(nullptr);
-	pid_t pid = ::fork();
-	if (pid == 0) {
-		::dup2(p[1], 1);
-		::dup2(p[1], 2);
-		::execv(a[0], a.data());
-		_exit(127);
-	}
-	::close(p[1]);
-	std::string out;
-	double deadline = now_s() + timeout_s;
-	pollfd pf{p[0], POLLIN, 0};
-	while (::poll(&pf, 1, ms_until(deadline)) > 0) {
-		char buf[4096];
-		ssize_t n = ::read(p[0], buf, sizeof buf);
-		if (n <= 0)
-			break;
-		out.append(buf, static_cast<std::size_t>(n));
-	}
-	::close(p[0]);
-	if (pid > 0) {
-		::kill(pid, SIGKILL);
-		::waitpid(pid, nullptr, 0);
-	}
-	return out;
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) < 0)
+        return "";
+    std::vector<char*> a;
+    for (const auto& s : argv)
+        a.push_back(const_cast<char*>(s.c_str()));
+    a.push_back(nullptr);
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        ::dup2(p[1], 1);
+        ::dup2(p[1], 2);
+        ::execv(a[0], a.data());
+        _exit(127);
+    }
+    ::close(p[1]);
+    std::string out;
+    double deadline = now_s() + timeout_s;
+    pollfd pf{p[0], POLLIN, 0};
+    while (::poll(&pf, 1, ms_until(deadline)) > 0) {
+        char buf[4096];
+        ssize_t n = ::read(p[0], buf, sizeof buf);
+        if (n <= 0)
+            break;
+        out.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(p[0]);
+    if (pid > 0) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, nullptr, 0);
+    }
+    return out;
 }
 
-}  // namespace icemu::runner
+} // namespace icemu::runner

@@ -11,70 +11,70 @@ namespace icemu::runner {
 
 using nlohmann::json;
 
-double now_s();  // monotonic seconds
+double now_s(); // monotonic seconds
 
 // A listening AF_UNIX socket; QEMU connects to it as a client (so no connect race).
 class UnixListener {
 public:
-	explicit UnixListener(const std::string& path);
-	~UnixListener();
-	UnixListener(const UnixListener&) = delete;
-	UnixListener& operator=(const UnixListener&) = delete;
-	int accept_until(double deadline);  // fd, or -1 on timeout
+    explicit UnixListener(const std::string& path);
+    ~UnixListener();
+    UnixListener(const UnixListener&) = delete;
+    UnixListener& operator=(const UnixListener&) = delete;
+    int accept_until(double deadline); // fd, or -1 on timeout
 
 private:
-	int fd_ = -1;
-	std::string path_;
+    int fd_ = -1;
+    std::string path_;
 };
 
 class LineChannel {
 public:
-	LineChannel() = default;
-	explicit LineChannel(int fd) : fd_(fd) {}
-	~LineChannel();
-	LineChannel(const LineChannel&) = delete;
-	LineChannel& operator=(const LineChannel&) = delete;
-	void reset(int fd);
-	bool valid() const { return fd_ >= 0; }
-	// false on timeout or EOF (eof() tells which)
-	bool read_line(std::string& line, double deadline);
-	bool write_line(const std::string& line);
-	bool eof() const { return eof_; }
+    LineChannel() = default;
+    explicit LineChannel(int fd) : fd_(fd) {}
+    ~LineChannel();
+    LineChannel(const LineChannel&) = delete;
+    LineChannel& operator=(const LineChannel&) = delete;
+    void reset(int fd);
+    bool valid() const { return fd_ >= 0; }
+    // false on timeout or EOF (eof() tells which)
+    bool read_line(std::string& line, double deadline);
+    bool write_line(const std::string& line);
+    bool eof() const { return eof_; }
 
 private:
-	int fd_ = -1;
-	std::string buf_;
-	bool eof_ = false;
+    int fd_ = -1;
+    std::string buf_;
+    bool eof_ = false;
 };
 
 class Qmp {
 public:
-	void attach(int fd) { ch_.reset(fd); }
-	bool handshake(double deadline, std::string& err);
-	// {"return":...} or {"error":...}; a json null on timeout/EOF.
-	json execute(const std::string& cmd, const json& args, double timeout_s);
+    void attach(int fd) { ch_.reset(fd); }
+    bool handshake(double deadline, std::string& err);
+    // {"return":...} or {"error":...}; a json null on timeout/EOF.
+    json execute(const std::string& cmd, const json& args, double timeout_s);
 
 private:
-	LineChannel ch_;
+    LineChannel ch_;
 };
 
 class QemuProcess {
 public:
-	~QemuProcess();
-	void start(const std::vector<std::string>& argv, const std::string& log_path);
-	bool running();
-	// Waits for exit until deadline; returns the exit status or -1 if still running.
-	int wait_until(double deadline);
-	void kill_now();
-	pid_t pid() const { return pid_; }
-	int status() const { return status_; }
+    ~QemuProcess();
+    void start(const std::vector<std::string>& argv, const std::string& log_path);
+    bool running();
+    // Waits for exit until deadline; returns the exit status or -1 if still running.
+    int wait_until(double deadline);
+    void kill_now();
+    pid_t pid() const { return pid_; }
+    int status() const { return status_; }
 
 private:
-	pid_t pid_ = -1;
-	int status_ = -1;
+    pid_t pid_ = -1;
+    int status_ = -1;
 };
 
 // Runs argv and returns its stdout+stderr (for "qemu -device ufs,help").
 std::string capture(const std::vector<std::string>& argv, double timeout_s);
 
-}  // namespace icemu::runner
+} // namespace icemu::runner

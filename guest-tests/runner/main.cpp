@@ -44,384 +44,394 @@ using namespace icemu::runner;
 namespace {
 
 struct Options {
-	std::vector<std::string> scenarios;
-	std::string qemu, kernel, initrd, artifacts, junit, checker;
-	bool keep = false;
-	bool list = false;
-	bool crypto_off = false;
-	double timeout = 0;  // per-scenario override
+    std::vector<std::string> scenarios;
+    std::string qemu, kernel, initrd, artifacts, junit, checker;
+    bool keep = false;
+    bool list = false;
+    bool crypto_off = false;
+    double timeout = 0; // per-scenario override
 };
 
 [[noreturn]] void usage(int code) {
-	std::fprintf(code ? stderr : stdout,
-	             "usage: icemu-run [--scenario FILE|NAME]... [--kernel BZIMAGE] [--qemu QEMU]\n"
-	             "                 [--initrd CPIO] [--artifacts DIR] [--keep] [--junit FILE]\n"
-	             "                 [--timeout SECONDS] [--crypto off] [--list]\n"
-	             "                 [--checker ICEMU_CHECK | --no-check]\n"
-	             "Without --scenario, runs the default set from %s.\n"
-	             "Defaults (override with the options or ICEMU_QEMU / ICEMU_KERNEL / ICEMU_INITRD):\n"
-	             "  qemu   %s\n  kernel %s\n  initrd %s\n",
-	             ICEMU_SCENARIO_DIR, ICEMU_DEFAULT_QEMU, ICEMU_DEFAULT_KERNEL, ICEMU_DEFAULT_INITRD);
-	std::exit(code);
+    std::fprintf(
+        code ? stderr : stdout,
+        "usage: icemu-run [--scenario FILE|NAME]... [--kernel BZIMAGE] [--qemu QEMU]\n"
+        "                 [--initrd CPIO] [--artifacts DIR] [--keep] [--junit FILE]\n"
+        "                 [--timeout SECONDS] [--crypto off] [--list]\n"
+        "                 [--checker ICEMU_CHECK | --no-check]\n"
+        "Without --scenario, runs the default set from %s.\n"
+        "Defaults (override with the options or ICEMU_QEMU / ICEMU_KERNEL / ICEMU_INITRD):\n"
+        "  qemu   %s\n  kernel %s\n  initrd %s\n",
+        ICEMU_SCENARIO_DIR, ICEMU_DEFAULT_QEMU, ICEMU_DEFAULT_KERNEL, ICEMU_DEFAULT_INITRD);
+    std::exit(code);
 }
 
 std::string env_or(const char* name, const char* dflt) {
-	const char* v = std::getenv(name);
-	return v && *v ? v : dflt;
+    const char* v = std::getenv(name);
+    return v && *v ? v : dflt;
 }
 
 Options parse_args(int argc, char** argv) {
-	Options o;
-	o.qemu = env_or("ICEMU_QEMU", ICEMU_DEFAULT_QEMU);
-	o.kernel = env_or("ICEMU_KERNEL", ICEMU_DEFAULT_KERNEL);
-	o.initrd = env_or("ICEMU_INITRD", ICEMU_DEFAULT_INITRD);
-	o.checker = env_or("ICEMU_CHECK", ICEMU_DEFAULT_CHECKER);
-	for (int i = 1; i < argc; ++i) {
-		std::string a = argv[i];
-		auto val = [&]() -> std::string {
-			if (i + 1 >= argc)
-				usage(2);
-			return argv[++i];
-		};
-		if (a == "--scenario" || a == "-s")
-			o.scenarios.push_back(val());
-		else if (a == "--qemu")
-			o.qemu = val();
-		else if (a == "--kernel")
-			o.kernel = val();
-		else if (a == "--initrd")
-			o.initrd = val();
-		else if (a == "--artifacts")
-			o.artifacts = val();
-		else if (a == "--junit")
-			o.junit = val();
-		else if (a == "--timeout")
-			o.timeout = std::stod(val());
-		else if (a == "--checker")
-			o.checker = val();
-		else if (a == "--no-check")
-			o.checker.clear();
-		else if (a == "--keep")
-			o.keep = true;
-		else if (a == "--list")
-			o.list = true;
-		else if (a == "--crypto") {
-			std::string v = val();
-			if (v != "off" && v != "auto")
-				usage(2);
-			o.crypto_off = v == "off";
-		} else if (a == "--help" || a == "-h")
-			usage(0);
-		else {
-			std::fprintf(stderr, "icemu-run: unknown argument %s\n", a.c_str());
-			usage(2);
-		}
-	}
-	return o;
+    Options o;
+    o.qemu = env_or("ICEMU_QEMU", ICEMU_DEFAULT_QEMU);
+    o.kernel = env_or("ICEMU_KERNEL", ICEMU_DEFAULT_KERNEL);
+    o.initrd = env_or("ICEMU_INITRD", ICEMU_DEFAULT_INITRD);
+    o.checker = env_or("ICEMU_CHECK", ICEMU_DEFAULT_CHECKER);
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        auto val = [&]() -> std::string {
+            if (i + 1 >= argc)
+                usage(2);
+            return argv[++i];
+        };
+        if (a == "--scenario" || a == "-s")
+            o.scenarios.push_back(val());
+        else if (a == "--qemu")
+            o.qemu = val();
+        else if (a == "--kernel")
+            o.kernel = val();
+        else if (a == "--initrd")
+            o.initrd = val();
+        else if (a == "--artifacts")
+            o.artifacts = val();
+        else if (a == "--junit")
+            o.junit = val();
+        else if (a == "--timeout")
+            o.timeout = std::stod(val());
+        else if (a == "--checker")
+            o.checker = val();
+        else if (a == "--no-check")
+            o.checker.clear();
+        else if (a == "--keep")
+            o.keep = true;
+        else if (a == "--list")
+            o.list = true;
+        else if (a == "--crypto") {
+            std::string v = val();
+            if (v != "off" && v != "auto")
+                usage(2);
+            o.crypto_off = v == "off";
+        } else if (a == "--help" || a == "-h")
+            usage(0);
+        else {
+            std::fprintf(stderr, "icemu-run: unknown argument %s\n", a.c_str());
+            usage(2);
+        }
+    }
+    return o;
 }
 
 std::vector<std::string> default_scenarios() {
-	std::vector<std::string> out;
-	std::error_code ec;
-	for (const auto& e : fs::directory_iterator(ICEMU_SCENARIO_DIR, ec))
-		if (e.path().extension() == ".json")
-			out.push_back(e.path().string());
-	std::sort(out.begin(), out.end());
-	return out;
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(ICEMU_SCENARIO_DIR, ec))
+        if (e.path().extension() == ".json")
+            out.push_back(e.path().string());
+    std::sort(out.begin(), out.end());
+    return out;
 }
 
 std::string resolve_scenario(const std::string& s) {
-	if (fs::exists(s))
-		return s;
-	std::string p = std::string(ICEMU_SCENARIO_DIR) + "/" + s + ".json";
-	if (fs::exists(p))
-		return p;
-	throw ScenarioError("no scenario file or name '" + s + "' (looked in " ICEMU_SCENARIO_DIR ")");
+    if (fs::exists(s))
+        return s;
+    std::string p = std::string(ICEMU_SCENARIO_DIR) + "/" + s + ".json";
+    if (fs::exists(p))
+        return p;
+    throw ScenarioError("no scenario file or name '" + s + "' (looked in " ICEMU_SCENARIO_DIR ")");
 }
 
 void write_file(const std::string& path, const std::string& text) {
-	std::ofstream(path) << text;
+    std::ofstream(path) << text;
 }
 
 std::string read_file(const std::string& path) {
-	std::ifstream in(path, std::ios::binary);
-	std::stringstream ss;
-	ss << in.rdbuf();
-	return ss.str();
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
 }
 
 std::uint64_t file_size(const std::string& path) {
-	struct stat st{};
-	return ::stat(path.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
 }
 
 std::string tail(const std::string& path, std::size_t lines) {
-	std::string t = read_file(path);
-	std::size_t pos = t.size(), n = 0;
-	while (pos > 0 && n <= lines)
-		if (t[--pos] == '\n')
-			++n;
-	return t.substr(pos);
+    std::string t = read_file(path);
+    std::size_t pos = t.size(), n = 0;
+    while (pos > 0 && n <= lines)
+        if (t[--pos] == '\n')
+            ++n;
+    return t.substr(pos);
 }
 
 void progress(const std::string& scen, const std::string& msg) {
-	std::fprintf(stderr, "[%s] %s\n", scen.c_str(), msg.c_str());
-	std::fflush(stderr);
+    std::fprintf(stderr, "[%s] %s\n", scen.c_str(), msg.c_str());
+    std::fflush(stderr);
 }
 
 class ScenarioRun {
 public:
-	ScenarioRun(const Scenario& s, const Options& o, const EngineOptions& e, std::string dir)
-	    : s_(s), o_(o), e_(e) {
-		paths_ = {o.qemu, o.kernel, o.initrd, std::move(dir)};
-		rec_.engine = e.props_supported;
-	}
+    ScenarioRun(const Scenario& s, const Options& o, const EngineOptions& e, std::string dir)
+        : s_(s), o_(o), e_(e) {
+        paths_ = {o.qemu, o.kernel, o.initrd, std::move(dir)};
+        rec_.engine = e.props_supported;
+    }
 
-	ScenarioResult run() {
-		double t0 = now_s();
-		ScenarioResult res;
-		res.name = s_.name;
-		try {
-			execute(res);
-		} catch (const std::exception& ex) {
-			TestPoint p{s_.name, "runner", false, "", ex.what(), 0};
-			res.points.push_back(p);
-		}
-		qemu_.kill_now();
-		collect_events();
-		res.skip = skip_;
-		if (booted_ && skip_.empty()) {
-			for (const auto& st : rec_.steps)
-				res.points.push_back(check_step(s_, st));
-			for (std::size_t i = rec_.steps.size(); i < s_.steps.size(); ++i) {
-				TestPoint p{s_.name, "step " + std::to_string(i + 1) + " " + s_.steps[i].op, false, "",
-				            "not run (an earlier step left the guest unusable)", 0};
-				res.points.push_back(p);
-			}
-			for (const auto& x : s_.expectations)
-				res.points.push_back(check_expectation(s_, x, rec_));
-		}
-		res.seconds = now_s() - t0;
-		write_file(paths_.dir + "/run.json", rec_.to_json().dump(1));
-		return res;
-	}
+    ScenarioResult run() {
+        double t0 = now_s();
+        ScenarioResult res;
+        res.name = s_.name;
+        try {
+            execute(res);
+        } catch (const std::exception& ex) {
+            TestPoint p{s_.name, "runner", false, "", ex.what(), 0};
+            res.points.push_back(p);
+        }
+        qemu_.kill_now();
+        collect_events();
+        res.skip = skip_;
+        if (booted_ && skip_.empty()) {
+            for (const auto& st : rec_.steps)
+                res.points.push_back(check_step(s_, st));
+            for (std::size_t i = rec_.steps.size(); i < s_.steps.size(); ++i) {
+                TestPoint p{s_.name, "step " + std::to_string(i + 1) + " " + s_.steps[i].op, false,
+                            "",      "not run (an earlier step left the guest unusable)",    0};
+                res.points.push_back(p);
+            }
+            for (const auto& x : s_.expectations)
+                res.points.push_back(check_expectation(s_, x, rec_));
+        }
+        res.seconds = now_s() - t0;
+        write_file(paths_.dir + "/run.json", rec_.to_json().dump(1));
+        return res;
+    }
 
-	const RunRecord& record() const { return rec_; }
+    const RunRecord& record() const { return rec_; }
 
 private:
-	void execute(ScenarioResult& res) {
-		fs::create_directories(paths_.dir);
-		for (const auto& c : s_.controllers)
-			for (const auto& lu : c.lus)
-				make_image(lu_image(paths_, c, lu), lu.size);
-		for (const auto& d : s_.virtio_disks)
-			make_image(virtio_image(paths_, d), d.size);
-		auto argv = qemu_argv(s_, paths_, e_);
-		write_file(paths_.dir + "/qemu-cmdline.sh", "#!/bin/sh\n" + shell_join(argv) + "\n");
-		UnixListener qmp_l(qmp_socket(paths_)), guest_l(guest_socket(paths_));
-		double t0 = now_s();
-		double deadline = t0 + (o_.timeout > 0 ? o_.timeout : s_.timeout_s);
-		qemu_.start(argv, paths_.dir + "/qemu.log");
-		progress(s_.name, "booting (artifacts: " + paths_.dir + ")");
-		int qfd = qmp_l.accept_until(std::min(deadline, t0 + 30));
-		int gfd = qfd >= 0 ? guest_l.accept_until(std::min(deadline, t0 + 30)) : -1;
-		if (qfd < 0 || gfd < 0)
-			throw std::runtime_error("QEMU did not connect its sockets; qemu.log:\n" +
-			                         tail(paths_.dir + "/qemu.log", 20));
-		qmp_.attach(qfd);
-		guest_.reset(gfd);
-		std::string err;
-		if (!qmp_.handshake(now_s() + 10, err))
-			throw std::runtime_error(err + "; qemu.log:\n" + tail(paths_.dir + "/qemu.log", 20));
-		std::string line;
-		double boot_deadline = std::min(deadline, now_s() + 120);
-		for (;;) {
-			if (!guest_.read_line(line, boot_deadline))
-				throw std::runtime_error("no hello from the guest within the boot timeout; console tail:\n" +
-				                         tail(console_log(paths_), 30) + "qemu.log:\n" +
-				                         tail(paths_.dir + "/qemu.log", 10));
-			json h = json::parse(line, nullptr, false);
-			if (h.is_object() && h.contains("hello")) {
-				rec_.hello = h;
-				break;
-			}
-		}
-		rec_.boot_seconds = now_s() - t0;
-		booted_ = true;
-		char b[128];
-		std::snprintf(b, sizeof b, "guest up in %.2fs (kernel %s, guest uptime %.2fs)", rec_.boot_seconds,
-		              rec_.hello.value("release", "?").c_str(), rec_.hello.value("uptime_s", 0.0));
-		progress(s_.name, b);
-		res.points.push_back({s_.name, "boot: the guest program said hello", true, "", b,
-		                      rec_.boot_seconds});
-		if (std::string why = kernel_skip_reason(s_.kernel, rec_); !why.empty()) {
-			// The whole scenario needs another kernel: one SKIP point, no steps, no checker.
-			skip_ = why;
-			progress(s_.name, "SKIP: " + why);
-			res.points.push_back(TestPoint::skipped(s_.name, "scenario " + s_.name, why));
-			guest_.write_line(json{{"id", 1000000}, {"op", "poweroff"}}.dump());
-			if (qemu_.wait_until(now_s() + 15) < 0)
-				progress(s_.name, "QEMU did not exit after poweroff; killed");
-			return;
-		}
-		json disks = request({{"id", 0}, {"op", "disks"}}, 30);
-		if (!disks.is_object() || !disks.value("ok", false))
-			throw std::runtime_error("the initial disks request failed: " + disks.dump());
-		rec_.boot_disks = disks;
-		rec_.disk_map = map_disks(s_, disks);
-		for (const auto& [name, d] : rec_.disk_map)
-			if (d.is_null())
-				throw std::runtime_error("scenario disk '" + name + "' not found in the guest: " + disks.dump());
-		snapshot();
-		Lookup vars = base_lookup(s_, rec_);
-		for (std::size_t i = 0; i < s_.steps.size(); ++i) {
-			if (now_s() > deadline)
-				throw std::runtime_error("scenario timeout");
-			if (!run_step(i, vars))
-				break;
-		}
-		if (!powered_off_) {
-			guest_.write_line(json{{"id", 1000000}, {"op", "poweroff"}}.dump());
-		}
-		if (qemu_.wait_until(now_s() + 15) < 0)
-			progress(s_.name, "QEMU did not exit after poweroff; killed");
-	}
+    void execute(ScenarioResult& res) {
+        fs::create_directories(paths_.dir);
+        for (const auto& c : s_.controllers)
+            for (const auto& lu : c.lus)
+                make_image(lu_image(paths_, c, lu), lu.size);
+        for (const auto& d : s_.virtio_disks)
+            make_image(virtio_image(paths_, d), d.size);
+        auto argv = qemu_argv(s_, paths_, e_);
+        write_file(paths_.dir + "/qemu-cmdline.sh", "#!/bin/sh\n" + shell_join(argv) + "\n");
+        UnixListener qmp_l(qmp_socket(paths_)), guest_l(guest_socket(paths_));
+        double t0 = now_s();
+        double deadline = t0 + (o_.timeout > 0 ? o_.timeout : s_.timeout_s);
+        qemu_.start(argv, paths_.dir + "/qemu.log");
+        progress(s_.name, "booting (artifacts: " + paths_.dir + ")");
+        int qfd = qmp_l.accept_until(std::min(deadline, t0 + 30));
+        int gfd = qfd >= 0 ? guest_l.accept_until(std::min(deadline, t0 + 30)) : -1;
+        if (qfd < 0 || gfd < 0)
+            throw std::runtime_error("QEMU did not connect its sockets; qemu.log:\n" +
+                                     tail(paths_.dir + "/qemu.log", 20));
+        qmp_.attach(qfd);
+        guest_.reset(gfd);
+        std::string err;
+        if (!qmp_.handshake(now_s() + 10, err))
+            throw std::runtime_error(err + "; qemu.log:\n" + tail(paths_.dir + "/qemu.log", 20));
+        std::string line;
+        double boot_deadline = std::min(deadline, now_s() + 120);
+        for (;;) {
+            if (!guest_.read_line(line, boot_deadline))
+                throw std::runtime_error(
+                    "no hello from the guest within the boot timeout; console tail:\n" +
+                    tail(console_log(paths_), 30) + "qemu.log:\n" +
+                    tail(paths_.dir + "/qemu.log", 10));
+            json h = json::parse(line, nullptr, false);
+            if (h.is_object() && h.contains("hello")) {
+                rec_.hello = h;
+                break;
+            }
+        }
+        rec_.boot_seconds = now_s() - t0;
+        booted_ = true;
+        char b[128];
+        std::snprintf(b, sizeof b, "guest up in %.2fs (kernel %s, guest uptime %.2fs)",
+                      rec_.boot_seconds, rec_.hello.value("release", "?").c_str(),
+                      rec_.hello.value("uptime_s", 0.0));
+        progress(s_.name, b);
+        res.points.push_back(
+            {s_.name, "boot: the guest program said hello", true, "", b, rec_.boot_seconds});
+        if (std::string why = kernel_skip_reason(s_.kernel, rec_); !why.empty()) {
+            // The whole scenario needs another kernel: one SKIP point, no steps, no checker.
+            skip_ = why;
+            progress(s_.name, "SKIP: " + why);
+            res.points.push_back(TestPoint::skipped(s_.name, "scenario " + s_.name, why));
+            guest_.write_line(json{{"id", 1000000}, {"op", "poweroff"}}.dump());
+            if (qemu_.wait_until(now_s() + 15) < 0)
+                progress(s_.name, "QEMU did not exit after poweroff; killed");
+            return;
+        }
+        json disks = request({{"id", 0}, {"op", "disks"}}, 30);
+        if (!disks.is_object() || !disks.value("ok", false))
+            throw std::runtime_error("the initial disks request failed: " + disks.dump());
+        rec_.boot_disks = disks;
+        rec_.disk_map = map_disks(s_, disks);
+        for (const auto& [name, d] : rec_.disk_map)
+            if (d.is_null())
+                throw std::runtime_error("scenario disk '" + name +
+                                         "' not found in the guest: " + disks.dump());
+        snapshot();
+        Lookup vars = base_lookup(s_, rec_);
+        for (std::size_t i = 0; i < s_.steps.size(); ++i) {
+            if (now_s() > deadline)
+                throw std::runtime_error("scenario timeout");
+            if (!run_step(i, vars))
+                break;
+        }
+        if (!powered_off_) {
+            guest_.write_line(json{{"id", 1000000}, {"op", "poweroff"}}.dump());
+        }
+        if (qemu_.wait_until(now_s() + 15) < 0)
+            progress(s_.name, "QEMU did not exit after poweroff; killed");
+    }
 
-	bool run_step(std::size_t i, Lookup& vars) {
-		const Step& step = s_.steps[i];
-		StepRecord rec;
-		rec.index = i + 1;
-		rec.op = step.op;
-		rec.label = step.label;
-		double t0 = now_s();
-		bool keep_going = true;
-		if (std::string why = kernel_skip_reason(step.kernel, rec_); !why.empty()) {
-			rec.skipped = why;
-			progress(s_.name, "step " + std::to_string(rec.index) + "/" + std::to_string(s_.steps.size()) + " " +
-			                      step.op + (step.label.empty() ? "" : " [" + step.label + "]") + " ... SKIP (" +
-			                      why + ")");
-			rec_.steps.push_back(rec);
-			snapshot();  // keeps snapshots[i] = after step i
-			return true;
-		}
-		try {
-			json args = substitute(step.args, vars);
-			rec.expect = substitute(step.expect, vars);
-			if (step.host_only()) {
-				rec.request = {{"execute", "qom-set"},
-				               {"arguments",
-				                {{"path", "/machine/peripheral/" + args.at("ctrl").get<std::string>()},
-				                 {"property", args.at("property")},
-				                 {"value", args.at("value")}}}};
-				json r = qmp_.execute("qom-set", rec.request["arguments"], step.timeout_s);
-				rec.reply = {{"ok", r.is_object() && r.contains("return")}, {"qmp", r}};
-				if (!rec.reply["ok"].get<bool>())
-					rec.reply["error"] = r.dump();
-			} else {
-				rec.request = args;
-				rec.request["id"] = rec.index;
-				rec.request["op"] = step.op;
-				rec.reply = request(rec.request, step.timeout_s);
-				if (rec.reply.is_null()) {
-					rec.error = guest_.eof() ? "the guest closed the channel (crashed or powered off)"
-					                         : "no reply within " + std::to_string(step.timeout_s) + "s";
-					if (step.op != "poweroff")
-						rec.error += "; console tail:\n" + tail(console_log(paths_), 20);
-					keep_going = false;
-				}
-				if (step.op == "poweroff") {
-					powered_off_ = true;
-					keep_going = false;
-				}
-			}
-			for (const auto& [var, ptr] : step.save.items()) {
-				std::string p = ptr.get<std::string>();
-				json::json_pointer jp(p[0] == '/' ? p : "/" + p);
-				if (rec.reply.is_object() && rec.reply.contains(jp))
-					vars[var] = rec.reply.at(jp);
-			}
-		} catch (const std::exception& ex) {
-			rec.error = ex.what();
-		}
-		rec.seconds = now_s() - t0;
-		bool ok = check_step(s_, rec).passed;
-		char b[256];
-		std::snprintf(b, sizeof b, "step %zu/%zu %s%s ... %s %.2fs", rec.index, s_.steps.size(), step.op.c_str(),
-		              step.label.empty() ? "" : (" [" + step.label + "]").c_str(), ok ? "ok" : "FAILED",
-		              rec.seconds);
-		progress(s_.name, b);
-		if (!ok && !rec.error.empty())
-			progress(s_.name, "  " + rec.error.substr(0, 300));
-		else if (!ok && rec.reply.is_object())
-			progress(s_.name, "  " + rec.reply.value("error", std::string("(unexpected success)")));
-		rec_.steps.push_back(rec);
-		if (!powered_off_)
-			snapshot();
-		return keep_going;
-	}
+    bool run_step(std::size_t i, Lookup& vars) {
+        const Step& step = s_.steps[i];
+        StepRecord rec;
+        rec.index = i + 1;
+        rec.op = step.op;
+        rec.label = step.label;
+        double t0 = now_s();
+        bool keep_going = true;
+        if (std::string why = kernel_skip_reason(step.kernel, rec_); !why.empty()) {
+            rec.skipped = why;
+            progress(s_.name, "step " + std::to_string(rec.index) + "/" +
+                                  std::to_string(s_.steps.size()) + " " + step.op +
+                                  (step.label.empty() ? "" : " [" + step.label + "]") +
+                                  " ... SKIP (" + why + ")");
+            rec_.steps.push_back(rec);
+            snapshot(); // keeps snapshots[i] = after step i
+            return true;
+        }
+        try {
+            json args = substitute(step.args, vars);
+            rec.expect = substitute(step.expect, vars);
+            if (step.host_only()) {
+                rec.request = {
+                    {"execute", "qom-set"},
+                    {"arguments",
+                     {{"path", "/machine/peripheral/" + args.at("ctrl").get<std::string>()},
+                      {"property", args.at("property")},
+                      {"value", args.at("value")}}}};
+                json r = qmp_.execute("qom-set", rec.request["arguments"], step.timeout_s);
+                rec.reply = {{"ok", r.is_object() && r.contains("return")}, {"qmp", r}};
+                if (!rec.reply["ok"].get<bool>())
+                    rec.reply["error"] = r.dump();
+            } else {
+                rec.request = args;
+                rec.request["id"] = rec.index;
+                rec.request["op"] = step.op;
+                rec.reply = request(rec.request, step.timeout_s);
+                if (rec.reply.is_null()) {
+                    rec.error = guest_.eof()
+                                    ? "the guest closed the channel (crashed or powered off)"
+                                    : "no reply within " + std::to_string(step.timeout_s) + "s";
+                    if (step.op != "poweroff")
+                        rec.error += "; console tail:\n" + tail(console_log(paths_), 20);
+                    keep_going = false;
+                }
+                if (step.op == "poweroff") {
+                    powered_off_ = true;
+                    keep_going = false;
+                }
+            }
+            for (const auto& [var, ptr] : step.save.items()) {
+                std::string p = ptr.get<std::string>();
+                json::json_pointer jp(p[0] == '/' ? p : "/" + p);
+                if (rec.reply.is_object() && rec.reply.contains(jp))
+                    vars[var] = rec.reply.at(jp);
+            }
+        } catch (const std::exception& ex) {
+            rec.error = ex.what();
+        }
+        rec.seconds = now_s() - t0;
+        bool ok = check_step(s_, rec).passed;
+        char b[256];
+        std::snprintf(b, sizeof b, "step %zu/%zu %s%s ... %s %.2fs", rec.index, s_.steps.size(),
+                      step.op.c_str(), step.label.empty() ? "" : (" [" + step.label + "]").c_str(),
+                      ok ? "ok" : "FAILED", rec.seconds);
+        progress(s_.name, b);
+        if (!ok && !rec.error.empty())
+            progress(s_.name, "  " + rec.error.substr(0, 300));
+        else if (!ok && rec.reply.is_object())
+            progress(s_.name, "  " + rec.reply.value("error", std::string("(unexpected success)")));
+        rec_.steps.push_back(rec);
+        if (!powered_off_)
+            snapshot();
+        return keep_going;
+    }
 
-	json request(const json& req, double timeout_s) {
-		if (!guest_.write_line(req.dump()))
-			return nullptr;
-		double deadline = now_s() + timeout_s;
-		std::string line;
-		while (guest_.read_line(line, deadline)) {
-			json r = json::parse(line, nullptr, false);
-			if (r.is_object() && r.value("id", json()) == req["id"])
-				return r;
-		}
-		return nullptr;
-	}
+    json request(const json& req, double timeout_s) {
+        if (!guest_.write_line(req.dump()))
+            return nullptr;
+        double deadline = now_s() + timeout_s;
+        std::string line;
+        while (guest_.read_line(line, deadline)) {
+            json r = json::parse(line, nullptr, false);
+            if (r.is_object() && r.value("id", json()) == req["id"])
+                return r;
+        }
+        return nullptr;
+    }
 
-	void snapshot() {
-		std::map<std::string, json> snap;
-		std::map<std::string, std::uint64_t> marks;
-		for (const auto& c : s_.controllers) {
-			json r = qmp_.execute("qom-get",
-			                      {{"path", "/machine/peripheral/" + c.id}, {"property", "crypto-state"}}, 10);
-			snap[c.id] = r.is_object() && r.contains("return") ? r["return"] : json(nullptr);
-			marks[c.id] = file_size(event_log_path(paths_, c));
-		}
-		rec_.snapshots.push_back(snap);
-		rec_.event_marks.push_back(marks);
-	}
+    void snapshot() {
+        std::map<std::string, json> snap;
+        std::map<std::string, std::uint64_t> marks;
+        for (const auto& c : s_.controllers) {
+            json r = qmp_.execute(
+                "qom-get", {{"path", "/machine/peripheral/" + c.id}, {"property", "crypto-state"}},
+                10);
+            snap[c.id] = r.is_object() && r.contains("return") ? r["return"] : json(nullptr);
+            marks[c.id] = file_size(event_log_path(paths_, c));
+        }
+        rec_.snapshots.push_back(snap);
+        rec_.event_marks.push_back(marks);
+    }
 
-	void collect_events() {
-		for (const auto& c : s_.controllers) {
-			std::string p = event_log_path(paths_, c);
-			if (fs::exists(p))
-				rec_.events[c.id] = parse_event_log(read_file(p));
-		}
-	}
+    void collect_events() {
+        for (const auto& c : s_.controllers) {
+            std::string p = event_log_path(paths_, c);
+            if (fs::exists(p))
+                rec_.events[c.id] = parse_event_log(read_file(p));
+        }
+    }
 
-	static void make_image(const std::string& path, std::uint64_t size) {
-		int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (fd < 0 || ::ftruncate(fd, static_cast<off_t>(size)) < 0)
-			throw std::runtime_error("create image " + path + ": " + std::strerror(errno));
-		::close(fd);
-	}
+    static void make_image(const std::string& path, std::uint64_t size) {
+        int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0 || ::ftruncate(fd, static_cast<off_t>(size)) < 0)
+            throw std::runtime_error("create image " + path + ": " + std::strerror(errno));
+        ::close(fd);
+    }
 
-	const Scenario& s_;
-	const Options& o_;
-	EngineOptions e_;
-	MachinePaths paths_;
-	RunRecord rec_;
-	QemuProcess qemu_;
-	Qmp qmp_;
-	LineChannel guest_;
-	bool booted_ = false;
-	bool powered_off_ = false;
-	std::string skip_;  // the scenario's kernel condition does not hold
+    const Scenario& s_;
+    const Options& o_;
+    EngineOptions e_;
+    MachinePaths paths_;
+    RunRecord rec_;
+    QemuProcess qemu_;
+    Qmp qmp_;
+    LineChannel guest_;
+    bool booted_ = false;
+    bool powered_off_ = false;
+    std::string skip_; // the scenario's kernel condition does not hold
 };
 
 bool check_inputs(const Options& o) {
-	bool ok = true;
-	for (auto [what, path] : {std::pair{"qemu", o.qemu}, {"kernel", o.kernel}, {"initrd", o.initrd}})
-		if (path.empty() || !fs::exists(path)) {
-			std::fprintf(stderr, "icemu-run: %s not found: '%s' (pass --%s)\n", what, path.c_str(), what);
-			ok = false;
-		}
-	return ok;
+    bool ok = true;
+    for (auto [what, path] :
+         {std::pair{"qemu", o.qemu}, {"kernel", o.kernel}, {"initrd", o.initrd}})
+        if (path.empty() || !fs::exists(path)) {
+            std::fprintf(stderr, "icemu-run: %s not found: '%s' (pass --%s)\n", what, path.c_str(),
+                         what);
+            ok = false;
+        }
+    return ok;
 }
 
 // Runs icemu-check on one scenario's artifacts and turns each invariant's verdict into a
@@ -430,140 +440,144 @@ bool check_inputs(const Options& o) {
 std::vector<TestPoint> checker_points(const std::string& checker, const std::string& scenario,
                                       const std::string& dir,
                                       const std::map<std::string, std::string>& xfail) {
-	std::vector<TestPoint> out;
-	std::string json_path = dir + "/check.json";
-	std::string text = capture({checker, "--quiet", "--json", json_path, dir}, 600);
-	write_file(dir + "/check.txt", text);
-	json v;
-	try {
-		std::ifstream in(json_path);
-		v = json::parse(in);
-	} catch (const std::exception& ex) {
-		out.push_back({scenario, "icemu-check ran and judged the run", false, "",
-		               std::string("no verdicts (") + ex.what() + "): " + text, 0});
-		return out;
-	}
-	for (const auto& x : v.value("verdicts", json::array())) {
-		std::string status = x.value("status", "");
-		std::string name = "icemu-check " + x.value("name", "?") + ": " + x.value("title", "");
-		std::string diag = status + ": " + x.value("reason", "");
-		if (x.contains("details") && !x["details"].empty())
-			diag += "\n" + x["details"].dump(1);
-		auto xf = xfail.find(x.value("name", ""));
-		out.push_back({scenario, name, status != "fail", xf == xfail.end() ? "" : xf->second, diag, 0});
-	}
-	if (out.empty())
-		out.push_back({scenario, "icemu-check ran and judged the run", false, "",
-		               "icemu-check produced no verdicts: " + text, 0});
-	return out;
+    std::vector<TestPoint> out;
+    std::string json_path = dir + "/check.json";
+    std::string text = capture({checker, "--quiet", "--json", json_path, dir}, 600);
+    write_file(dir + "/check.txt", text);
+    json v;
+    try {
+        std::ifstream in(json_path);
+        v = json::parse(in);
+    } catch (const std::exception& ex) {
+        out.push_back({scenario, "icemu-check ran and judged the run", false, "",
+                       std::string("no verdicts (") + ex.what() + "): " + text, 0});
+        return out;
+    }
+    for (const auto& x : v.value("verdicts", json::array())) {
+        std::string status = x.value("status", "");
+        std::string name = "icemu-check " + x.value("name", "?") + ": " + x.value("title", "");
+        std::string diag = status + ": " + x.value("reason", "");
+        if (x.contains("details") && !x["details"].empty())
+            diag += "\n" + x["details"].dump(1);
+        auto xf = xfail.find(x.value("name", ""));
+        out.push_back(
+            {scenario, name, status != "fail", xf == xfail.end() ? "" : xf->second, diag, 0});
+    }
+    if (out.empty())
+        out.push_back({scenario, "icemu-check ran and judged the run", false, "",
+                       "icemu-check produced no verdicts: " + text, 0});
+    return out;
 }
 
-}  // namespace
+} // namespace
 
 int main(int argc, char** argv) {
-	Options o = parse_args(argc, argv);
-	std::vector<Scenario> scenarios;
-	std::vector<std::string> scenario_files;  // parallel to scenarios
-	try {
-		if (o.scenarios.empty()) {
-			for (const auto& f : default_scenarios()) {
-				Scenario s = load_scenario(f);
-				if (s.in_default) {
-					scenarios.push_back(s);
-					scenario_files.push_back(f);
-				}
-			}
-		} else {
-			for (const auto& s : o.scenarios) {
-				scenario_files.push_back(resolve_scenario(s));
-				scenarios.push_back(load_scenario(scenario_files.back()));
-			}
-		}
-	} catch (const ScenarioError& e) {
-		std::fprintf(stderr, "icemu-run: %s\n", e.what());
-		return 2;
-	}
-	if (o.list) {
-		for (const auto& s : scenarios)
-			std::printf("%-28s %s\n", s.name.c_str(), s.title.c_str());
-		return 0;
-	}
-	if (scenarios.empty()) {
-		std::fprintf(stderr, "icemu-run: no scenarios\n");
-		return 2;
-	}
-	if (!check_inputs(o))
-		return 2;
-	o.qemu = fs::absolute(o.qemu).string();
-	o.kernel = fs::absolute(o.kernel).string();
-	o.initrd = fs::absolute(o.initrd).string();
+    Options o = parse_args(argc, argv);
+    std::vector<Scenario> scenarios;
+    std::vector<std::string> scenario_files; // parallel to scenarios
+    try {
+        if (o.scenarios.empty()) {
+            for (const auto& f : default_scenarios()) {
+                Scenario s = load_scenario(f);
+                if (s.in_default) {
+                    scenarios.push_back(s);
+                    scenario_files.push_back(f);
+                }
+            }
+        } else {
+            for (const auto& s : o.scenarios) {
+                scenario_files.push_back(resolve_scenario(s));
+                scenarios.push_back(load_scenario(scenario_files.back()));
+            }
+        }
+    } catch (const ScenarioError& e) {
+        std::fprintf(stderr, "icemu-run: %s\n", e.what());
+        return 2;
+    }
+    if (o.list) {
+        for (const auto& s : scenarios)
+            std::printf("%-28s %s\n", s.name.c_str(), s.title.c_str());
+        return 0;
+    }
+    if (scenarios.empty()) {
+        std::fprintf(stderr, "icemu-run: no scenarios\n");
+        return 2;
+    }
+    if (!check_inputs(o))
+        return 2;
+    o.qemu = fs::absolute(o.qemu).string();
+    o.kernel = fs::absolute(o.kernel).string();
+    o.initrd = fs::absolute(o.initrd).string();
 
-	EngineOptions eng;
-	eng.force_off = o.crypto_off;
-	std::string help = capture({o.qemu, "-device", "ufs,help"}, 20);
-	eng.props_supported = help.find("crypto=") != std::string::npos;
-	if (!eng.props_supported)
-		std::fprintf(stderr, "icemu-run: %s has no UFS crypto engine (no 'crypto' property); "
-		                     "controllers run without crypto and crypto expectations will fail\n",
-		             o.qemu.c_str());
+    EngineOptions eng;
+    eng.force_off = o.crypto_off;
+    std::string help = capture({o.qemu, "-device", "ufs,help"}, 20);
+    eng.props_supported = help.find("crypto=") != std::string::npos;
+    if (!eng.props_supported)
+        std::fprintf(stderr,
+                     "icemu-run: %s has no UFS crypto engine (no 'crypto' property); "
+                     "controllers run without crypto and crypto expectations will fail\n",
+                     o.qemu.c_str());
 
-	bool own_artifacts = o.artifacts.empty();
-	std::string base = o.artifacts;
-	if (own_artifacts) {
-		char tmpl[] = "/tmp/icemu-run-XXXXXX";
-		if (!mkdtemp(tmpl)) {
-			std::perror("mkdtemp");
-			return 2;
-		}
-		base = tmpl;
-	}
-	fs::create_directories(base);
-	base = fs::absolute(base).string();
+    bool own_artifacts = o.artifacts.empty();
+    std::string base = o.artifacts;
+    if (own_artifacts) {
+        char tmpl[] = "/tmp/icemu-run-XXXXXX";
+        if (!mkdtemp(tmpl)) {
+            std::perror("mkdtemp");
+            return 2;
+        }
+        base = tmpl;
+    }
+    fs::create_directories(base);
+    base = fs::absolute(base).string();
 
-	double t0 = now_s();
-	std::vector<ScenarioResult> results;
-	for (std::size_t si = 0; si < scenarios.size(); ++si) {
-		const Scenario& s = scenarios[si];
-		std::string dir = base + "/" + s.name;
-		fs::remove_all(dir);
-		ScenarioRun run(s, o, eng, dir);
-		ScenarioResult r = run.run();
-		std::error_code cec;
-		fs::copy_file(scenario_files[si], dir + "/scenario.json", fs::copy_options::overwrite_existing,
-		              cec);
-		if (!o.checker.empty() && r.skip.empty()) {
-			progress(s.name, "icemu-check (the reference models judge the run)");
-			for (auto& p : checker_points(o.checker, s.name, dir, s.checker_xfail))
-				r.points.push_back(std::move(p));
-		}
-		std::size_t failed = 0;
-		for (const auto& p : r.points)
-			failed += !p.ok();
-		if (!r.ok() || o.keep)
-			r.artifacts = dir;
-		else
-			fs::remove_all(dir);
-		char b[256];
-		std::snprintf(b, sizeof b, "%s: %zu checks, %zu failed, %.1fs%s%s", r.ok() ? "PASS" : "FAIL",
-		              r.points.size(), failed, r.seconds, r.artifacts.empty() ? "" : "; artifacts: ",
-		              r.artifacts.c_str());
-		progress(s.name, b);
-		for (const auto& p : r.points)
-			if (!p.ok())
-				progress(s.name, "  not ok: " + p.name + " — " + p.diag.substr(0, p.diag.find('\n')));
-		results.push_back(r);
-	}
-	double secs = now_s() - t0;
-	bool all_ok = std::all_of(results.begin(), results.end(), [](const auto& r) { return r.ok(); });
-	std::string tap = tap_report(results);
-	std::string sum = summary_line(results, secs);
-	std::fputs(tap.c_str(), stdout);
-	std::printf("# %s\n", sum.c_str());
-	std::fflush(stdout);
-	if (!o.junit.empty())
-		write_file(o.junit, junit_report(results));
-	if (own_artifacts && all_ok && !o.keep)
-		fs::remove_all(base);
-	std::fprintf(stderr, "%s%s\n", sum.c_str(), all_ok && !o.keep ? "" : ("; artifacts: " + base).c_str());
-	return all_ok ? 0 : 1;
+    double t0 = now_s();
+    std::vector<ScenarioResult> results;
+    for (std::size_t si = 0; si < scenarios.size(); ++si) {
+        const Scenario& s = scenarios[si];
+        std::string dir = base + "/" + s.name;
+        fs::remove_all(dir);
+        ScenarioRun run(s, o, eng, dir);
+        ScenarioResult r = run.run();
+        std::error_code cec;
+        fs::copy_file(scenario_files[si], dir + "/scenario.json",
+                      fs::copy_options::overwrite_existing, cec);
+        if (!o.checker.empty() && r.skip.empty()) {
+            progress(s.name, "icemu-check (the reference models judge the run)");
+            for (auto& p : checker_points(o.checker, s.name, dir, s.checker_xfail))
+                r.points.push_back(std::move(p));
+        }
+        std::size_t failed = 0;
+        for (const auto& p : r.points)
+            failed += !p.ok();
+        if (!r.ok() || o.keep)
+            r.artifacts = dir;
+        else
+            fs::remove_all(dir);
+        char b[256];
+        std::snprintf(b, sizeof b, "%s: %zu checks, %zu failed, %.1fs%s%s",
+                      r.ok() ? "PASS" : "FAIL", r.points.size(), failed, r.seconds,
+                      r.artifacts.empty() ? "" : "; artifacts: ", r.artifacts.c_str());
+        progress(s.name, b);
+        for (const auto& p : r.points)
+            if (!p.ok())
+                progress(s.name,
+                         "  not ok: " + p.name + " — " + p.diag.substr(0, p.diag.find('\n')));
+        results.push_back(r);
+    }
+    double secs = now_s() - t0;
+    bool all_ok = std::all_of(results.begin(), results.end(), [](const auto& r) { return r.ok(); });
+    std::string tap = tap_report(results);
+    std::string sum = summary_line(results, secs);
+    std::fputs(tap.c_str(), stdout);
+    std::printf("# %s\n", sum.c_str());
+    std::fflush(stdout);
+    if (!o.junit.empty())
+        write_file(o.junit, junit_report(results));
+    if (own_artifacts && all_ok && !o.keep)
+        fs::remove_all(base);
+    std::fprintf(stderr, "%s%s\n", sum.c_str(),
+                 all_ok && !o.keep ? "" : ("; artifacts: " + base).c_str());
+    return all_ok ? 0 : 1;
 }

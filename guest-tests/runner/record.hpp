@@ -12,35 +12,35 @@
 namespace icemu::runner {
 
 struct StepRecord {
-	std::size_t index = 0;  // 1-based
-	std::string op;
-	std::string label;
-	json request;  // as sent (after substitution); host ops: the QMP command
-	json reply;    // the guest's reply; null if none arrived
-	json expect;   // the step's expectations after substitution (null: the scenario's)
-	double seconds = 0;
-	std::string error;  // runner-side failure (timeout, substitution, QMP error)
-	std::string skipped;  // non-empty: not run on this guest kernel (the step's "kernel" condition)
+    std::size_t index = 0; // 1-based
+    std::string op;
+    std::string label;
+    json request; // as sent (after substitution); host ops: the QMP command
+    json reply;   // the guest's reply; null if none arrived
+    json expect;  // the step's expectations after substitution (null: the scenario's)
+    double seconds = 0;
+    std::string error;   // runner-side failure (timeout, substitution, QMP error)
+    std::string skipped; // non-empty: not run on this guest kernel (the step's "kernel" condition)
 };
 
 struct Event {
-	std::uint64_t offset = 0;  // byte offset of the line in the controller's log
-	json e;
+    std::uint64_t offset = 0; // byte offset of the line in the controller's log
+    json e;
 };
 
 struct RunRecord {
-	json hello;                            // the guest's hello (with the boot kmsg)
-	json boot_disks;                       // the implicit "disks" reply after hello
-	std::map<std::string, json> disk_map;  // scenario disk name -> its entry of boot_disks
-	double boot_seconds = 0;               // QEMU start -> hello
-	std::vector<StepRecord> steps;
-	// snapshots[i]: after step i (0 = after boot); controller id -> crypto-state (null if absent)
-	std::vector<std::map<std::string, json>> snapshots;
-	// event_marks[i]: controller id -> log size in bytes after step i
-	std::vector<std::map<std::string, std::uint64_t>> event_marks;
-	std::map<std::string, std::vector<Event>> events;  // controller id -> parsed log
-	bool engine = true;  // the QEMU binary has the crypto properties
-	json to_json() const;
+    json hello;                           // the guest's hello (with the boot kmsg)
+    json boot_disks;                      // the implicit "disks" reply after hello
+    std::map<std::string, json> disk_map; // scenario disk name -> its entry of boot_disks
+    double boot_seconds = 0;              // QEMU start -> hello
+    std::vector<StepRecord> steps;
+    // snapshots[i]: after step i (0 = after boot); controller id -> crypto-state (null if absent)
+    std::vector<std::map<std::string, json>> snapshots;
+    // event_marks[i]: controller id -> log size in bytes after step i
+    std::vector<std::map<std::string, std::uint64_t>> event_marks;
+    std::map<std::string, std::vector<Event>> events; // controller id -> parsed log
+    bool engine = true;                               // the QEMU binary has the crypto properties
+    json to_json() const;
 };
 
 // Parses a JSON-lines event log (ignores a torn last line).
@@ -58,7 +58,8 @@ TestPoint check_expectation(const Scenario& s, const Expectation& x, const RunRe
 
 // The guest kernel's release from the hello ("" before boot).
 std::string guest_release(const RunRecord& r);
-// "" when `cond` holds for the guest kernel, else the SKIP reason ("needs kernel >=7, guest runs 6.12.117").
+// "" when `cond` holds for the guest kernel, else the SKIP reason ("needs kernel >=7, guest
+// runs 6.12.117").
 std::string kernel_skip_reason(const std::string& cond, const RunRecord& r);
 
 // The crypto capabilities (queue/crypto facts) that a dm device over `children` must show:
@@ -66,4 +67,4 @@ std::string kernel_skip_reason(const std::string& cond, const RunRecord& r);
 // mode survives (dm then registers no profile).
 json intersect_crypto(const std::vector<json>& children);
 
-}  // namespace icemu::runner
+} // namespace icemu::runner

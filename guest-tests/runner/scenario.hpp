@@ -16,87 +16,89 @@ namespace icemu::runner {
 using nlohmann::json;
 
 struct ScenarioError : std::runtime_error {
-	using std::runtime_error::runtime_error;
+    using std::runtime_error::runtime_error;
 };
 
 struct Lu {
-	std::string name;  // scenario-wide disk name, e.g. "ua"
-	unsigned lun = 0;
-	std::uint64_t size = 0;  // bytes
+    std::string name; // scenario-wide disk name, e.g. "ua"
+    unsigned lun = 0;
+    std::uint64_t size = 0; // bytes
 };
 
 struct Controller {
-	std::string id;  // qdev id, e.g. "ufs0"
-	// "ufs", or "emmc": sdhci-pci with cqhci=on and a soldered eMMC (issue 7); its one disk is
-	// lus[0] (lun 0), given as "name" and "size" on the controller.
-	std::string type = "ufs";
-	bool is_emmc() const { return type == "emmc"; }
-	bool crypto = true;
-	std::optional<unsigned> keyslots;
-	std::string caps;  // crypto-caps, empty = device default
-	bool mcq = false;
-	std::optional<unsigned> mcq_maxq;
-	bool log_keys = false;
-	std::vector<Lu> lus;
+    std::string id; // qdev id, e.g. "ufs0"
+    // "ufs", or "emmc": sdhci-pci with cqhci=on and a soldered eMMC (issue 7); its one disk is
+    // lus[0] (lun 0), given as "name" and "size" on the controller.
+    std::string type = "ufs";
+    bool is_emmc() const { return type == "emmc"; }
+    bool crypto = true;
+    std::optional<unsigned> keyslots;
+    std::string caps; // crypto-caps, empty = device default
+    bool mcq = false;
+    std::optional<unsigned> mcq_maxq;
+    bool log_keys = false;
+    std::vector<Lu> lus;
 };
 
 struct VirtioDisk {
-	std::string name;
-	std::uint64_t size = 0;
+    std::string name;
+    std::uint64_t size = 0;
 };
 
 struct Step {
-	std::string op;
-	std::string label;  // optional; steps are also addressed by 1-based index
-	json args = json::object();  // everything that is sent to the guest besides id/op
-	json expect = json::object();  // {"ok":bool,"errno":"EINVAL","kmsg":"...","reply":{ptr:value}}
-	json save = json::object();    // {"var": "/json/pointer/or/field"} from the reply
-	double timeout_s = 60;
-	std::string kernel;  // "" or a condition like ">=7": run only on such guest kernels
-	bool host_only() const { return op == "inject"; }
+    std::string op;
+    std::string label;            // optional; steps are also addressed by 1-based index
+    json args = json::object();   // everything that is sent to the guest besides id/op
+    json expect = json::object(); // {"ok":bool,"errno":"EINVAL","kmsg":"...","reply":{ptr:value}}
+    json save = json::object();   // {"var": "/json/pointer/or/field"} from the reply
+    double timeout_s = 60;
+    std::string kernel; // "" or a condition like ">=7": run only on such guest kernels
+    bool host_only() const { return op == "inject"; }
 };
 
 struct Expectation {
-	std::string name;  // test point description
-	std::string kind;
-	json spec;
-	std::optional<std::string> xfail;  // reason; the check is expected to fail
-	std::string kernel;                // "" or a condition like ">=7" (else reported as SKIP)
+    std::string name; // test point description
+    std::string kind;
+    json spec;
+    std::optional<std::string> xfail; // reason; the check is expected to fail
+    std::string kernel;               // "" or a condition like ">=7" (else reported as SKIP)
 };
 
 struct Scenario {
-	std::string name;
-	std::string title;
-	std::string description;
-	bool in_default = true;
-	std::string memory = "512M";
-	unsigned smp = 1;
-	std::string append;  // extra kernel command line
-	double timeout_s = 300;
-	std::vector<Controller> controllers;
-	std::vector<VirtioDisk> virtio_disks;
-	std::map<std::string, json> vars;
-	std::vector<Step> steps;
-	std::vector<Expectation> expectations;
-	std::string kernel;  // "" or a condition the guest kernel must meet (else the scenario is SKIPped)
-	std::map<std::string, std::string> checker_xfail;  // icemu-check verdict name -> known-bug reason
-	json raw;  // the file as read
+    std::string name;
+    std::string title;
+    std::string description;
+    bool in_default = true;
+    std::string memory = "512M";
+    unsigned smp = 1;
+    std::string append; // extra kernel command line
+    double timeout_s = 300;
+    std::vector<Controller> controllers;
+    std::vector<VirtioDisk> virtio_disks;
+    std::map<std::string, json> vars;
+    std::vector<Step> steps;
+    std::vector<Expectation> expectations;
+    std::string
+        kernel; // "" or a condition the guest kernel must meet (else the scenario is SKIPped)
+    std::map<std::string, std::string>
+        checker_xfail; // icemu-check verdict name -> known-bug reason
+    json raw;          // the file as read
 };
 
 // j[key] if present, else an empty array/object (a named reference, not a temporary: GCC 12
 // warns about nlohmann iterators over temporaries returned by value()).
 inline const json& member(const json& j, const char* key, bool array) {
-	static const json empty_array = json::array(), empty_object = json::object();
-	if (j.is_object()) {
-		auto it = j.find(key);
-		if (it != j.end() && !it->is_null())
-			return *it;
-	}
-	return array ? empty_array : empty_object;
+    static const json empty_array = json::array(), empty_object = json::object();
+    if (j.is_object()) {
+        auto it = j.find(key);
+        if (it != j.end() && !it->is_null())
+            return *it;
+    }
+    return array ? empty_array : empty_object;
 }
 
-std::uint64_t parse_size(const json& v);  // 4096, "64M", "1G", "512K"
-Scenario parse_scenario(const json& j);   // throws ScenarioError
+std::uint64_t parse_size(const json& v); // 4096, "64M", "1G", "512K"
+Scenario parse_scenario(const json& j);  // throws ScenarioError
 Scenario load_scenario(const std::string& path);
 
 // Index of a step reference: "boot" -> 0, "end" -> steps.size(), a label or a 1-based
@@ -114,4 +116,4 @@ bool kernel_matches(const std::string& cond, const std::string& release);
 using Lookup = std::map<std::string, json>;
 json substitute(const json& v, const Lookup& vars);
 
-}  // namespace icemu::runner
+} // namespace icemu::runner

@@ -6,7 +6,7 @@
 using namespace icemu::runner;
 
 static Scenario scen() {
-	return parse_scenario(json::parse(R"J({
+    return parse_scenario(json::parse(R"J({
 	  "name": "k",
 	  "controllers": [{"id": "ufs0", "lus": [{"name": "ua", "size": "16M"}]},
 	                  {"id": "ufs1", "lus": [{"name": "ub", "size": "16M"}]}],
@@ -24,164 +24,182 @@ static Scenario scen() {
 }
 
 static StepRecord step(std::size_t i, const char* op, const char* label, json reply) {
-	StepRecord r;
-	r.index = i;
-	r.op = op;
-	r.label = label;
-	r.request = json::object();
-	r.reply = std::move(reply);
-	r.seconds = 0.1;
-	return r;
+    StepRecord r;
+    r.index = i;
+    r.op = op;
+    r.label = label;
+    r.request = json::object();
+    r.reply = std::move(reply);
+    r.seconds = 0.1;
+    return r;
 }
 
 static json state(std::uint64_t ce_writes, const std::string& fp) {
-	json slots = json::array();
-	slots.push_back({{"slot", 0}, {"armed", !fp.empty()}, {"key_fp", fp}});
-	return {{"cge", true}, {"slots", slots}, {"counters", {{"ce_writes", ce_writes}}}};
+    json slots = json::array();
+    slots.push_back({{"slot", 0}, {"armed", !fp.empty()}, {"key_fp", fp}});
+    return {{"cge", true}, {"slots", slots}, {"counters", {{"ce_writes", ce_writes}}}};
 }
 
 static RunRecord record(bool evicted) {
-	RunRecord r;
-	r.hello = {{"hello", "icemu-guest"}, {"kmsg", {"[ 1.0] boot"}}};
-	auto crypto = [](const char* modes, unsigned dun) {
-		return json{{"max_dun_bits", dun}, {"num_keyslots", 8}, {"raw_keys", "supported"},
-		            {"modes", {{"AES-256-XTS", modes}}}};
-	};
-	json disks = json::array();
-	disks.push_back({{"name", "sda"}, {"pci", ufs_pci_addr(0)}, {"lun", 0}, {"crypto", crypto("0x1e00", 64)}});
-	disks.push_back({{"name", "sdb"}, {"pci", ufs_pci_addr(1)}, {"lun", 0}, {"crypto", crypto("0x1000", 64)}});
-	r.boot_disks = {{"ok", true}, {"disks", disks}};
-	r.disk_map = map_disks(scen(), r.boot_disks);
-	json dm_disks = disks;
-	dm_disks.push_back({{"name", "dm-0"}, {"dm_name", "lin"},
-	                    {"crypto", {{"max_dun_bits", 64}, {"num_keyslots", 0}, {"raw_keys", "supported"},
-	                                {"modes", {{"AES-256-XTS", "0x1000"}}}}}});
-	r.steps = {
-	    step(1, "write_file", "w", {{"ok", true}, {"kmsg", {"[ 2.0] fscrypt: AES-256-XTS using blk-crypto (native)"}}}),
-	    step(2, "remove_key", "rm", {{"ok", true}, {"kmsg", json::array()}}),
-	    step(3, "disks", "d", {{"ok", true}, {"disks", dm_disks}, {"kmsg", json::array()}}),
-	    step(4, "dm_load", "bad",
-	         {{"ok", false}, {"errno", 22}, {"errno_name", "EINVAL"},
-	          {"kmsg", {"device-mapper: table: Inline encryption capabilities of new DM table were more restrictive"}}})};
-	r.snapshots = {{{"ufs0", state(0, "")}, {"ufs1", state(0, "")}},
-	               {{"ufs0", state(3, "aa")}, {"ufs1", state(2, "aa")}},
-	               {{"ufs0", state(3, evicted ? "" : "aa")}, {"ufs1", state(2, "")}},
-	               {{"ufs0", state(3, "")}, {"ufs1", state(2, "")}},
-	               {{"ufs0", state(3, "")}, {"ufs1", state(2, "")}}};
-	r.events["ufs0"] = parse_event_log(
-	    "{\"ev\":\"realize\"}\n{\"ev\":\"program\",\"ok\":true,\"key_fp\":\"aa\",\"slot\":0}\n"
-	    "{\"ev\":\"io\",\"ce\":true,\"op\":\"write\"}\n");
-	r.event_marks = {{{"ufs0", 17}}, {{"ufs0", 200}}, {{"ufs0", 200}}, {{"ufs0", 200}}, {{"ufs0", 200}}};
-	return r;
+    RunRecord r;
+    r.hello = {{"hello", "icemu-guest"}, {"kmsg", {"[ 1.0] boot"}}};
+    auto crypto = [](const char* modes, unsigned dun) {
+        return json{{"max_dun_bits", dun},
+                    {"num_keyslots", 8},
+                    {"raw_keys", "supported"},
+                    {"modes", {{"AES-256-XTS", modes}}}};
+    };
+    json disks = json::array();
+    disks.push_back(
+        {{"name", "sda"}, {"pci", ufs_pci_addr(0)}, {"lun", 0}, {"crypto", crypto("0x1e00", 64)}});
+    disks.push_back(
+        {{"name", "sdb"}, {"pci", ufs_pci_addr(1)}, {"lun", 0}, {"crypto", crypto("0x1000", 64)}});
+    r.boot_disks = {{"ok", true}, {"disks", disks}};
+    r.disk_map = map_disks(scen(), r.boot_disks);
+    json dm_disks = disks;
+    dm_disks.push_back({{"name", "dm-0"},
+                        {"dm_name", "lin"},
+                        {"crypto",
+                         {{"max_dun_bits", 64},
+                          {"num_keyslots", 0},
+                          {"raw_keys", "supported"},
+                          {"modes", {{"AES-256-XTS", "0x1000"}}}}}});
+    r.steps = {
+        step(1, "write_file", "w",
+             {{"ok", true}, {"kmsg", {"[ 2.0] fscrypt: AES-256-XTS using blk-crypto (native)"}}}),
+        step(2, "remove_key", "rm", {{"ok", true}, {"kmsg", json::array()}}),
+        step(3, "disks", "d", {{"ok", true}, {"disks", dm_disks}, {"kmsg", json::array()}}),
+        step(4, "dm_load", "bad",
+             {{"ok", false},
+              {"errno", 22},
+              {"errno_name", "EINVAL"},
+              {"kmsg",
+               {"device-mapper: table: Inline encryption capabilities of new DM table were more "
+                "restrictive"}}})};
+    r.snapshots = {{{"ufs0", state(0, "")}, {"ufs1", state(0, "")}},
+                   {{"ufs0", state(3, "aa")}, {"ufs1", state(2, "aa")}},
+                   {{"ufs0", state(3, evicted ? "" : "aa")}, {"ufs1", state(2, "")}},
+                   {{"ufs0", state(3, "")}, {"ufs1", state(2, "")}},
+                   {{"ufs0", state(3, "")}, {"ufs1", state(2, "")}}};
+    r.events["ufs0"] = parse_event_log(
+        "{\"ev\":\"realize\"}\n{\"ev\":\"program\",\"ok\":true,\"key_fp\":\"aa\",\"slot\":0}\n"
+        "{\"ev\":\"io\",\"ce\":true,\"op\":\"write\"}\n");
+    r.event_marks = {
+        {{"ufs0", 17}}, {{"ufs0", 200}}, {{"ufs0", 200}}, {{"ufs0", 200}}, {{"ufs0", 200}}};
+    return r;
 }
 
 TEST_CASE("disks map to scenario names by PCI slot and LUN") {
-	auto r = record(true);
-	CHECK(r.disk_map["ua"]["name"] == "sda");
-	CHECK(r.disk_map["ub"]["name"] == "sdb");
-	Lookup l = base_lookup(scen(), r);
-	CHECK(l["ub.sys"] == "sdb");
+    auto r = record(true);
+    CHECK(r.disk_map["ua"]["name"] == "sda");
+    CHECK(r.disk_map["ub"]["name"] == "sdb");
+    Lookup l = base_lookup(scen(), r);
+    CHECK(l["ub.sys"] == "sdb");
 }
 
 TEST_CASE("every expectation kind passes on a good run") {
-	Scenario s = scen();
-	RunRecord r = record(true);
-	for (const auto& x : s.expectations) {
-		TestPoint p = check_expectation(s, x, r);
-		INFO(x.kind << ": " << p.diag);
-		CHECK(p.passed);
-	}
-	for (const auto& st : r.steps) {
-		TestPoint p = check_step(s, st);
-		INFO(p.name << ": " << p.diag);
-		CHECK(p.passed);
-	}
+    Scenario s = scen();
+    RunRecord r = record(true);
+    for (const auto& x : s.expectations) {
+        TestPoint p = check_expectation(s, x, r);
+        INFO(x.kind << ": " << p.diag);
+        CHECK(p.passed);
+    }
+    for (const auto& st : r.steps) {
+        TestPoint p = check_step(s, st);
+        INFO(p.name << ": " << p.diag);
+        CHECK(p.passed);
+    }
 }
 
 TEST_CASE("a key left in a slot after removal names the controller and slot") {
-	Scenario s = scen();
-	TestPoint p = check_expectation(s, s.expectations[0], record(false));
-	CHECK_FALSE(p.passed);
-	CHECK(p.diag.find("ufs0 slot 0 still holds key aa") != std::string::npos);
+    Scenario s = scen();
+    TestPoint p = check_expectation(s, s.expectations[0], record(false));
+    CHECK_FALSE(p.passed);
+    CHECK(p.diag.find("ufs0 slot 0 still holds key aa") != std::string::npos);
 }
 
 TEST_CASE("a step expected to fail with EINVAL fails the check when it succeeds") {
-	Scenario s = scen();
-	RunRecord r = record(true);
-	r.steps[3].reply = {{"ok", true}, {"kmsg", json::array()}};
-	TestPoint p = check_step(s, r.steps[3]);
-	CHECK_FALSE(p.passed);
-	CHECK(p.diag.find("succeeded, expected failure") != std::string::npos);
+    Scenario s = scen();
+    RunRecord r = record(true);
+    r.steps[3].reply = {{"ok", true}, {"kmsg", json::array()}};
+    TestPoint p = check_step(s, r.steps[3]);
+    CHECK_FALSE(p.passed);
+    CHECK(p.diag.find("succeeded, expected failure") != std::string::npos);
 }
 
 TEST_CASE("capability intersection takes the minimum DUN size and ANDs the masks") {
-	json a = {{"max_dun_bits", 64}, {"raw_keys", "supported"}, {"modes", {{"AES-256-XTS", "0x1e00"}}}};
-	json b = {{"max_dun_bits", 32}, {"raw_keys", "supported"}, {"modes", {{"AES-256-XTS", "0x1200"}}}};
-	json i = intersect_crypto({a, b});
-	CHECK(i["max_dun_bits"] == 32);
-	CHECK(i["modes"]["AES-256-XTS"] == "0x1200");
-	CHECK(intersect_crypto({a, nullptr}).is_null());
-	json c = {{"max_dun_bits", 64}, {"modes", {{"AES-256-XTS", "0x200"}}}};
-	CHECK(intersect_crypto({json{{"max_dun_bits", 64}, {"modes", {{"AES-256-XTS", "0x1000"}}}}, c}).is_null());
+    json a = {
+        {"max_dun_bits", 64}, {"raw_keys", "supported"}, {"modes", {{"AES-256-XTS", "0x1e00"}}}};
+    json b = {
+        {"max_dun_bits", 32}, {"raw_keys", "supported"}, {"modes", {{"AES-256-XTS", "0x1200"}}}};
+    json i = intersect_crypto({a, b});
+    CHECK(i["max_dun_bits"] == 32);
+    CHECK(i["modes"]["AES-256-XTS"] == "0x1200");
+    CHECK(intersect_crypto({a, nullptr}).is_null());
+    json c = {{"max_dun_bits", 64}, {"modes", {{"AES-256-XTS", "0x200"}}}};
+    CHECK(intersect_crypto({json{{"max_dun_bits", 64}, {"modes", {{"AES-256-XTS", "0x1000"}}}}, c})
+              .is_null());
 }
 
 TEST_CASE("without an engine, device checks fail and say why") {
-	Scenario s = scen();
-	RunRecord r = record(true);
-	r.engine = false;
-	r.events.clear();
-	for (auto& snap : r.snapshots)
-		for (auto& [k, v] : snap)
-			v = nullptr;
-	TestPoint p = check_expectation(s, s.expectations[3], r);
-	CHECK_FALSE(p.passed);
-	CHECK(p.diag.find("no crypto engine") != std::string::npos);
+    Scenario s = scen();
+    RunRecord r = record(true);
+    r.engine = false;
+    r.events.clear();
+    for (auto& snap : r.snapshots)
+        for (auto& [k, v] : snap)
+            v = nullptr;
+    TestPoint p = check_expectation(s, s.expectations[3], r);
+    CHECK_FALSE(p.passed);
+    CHECK(p.diag.find("no crypto engine") != std::string::npos);
 }
 
 TEST_CASE("the event log parser keeps byte offsets and ignores a torn last line") {
-	auto ev = parse_event_log("{\"ev\":\"realize\"}\nnot json\n{\"ev\":\"io\"}\n{\"ev\":\"pro");
-	REQUIRE(ev.size() == 3);
-	CHECK(ev[0].offset == 0);
-	CHECK(ev[1].e["ev"] == "unparsable");
-	CHECK(ev[2].offset == 26);
-	CHECK(ev[2].e["ev"] == "io");
+    auto ev = parse_event_log("{\"ev\":\"realize\"}\nnot json\n{\"ev\":\"io\"}\n{\"ev\":\"pro");
+    REQUIRE(ev.size() == 3);
+    CHECK(ev[0].offset == 0);
+    CHECK(ev[1].e["ev"] == "unparsable");
+    CHECK(ev[2].offset == 26);
+    CHECK(ev[2].e["ev"] == "io");
 }
 
 TEST_CASE("a step or expectation for another kernel is a SKIP, not a pass or a failure") {
-	Scenario s = scen();
-	RunRecord r = record(false);  // the key stays in ufs0: the keys_evicted check would fail
-	r.hello["release"] = "6.12.117";
-	Expectation x = s.expectations[0];
-	x.kernel = ">=7";
-	TestPoint p = check_expectation(s, x, r);
-	CHECK(p.ok());
-	CHECK(p.skip == "needs kernel >=7, the guest runs 6.12.117");
-	x.kernel = "<7";
-	TestPoint q = check_expectation(s, x, r);
-	CHECK(q.skip.empty());
-	CHECK_FALSE(q.ok());  // applies on 6.12 and fails
-	StepRecord st = r.steps[3];
-	st.reply = nullptr;
-	st.skipped = "needs kernel >=7, the guest runs 6.12.117";
-	TestPoint sp = check_step(s, st);
-	CHECK(sp.ok());
-	CHECK(sp.skip == st.skipped);
-	CHECK(r.to_json().dump().find("skipped") == std::string::npos);
-	r.steps[3] = st;
-	CHECK(r.to_json()["steps"][3]["skipped"] == st.skipped);
+    Scenario s = scen();
+    RunRecord r = record(false); // the key stays in ufs0: the keys_evicted check would fail
+    r.hello["release"] = "6.12.117";
+    Expectation x = s.expectations[0];
+    x.kernel = ">=7";
+    TestPoint p = check_expectation(s, x, r);
+    CHECK(p.ok());
+    CHECK(p.skip == "needs kernel >=7, the guest runs 6.12.117");
+    x.kernel = "<7";
+    TestPoint q = check_expectation(s, x, r);
+    CHECK(q.skip.empty());
+    CHECK_FALSE(q.ok()); // applies on 6.12 and fails
+    StepRecord st = r.steps[3];
+    st.reply = nullptr;
+    st.skipped = "needs kernel >=7, the guest runs 6.12.117";
+    TestPoint sp = check_step(s, st);
+    CHECK(sp.ok());
+    CHECK(sp.skip == st.skipped);
+    CHECK(r.to_json().dump().find("skipped") == std::string::npos);
+    r.steps[3] = st;
+    CHECK(r.to_json()["steps"][3]["skipped"] == st.skipped);
 }
 
-TEST_CASE("an emmc controller's disk is the mmcblk user area on its PCI slot, not a boot partition") {
-	Scenario s = parse_scenario(json::parse(R"({
+TEST_CASE(
+    "an emmc controller's disk is the mmcblk user area on its PCI slot, not a boot partition") {
+    Scenario s = parse_scenario(json::parse(R"({
 	  "name": "e",
 	  "controllers": [{"id": "ufs0", "lus": [{"name": "ua", "size": "16M"}]},
 	                  {"id": "emmc0", "type": "emmc", "name": "ea", "size": "64M"}],
 	  "steps": [{"op": "sysinfo"}]})"));
-	json disks = json::array();
-	disks.push_back({{"name", "mmcblk0boot0"}, {"pci", ufs_pci_addr(1)}, {"lun", nullptr}});
-	disks.push_back({{"name", "sda"}, {"pci", ufs_pci_addr(0)}, {"lun", 0}});
-	disks.push_back({{"name", "mmcblk0"}, {"pci", ufs_pci_addr(1)}, {"lun", nullptr}});
-	auto m = map_disks(s, {{"disks", disks}});
-	CHECK(m["ua"]["name"] == "sda");
-	CHECK(m["ea"]["name"] == "mmcblk0");
+    json disks = json::array();
+    disks.push_back({{"name", "mmcblk0boot0"}, {"pci", ufs_pci_addr(1)}, {"lun", nullptr}});
+    disks.push_back({{"name", "sda"}, {"pci", ufs_pci_addr(0)}, {"lun", 0}});
+    disks.push_back({{"name", "mmcblk0"}, {"pci", ufs_pci_addr(1)}, {"lun", nullptr}});
+    auto m = map_disks(s, {{"disks", disks}});
+    CHECK(m["ua"]["name"] == "sda");
+    CHECK(m["ea"]["name"] == "mmcblk0");
 }

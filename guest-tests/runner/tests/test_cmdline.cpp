@@ -6,7 +6,7 @@
 using namespace icemu::runner;
 
 static Scenario two_ufs() {
-	return parse_scenario(json::parse(R"({
+    return parse_scenario(json::parse(R"({
 	  "name": "c", "machine": {"smp": 2, "append": "foo=1"},
 	  "controllers": [
 	    {"id": "ufs0", "keyslots": 8, "caps": "aes-xts-256:0x0f", "mcq": true, "mcq_maxq": 2,
@@ -17,71 +17,75 @@ static Scenario two_ufs() {
 }
 
 static bool has(const std::vector<std::string>& v, const std::string& x) {
-	return std::find(v.begin(), v.end(), x) != v.end();
+    return std::find(v.begin(), v.end(), x) != v.end();
 }
 
 static bool has_substr(const std::vector<std::string>& v, const std::string& x) {
-	return std::any_of(v.begin(), v.end(), [&](const std::string& s) { return s.find(x) != std::string::npos; });
+    return std::any_of(v.begin(), v.end(),
+                       [&](const std::string& s) { return s.find(x) != std::string::npos; });
 }
 
 TEST_CASE("the command line has a fast minimal q35 machine with QMP and the guest port") {
-	MachinePaths p{"/q/qemu-system-x86_64", "/k/bzImage", "/i/initrd.gz", "/a"};
-	auto a = qemu_argv(two_ufs(), p, EngineOptions{});
-	CHECK(a[0] == "/q/qemu-system-x86_64");
-	for (const char* x : {"-nodefaults", "-no-reboot", "tcg", "q35"})
-		CHECK(has(a, x));
-	CHECK(has(a, "socket,id=qmp,path=/a/qmp.sock"));
-	CHECK(has(a, "virtserialport,bus=vser.0,chardev=guest,name=org.icemu.0"));
-	CHECK(has(a, "console=ttyS0 quiet panic=-1 no_timer_check rdinit=/init foo=1"));
-	CHECK(has(a, "2"));  // -smp
+    MachinePaths p{"/q/qemu-system-x86_64", "/k/bzImage", "/i/initrd.gz", "/a"};
+    auto a = qemu_argv(two_ufs(), p, EngineOptions{});
+    CHECK(a[0] == "/q/qemu-system-x86_64");
+    for (const char* x : {"-nodefaults", "-no-reboot", "tcg", "q35"})
+        CHECK(has(a, x));
+    CHECK(has(a, "socket,id=qmp,path=/a/qmp.sock"));
+    CHECK(has(a, "virtserialport,bus=vser.0,chardev=guest,name=org.icemu.0"));
+    CHECK(has(a, "console=ttyS0 quiet panic=-1 no_timer_check rdinit=/init foo=1"));
+    CHECK(has(a, "2")); // -smp
 }
 
 TEST_CASE("each controller gets its own crypto properties, event log and LUs") {
-	MachinePaths p{"/q", "/k", "/i", "/a"};
-	auto a = qemu_argv(two_ufs(), p, EngineOptions{});
-	CHECK(has(a, "ufs,id=ufs0,serial=icemu-ufs0,addr=0x04,mcq=true,mcq-maxq=2,crypto=on,crypto-log=clog-ufs0,"
-	             "crypto-keyslots=8,crypto-caps=aes-xts-256:0x0f"));
-	CHECK(has(a, "file,id=clog-ufs0,path=/a/ufs0.events.jsonl"));
-	CHECK(has(a, "ufs,id=ufs1,serial=icemu-ufs1,addr=0x05,crypto=off"));
-	CHECK_FALSE(has_substr(a, "clog-ufs1"));
-	CHECK(has(a, "ufs-lu,bus=ufs1,lun=1,drive=ufs1-lu1"));
-	CHECK(has(a, "if=none,id=ufs1-lu1,file=/a/ufs1-lu1-ub.img,format=raw"));
-	CHECK(has(a, "virtio-blk-pci,drive=vd-vd,addr=0x0c"));
+    MachinePaths p{"/q", "/k", "/i", "/a"};
+    auto a = qemu_argv(two_ufs(), p, EngineOptions{});
+    CHECK(has(a, "ufs,id=ufs0,serial=icemu-ufs0,addr=0x04,mcq=true,mcq-maxq=2,crypto=on,crypto-log="
+                 "clog-ufs0,"
+                 "crypto-keyslots=8,crypto-caps=aes-xts-256:0x0f"));
+    CHECK(has(a, "file,id=clog-ufs0,path=/a/ufs0.events.jsonl"));
+    CHECK(has(a, "ufs,id=ufs1,serial=icemu-ufs1,addr=0x05,crypto=off"));
+    CHECK_FALSE(has_substr(a, "clog-ufs1"));
+    CHECK(has(a, "ufs-lu,bus=ufs1,lun=1,drive=ufs1-lu1"));
+    CHECK(has(a, "if=none,id=ufs1-lu1,file=/a/ufs1-lu1-ub.img,format=raw"));
+    CHECK(has(a, "virtio-blk-pci,drive=vd-vd,addr=0x0c"));
 }
 
 TEST_CASE("an engine-less QEMU gets no crypto properties at all; --crypto off turns them off") {
-	MachinePaths p{"/q", "/k", "/i", "/a"};
-	auto a = qemu_argv(two_ufs(), p, EngineOptions{false, false});
-	CHECK_FALSE(has_substr(a, "crypto"));
-	auto b = qemu_argv(two_ufs(), p, EngineOptions{true, true});
-	CHECK(has(b, "ufs,id=ufs0,serial=icemu-ufs0,addr=0x04,mcq=true,mcq-maxq=2,crypto=off"));
+    MachinePaths p{"/q", "/k", "/i", "/a"};
+    auto a = qemu_argv(two_ufs(), p, EngineOptions{false, false});
+    CHECK_FALSE(has_substr(a, "crypto"));
+    auto b = qemu_argv(two_ufs(), p, EngineOptions{true, true});
+    CHECK(has(b, "ufs,id=ufs0,serial=icemu-ufs0,addr=0x04,mcq=true,mcq-maxq=2,crypto=off"));
 }
 
 TEST_CASE("PCI addresses of controllers and disks are fixed by their index") {
-	CHECK(ufs_pci_addr(0) == "0000:00:04.0");
-	CHECK(ufs_pci_addr(3) == "0000:00:07.0");
-	CHECK(virtio_blk_pci_addr(1) == "0000:00:0d.0");
+    CHECK(ufs_pci_addr(0) == "0000:00:04.0");
+    CHECK(ufs_pci_addr(3) == "0000:00:07.0");
+    CHECK(virtio_blk_pci_addr(1) == "0000:00:0d.0");
 }
 
 TEST_CASE("shell_join quotes only what needs quoting") {
-	CHECK(shell_join({"qemu", "-append", "console=ttyS0 quiet", "it's"}) ==
-	      "qemu -append 'console=ttyS0 quiet' 'it'\\''s'");
+    CHECK(shell_join({"qemu", "-append", "console=ttyS0 quiet", "it's"}) ==
+          "qemu -append 'console=ttyS0 quiet' 'it'\\''s'");
 }
 
-TEST_CASE("an emmc controller is sdhci-pci with a CQHCI, a soldered eMMC and the same crypto properties") {
-	Scenario s = parse_scenario(json::parse(R"({
+TEST_CASE("an emmc controller is sdhci-pci with a CQHCI, a soldered eMMC and the same crypto "
+          "properties") {
+    Scenario s = parse_scenario(json::parse(R"({
 	  "name": "e",
 	  "controllers": [
 	    {"id": "ufs0", "lus": [{"name": "ua", "size": "16M"}]},
 	    {"id": "emmc0", "type": "emmc", "keyslots": 4, "caps": "aes-xts-256:0x09", "name": "ea", "size": "64M"}],
 	  "steps": [{"op": "sysinfo"}]})"));
-	MachinePaths p{"/q", "/k", "/i", "/a"};
-	auto a = qemu_argv(s, p, EngineOptions{});
-	CHECK(has(a, "if=none,id=emmc0-emmc,file=/a/emmc0-lu0-ea.img,format=raw"));
-	CHECK(has(a, "sdhci-pci,id=emmc0,addr=0x05,cqhci=on,emmc-drive=emmc0-emmc,crypto=on,crypto-log=clog-emmc0,"
-	             "crypto-keyslots=4,crypto-caps=aes-xts-256:0x09"));
-	CHECK(has(a, "file,id=clog-emmc0,path=/a/emmc0.events.jsonl"));
-	CHECK_FALSE(has_substr(a, "bus=emmc0"));
-	auto b = qemu_argv(s, p, EngineOptions{true, true});
-	CHECK(has(b, "sdhci-pci,id=emmc0,addr=0x05,cqhci=on,emmc-drive=emmc0-emmc,crypto=off"));
+    MachinePaths p{"/q", "/k", "/i", "/a"};
+    auto a = qemu_argv(s, p, EngineOptions{});
+    CHECK(has(a, "if=none,id=emmc0-emmc,file=/a/emmc0-lu0-ea.img,format=raw"));
+    CHECK(has(a, "sdhci-pci,id=emmc0,addr=0x05,cqhci=on,emmc-drive=emmc0-emmc,crypto=on,crypto-log="
+                 "clog-emmc0,"
+                 "crypto-keyslots=4,crypto-caps=aes-xts-256:0x09"));
+    CHECK(has(a, "file,id=clog-emmc0,path=/a/emmc0.events.jsonl"));
+    CHECK_FALSE(has_substr(a, "bus=emmc0"));
+    auto b = qemu_argv(s, p, EngineOptions{true, true});
+    CHECK(has(b, "sdhci-pci,id=emmc0,addr=0x05,cqhci=on,emmc-drive=emmc0-emmc,crypto=off"));
 }

@@ -6,7 +6,7 @@
 using namespace icemu::runner;
 
 static json minimal() {
-	return json::parse(R"({
+    return json::parse(R"({
 	  "name": "t1",
 	  "controllers": [{"id": "ufs0", "keyslots": 4, "lus": [{"name": "ua", "size": "16M"}]}],
 	  "virtio_disks": [{"name": "vd", "size": 8388608}],
@@ -21,131 +21,140 @@ static json minimal() {
 }
 
 TEST_CASE("a minimal scenario parses into machine, steps and expectations") {
-	Scenario s = parse_scenario(minimal());
-	CHECK(s.name == "t1");
-	REQUIRE(s.controllers.size() == 1);
-	CHECK(s.controllers[0].keyslots == 4u);
-	CHECK(s.controllers[0].crypto);
-	CHECK(s.controllers[0].lus[0].size == 16u << 20);
-	CHECK(s.virtio_disks[0].size == 8u << 20);
-	REQUIRE(s.steps.size() == 3);
-	CHECK(s.steps[0].args == json{{"dev", "${ua}"}});
-	CHECK(s.steps[1].save == json{{"kid", "identifier"}});
-	CHECK(s.steps[1].timeout_s == 5);
-	CHECK(s.steps[2].host_only());
-	REQUIRE(s.expectations.size() == 1);
-	CHECK(s.expectations[0].xfail == "known bug");
+    Scenario s = parse_scenario(minimal());
+    CHECK(s.name == "t1");
+    REQUIRE(s.controllers.size() == 1);
+    CHECK(s.controllers[0].keyslots == 4u);
+    CHECK(s.controllers[0].crypto);
+    CHECK(s.controllers[0].lus[0].size == 16u << 20);
+    CHECK(s.virtio_disks[0].size == 8u << 20);
+    REQUIRE(s.steps.size() == 3);
+    CHECK(s.steps[0].args == json{{"dev", "${ua}"}});
+    CHECK(s.steps[1].save == json{{"kid", "identifier"}});
+    CHECK(s.steps[1].timeout_s == 5);
+    CHECK(s.steps[2].host_only());
+    REQUIRE(s.expectations.size() == 1);
+    CHECK(s.expectations[0].xfail == "known bug");
 }
 
 TEST_CASE("an emmc controller has one disk given by name and size, and no LUs or MCQ") {
-	Scenario s = parse_scenario(json::parse(R"({
+    Scenario s = parse_scenario(json::parse(R"({
 	  "name": "e",
 	  "controllers": [{"id": "emmc0", "type": "emmc", "keyslots": 8, "name": "ea", "size": "64M"}],
 	  "steps": [{"op": "sysinfo"}]})"));
-	REQUIRE(s.controllers.size() == 1);
-	const Controller& c = s.controllers[0];
-	CHECK(c.is_emmc());
-	CHECK(c.keyslots == 8u);
-	REQUIRE(c.lus.size() == 1);
-	CHECK(c.lus[0].name == "ea");
-	CHECK(c.lus[0].lun == 0);
-	CHECK(c.lus[0].size == 64u << 20);
-	CHECK_FALSE(parse_scenario(json::parse(R"({"name": "t", "steps": [{"op": "sysinfo"}],
-	  "controllers": [{"id": "ufs0", "lus": [{"name": "ua", "size": "16M"}]}]})")).controllers[0].is_emmc());
-	for (const char* bad : {
-	         R"({"id": "e0", "type": "sd", "name": "ea", "size": "64M"})",
-	         R"({"id": "e0", "type": "emmc", "size": "64M"})",
-	         R"({"id": "e0", "type": "emmc", "name": "ea", "size": "64M", "mcq": true})",
-	         R"({"id": "e0", "type": "emmc", "name": "ea", "size": "64M", "lus": [{"name": "ub", "size": "1M"}]})"}) {
-		json j = {{"name", "t"}, {"controllers", json::array({json::parse(bad)})}, {"steps", json::array({{{"op", "sysinfo"}}})}};
-		CHECK_THROWS_AS(parse_scenario(j), ScenarioError);
-	}
+    REQUIRE(s.controllers.size() == 1);
+    const Controller& c = s.controllers[0];
+    CHECK(c.is_emmc());
+    CHECK(c.keyslots == 8u);
+    REQUIRE(c.lus.size() == 1);
+    CHECK(c.lus[0].name == "ea");
+    CHECK(c.lus[0].lun == 0);
+    CHECK(c.lus[0].size == 64u << 20);
+    CHECK_FALSE(parse_scenario(json::parse(R"({"name": "t", "steps": [{"op": "sysinfo"}],
+	  "controllers": [{"id": "ufs0", "lus": [{"name": "ua", "size": "16M"}]}]})"))
+                    .controllers[0]
+                    .is_emmc());
+    for (
+        const char* bad :
+        {R"({"id": "e0", "type": "sd", "name": "ea", "size": "64M"})",
+         R"({"id": "e0", "type": "emmc", "size": "64M"})",
+         R"({"id": "e0", "type": "emmc", "name": "ea", "size": "64M", "mcq": true})",
+         R"({"id": "e0", "type": "emmc", "name": "ea", "size": "64M", "lus": [{"name": "ub", "size": "1M"}]})"}) {
+        json j = {{"name", "t"},
+                  {"controllers", json::array({json::parse(bad)})},
+                  {"steps", json::array({{{"op", "sysinfo"}}})}};
+        CHECK_THROWS_AS(parse_scenario(j), ScenarioError);
+    }
 }
 
 TEST_CASE("step references resolve labels, numbers, boot and end") {
-	Scenario s = parse_scenario(minimal());
-	CHECK(step_ref(s, "boot") == 0);
-	CHECK(step_ref(s, "mk") == 1);
-	CHECK(step_ref(s, 2) == 2);
-	CHECK(step_ref(s, "end") == 3);
-	CHECK_THROWS_AS(step_ref(s, "nope"), ScenarioError);
-	CHECK_THROWS_AS(step_ref(s, 9), ScenarioError);
+    Scenario s = parse_scenario(minimal());
+    CHECK(step_ref(s, "boot") == 0);
+    CHECK(step_ref(s, "mk") == 1);
+    CHECK(step_ref(s, 2) == 2);
+    CHECK(step_ref(s, "end") == 3);
+    CHECK_THROWS_AS(step_ref(s, "nope"), ScenarioError);
+    CHECK_THROWS_AS(step_ref(s, 9), ScenarioError);
 }
 
 TEST_CASE("invalid scenarios are rejected with a reason") {
-	json j = minimal();
-	j["steps"][0]["op"] = "format_c";
-	CHECK_THROWS_AS(parse_scenario(j), ScenarioError);
-	j = minimal();
-	j["virtio_disks"][0]["name"] = "ua";
-	CHECK_THROWS_AS(parse_scenario(j), ScenarioError);
-	j = minimal();
-	j["expect"][0]["upto"] = "missing-label";
-	CHECK_THROWS_AS(parse_scenario(j), ScenarioError);
-	j = minimal();
-	j["controllers"][0]["caps"] = "aes-xts-256:0x0f,aes-xts-128:0x08";
-	CHECK_THROWS_AS(parse_scenario(j), ScenarioError);
+    json j = minimal();
+    j["steps"][0]["op"] = "format_c";
+    CHECK_THROWS_AS(parse_scenario(j), ScenarioError);
+    j = minimal();
+    j["virtio_disks"][0]["name"] = "ua";
+    CHECK_THROWS_AS(parse_scenario(j), ScenarioError);
+    j = minimal();
+    j["expect"][0]["upto"] = "missing-label";
+    CHECK_THROWS_AS(parse_scenario(j), ScenarioError);
+    j = minimal();
+    j["controllers"][0]["caps"] = "aes-xts-256:0x0f,aes-xts-128:0x08";
+    CHECK_THROWS_AS(parse_scenario(j), ScenarioError);
 }
 
 TEST_CASE("sizes accept plain bytes and K/M/G suffixes") {
-	CHECK(parse_size(json(4096)) == 4096);
-	CHECK(parse_size(json("512K")) == 512u << 10);
-	CHECK(parse_size(json("64M")) == 64u << 20);
-	CHECK(parse_size(json("1G")) == 1ull << 30);
-	CHECK_THROWS(parse_size(json("12X")));
+    CHECK(parse_size(json(4096)) == 4096);
+    CHECK(parse_size(json("512K")) == 512u << 10);
+    CHECK(parse_size(json("64M")) == 64u << 20);
+    CHECK(parse_size(json("1G")) == 1ull << 30);
+    CHECK_THROWS(parse_size(json("12X")));
 }
 
 TEST_CASE("substitution replaces references inside strings and keeps numbers numeric") {
-	Lookup vars = {{"ua", "/dev/sda"}, {"ua.sectors", 32768}, {"kid", "abcd"}};
-	json in = {{"dev", "${ua}"}, {"len", "${ua.sectors}"}, {"params", "${ua} 0"},
-	           {"nested", {{"x", {"id=${kid}"}}}}, {"n", 3}};
-	json out = substitute(in, vars);
-	CHECK(out["dev"] == "/dev/sda");
-	CHECK(out["len"] == 32768);
-	CHECK(out["params"] == "/dev/sda 0");
-	CHECK(out["nested"]["x"][0] == "id=abcd");
-	CHECK(out["n"] == 3);
-	CHECK_THROWS_AS(substitute(json("${nope}"), vars), ScenarioError);
+    Lookup vars = {{"ua", "/dev/sda"}, {"ua.sectors", 32768}, {"kid", "abcd"}};
+    json in = {{"dev", "${ua}"},
+               {"len", "${ua.sectors}"},
+               {"params", "${ua} 0"},
+               {"nested", {{"x", {"id=${kid}"}}}},
+               {"n", 3}};
+    json out = substitute(in, vars);
+    CHECK(out["dev"] == "/dev/sda");
+    CHECK(out["len"] == 32768);
+    CHECK(out["params"] == "/dev/sda 0");
+    CHECK(out["nested"]["x"][0] == "id=abcd");
+    CHECK(out["n"] == 3);
+    CHECK_THROWS_AS(substitute(json("${nope}"), vars), ScenarioError);
 }
 
 TEST_CASE("every shipped scenario file parses") {
-	for (const auto& e : std::filesystem::directory_iterator(ICEMU_SCENARIO_DIR)) {
-		if (e.path().extension() != ".json")
-			continue;
-		INFO(e.path().string());
-		CHECK_NOTHROW(load_scenario(e.path().string()));
-	}
+    for (const auto& e : std::filesystem::directory_iterator(ICEMU_SCENARIO_DIR)) {
+        if (e.path().extension() != ".json")
+            continue;
+        INFO(e.path().string());
+        CHECK_NOTHROW(load_scenario(e.path().string()));
+    }
 }
 
 TEST_CASE("kernel conditions compare the guest release on the components they name") {
-	CHECK(kernel_matches(">=7", "7.3.4"));
-	CHECK_FALSE(kernel_matches(">=7", "6.12.117"));
-	CHECK(kernel_matches("<7", "6.12.117-icemu"));
-	CHECK_FALSE(kernel_matches("<7", "7.0.0"));
-	CHECK(kernel_matches("==6.12", "6.12.117"));
-	CHECK_FALSE(kernel_matches("==6.12", "6.1.2"));
-	CHECK(kernel_matches("<6.13", "6.12.117"));
-	CHECK(kernel_matches(">6.12", "7.3.4"));
-	CHECK_FALSE(kernel_matches(">6.12", "6.12.117"));
-	CHECK(kernel_matches("<=7.3", "7.3.4"));
-	CHECK(kernel_matches("", "anything"));
-	CHECK_THROWS_AS(validate_kernel_condition("7"), ScenarioError);
-	CHECK_THROWS_AS(validate_kernel_condition(">= seven"), ScenarioError);
-	CHECK_THROWS_AS(kernel_matches(">=7", "unknown"), ScenarioError);
+    CHECK(kernel_matches(">=7", "7.3.4"));
+    CHECK_FALSE(kernel_matches(">=7", "6.12.117"));
+    CHECK(kernel_matches("<7", "6.12.117-icemu"));
+    CHECK_FALSE(kernel_matches("<7", "7.0.0"));
+    CHECK(kernel_matches("==6.12", "6.12.117"));
+    CHECK_FALSE(kernel_matches("==6.12", "6.1.2"));
+    CHECK(kernel_matches("<6.13", "6.12.117"));
+    CHECK(kernel_matches(">6.12", "7.3.4"));
+    CHECK_FALSE(kernel_matches(">6.12", "6.12.117"));
+    CHECK(kernel_matches("<=7.3", "7.3.4"));
+    CHECK(kernel_matches("", "anything"));
+    CHECK_THROWS_AS(validate_kernel_condition("7"), ScenarioError);
+    CHECK_THROWS_AS(validate_kernel_condition(">= seven"), ScenarioError);
+    CHECK_THROWS_AS(kernel_matches(">=7", "unknown"), ScenarioError);
 }
 
-TEST_CASE("kernel conditions and checker xfails are read from steps, expectations and the scenario") {
-	json j = minimal();
-	j["kernel"] = ">=7";
-	j["steps"][0]["kernel"] = "<7";
-	j["expect"][0]["kernel"] = ">=7";
-	j["checker_xfail"] = {{"medium", "known bug"}};
-	Scenario s = parse_scenario(j);
-	CHECK(s.kernel == ">=7");
-	CHECK(s.steps[0].kernel == "<7");
-	CHECK_FALSE(s.steps[0].args.contains("kernel"));  // not sent to the guest
-	CHECK(s.expectations[0].kernel == ">=7");
-	CHECK(s.checker_xfail.at("medium") == "known bug");
-	j["steps"][1]["kernel"] = "7.x";
-	CHECK_THROWS_AS(parse_scenario(j), ScenarioError);
+TEST_CASE(
+    "kernel conditions and checker xfails are read from steps, expectations and the scenario") {
+    json j = minimal();
+    j["kernel"] = ">=7";
+    j["steps"][0]["kernel"] = "<7";
+    j["expect"][0]["kernel"] = ">=7";
+    j["checker_xfail"] = {{"medium", "known bug"}};
+    Scenario s = parse_scenario(j);
+    CHECK(s.kernel == ">=7");
+    CHECK(s.steps[0].kernel == "<7");
+    CHECK_FALSE(s.steps[0].args.contains("kernel")); // not sent to the guest
+    CHECK(s.expectations[0].kernel == ">=7");
+    CHECK(s.checker_xfail.at("medium") == "known bug");
+    j["steps"][1]["kernel"] = "7.x";
+    CHECK_THROWS_AS(parse_scenario(j), ScenarioError);
 }

@@ -438,7 +438,8 @@ void Checker::load_disks() {
         for (const auto& c : at(sc, "controllers")) {
             // an eMMC controller's one disk is named on the controller (runner scenario.cpp)
             const bool emmc = str(c, "type") == "emmc";
-            const json lus = emmc ? json::array({{{"name", str(c, "name")}, {"lun", 0}}}) : at(c, "lus");
+            const json lus =
+                emmc ? json::array({{{"name", str(c, "name")}, {"lun", 0}}}) : at(c, "lus");
             for (const auto& lu : lus) {
                 Disk d;
                 d.name = str(lu, "name");
@@ -512,9 +513,10 @@ dm::Profile Checker::lu_profile(const Disk& d) const {
         return std::nullopt; // QEMU without the engine: the controller has no crypto
     }
     try {
-        return cqhci_dun(dm::ufs_profile(uc::parse_crypto_caps(d.caps.empty() ? "aes-xts-256:0x0f" : d.caps),
-                                         d.keyslots),
-                         d.emmc);
+        return cqhci_dun(
+            dm::ufs_profile(uc::parse_crypto_caps(d.caps.empty() ? "aes-xts-256:0x0f" : d.caps),
+                            d.keyslots),
+            d.emmc);
     } catch (const std::exception&) {
         return std::nullopt;
     }
