@@ -21,14 +21,6 @@ double mono_s() {
     return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
-struct Files {
-    std::vector<int> fds;
-    ~Files() {
-        for (int fd : fds)
-            ::close(fd);
-    }
-};
-
 } // namespace
 
 // bench_io: paths (array; or path), mode "write"|"read", size (bytes per path), block (bytes per
@@ -62,26 +54,18 @@ json op_bench_io(const json& req) {
         loops == 0)
         throw OpError(
             EINVAL, "bench_io: size must be a multiple of block (512 B .. 64 MiB), offset of 4096");
-    Files f;
-    for (const auto& p : paths) {
-        int flags = (write ? O_WRONLY | O_CREAT : O_RDONLY) | O_CLOEXEC | (direct ? O_DIRECT : 0);
-        int fd = ::open(p.c_str(), flags, 0644);
-        if (fd < 0)
-            throw_errno("open " + p);
-        f.fds.push_back(fd);
-    }
-    void* mem = nullptr;
-    if (::posix_memalign(&mem, 4096, block) != 0)
-        throw OpError(ENOMEM, "posix_memalign");
-    std::unique_ptr<void, decltype(&std::free)> buf(mem, &std::free);
-    auto* b = static_cast<std::uint8_t*>(mem);
+    std::vector<Fd> fds;
+    for (const auto& p : paths)
+        fds.emplace_back(p, (write ? O_WRONLY | O_CREAT : O_RDONLY) | (direct ? O_DIRECT : 0));
+    AlignedBuf buf(block);
+    std::uint8_t* b = buf.data();
     for (std::uint64_t i = 0; i < block; ++i)
         b[i] = static_cast<std::uint8_t>(i * 131 + 7);
     const std::uint64_t per_path = size / block;
-    const std::size_t n = f.fds.size();
+    const std::size_t n = fds.size();
     double t0 = mono_s();
     for (std::uint64_t i = 0; i < per_path * n * loops; ++i) {
-        const int fd = f.fds[i % n];
+        const int fd = fds[i % n].get();
         const auto off = static_cast<off_t>(offset + (i / n % per_path) * block);
         ssize_t r = write ? ::pwrite(fd, b, block, off) : ::pread(fd, b, block, off);
         if (r != static_cast<ssize_t>(block)) {
@@ -92,7 +76,7 @@ json op_bench_io(const json& req) {
     }
     if (write && arg_bool(req, "fsync", true))
         for (std::size_t k = 0; k < n; ++k)
-            if (::fsync(f.fds[k]) < 0)
+            if (::fsync(fds[k].get()) < 0)
                 throw_errno("fsync " + paths[k]);
     double secs = mono_s() - t0;
     return {{"bytes", size * n * loops}, {"ops", per_path * n * loops}, {"seconds", secs}};

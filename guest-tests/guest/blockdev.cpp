@@ -19,28 +19,6 @@ namespace {
 
 constexpr std::size_t kChunk = 1 << 20;
 
-struct AlignedBuf {
-    std::uint8_t* p = nullptr;
-    explicit AlignedBuf(std::size_t n) {
-        if (::posix_memalign(reinterpret_cast<void**>(&p), 4096, n) != 0)
-            throw OpError(ENOMEM, "posix_memalign");
-    }
-    ~AlignedBuf() { std::free(p); }
-    AlignedBuf(const AlignedBuf&) = delete;
-    AlignedBuf& operator=(const AlignedBuf&) = delete;
-};
-
-struct Fd {
-    int fd;
-    explicit Fd(int f) : fd(f) {}
-    ~Fd() {
-        if (fd >= 0)
-            ::close(fd);
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-};
-
 void check_range(const char* op, std::uint64_t off, std::uint64_t size, bool direct) {
     if (size == 0)
         throw OpError(EINVAL, std::string(op) + ": size must be > 0");
@@ -60,20 +38,18 @@ json op_write_dev(const json& req) {
     std::uint64_t seed = arg_u64(req, "seed", 0);
     bool direct = arg_bool(req, "direct", true);
     check_range("write_dev", off, size, direct);
-    Fd f(::open(dev.c_str(), O_WRONLY | O_CLOEXEC | (direct ? O_DIRECT : 0)));
-    if (f.fd < 0)
-        throw_errno("open " + dev);
+    Fd f(dev, O_WRONLY | (direct ? O_DIRECT : 0));
     AlignedBuf buf(kChunk);
     double t0 = uptime_s();
     for (std::uint64_t done = 0; done < size;) {
         std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, size - done));
-        pattern::fill(seed, off + done, buf.p, n);
-        ssize_t w = ::pwrite(f.fd, buf.p, n, static_cast<off_t>(off + done));
+        pattern::fill(seed, off + done, buf.data(), n);
+        ssize_t w = ::pwrite(f.get(), buf.data(), n, static_cast<off_t>(off + done));
         if (w <= 0)
             throw_errno("write " + dev + " at " + std::to_string(off + done));
         done += static_cast<std::uint64_t>(w);
     }
-    if (arg_bool(req, "fsync", true) && ::fsync(f.fd) < 0)
+    if (arg_bool(req, "fsync", true) && ::fsync(f.get()) < 0)
         throw_errno("fsync " + dev);
     return {{"bytes", size}, {"seconds", uptime_s() - t0}};
 }
@@ -86,21 +62,19 @@ json op_read_dev(const json& req) {
     std::uint64_t seed = arg_u64(req, "seed", 0);
     bool direct = arg_bool(req, "direct", true);
     check_range("read_dev", off, size, direct);
-    Fd f(::open(dev.c_str(), O_RDONLY | O_CLOEXEC | (direct ? O_DIRECT : 0)));
-    if (f.fd < 0)
-        throw_errno("open " + dev);
+    Fd f(dev, O_RDONLY | (direct ? O_DIRECT : 0));
     AlignedBuf got(kChunk);
     std::unique_ptr<std::uint8_t[]> want(new std::uint8_t[kChunk]);
     for (std::uint64_t done = 0; done < size;) {
         std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, size - done));
-        ssize_t r = ::pread(f.fd, got.p, n, static_cast<off_t>(off + done));
+        ssize_t r = ::pread(f.get(), got.data(), n, static_cast<off_t>(off + done));
         if (r <= 0)
             throw_errno("read " + dev + " at " + std::to_string(off + done));
         auto m = static_cast<std::size_t>(r);
         pattern::fill(seed, off + done, want.get(), m);
-        if (std::memcmp(got.p, want.get(), m) != 0) {
+        if (std::memcmp(got.data(), want.get(), m) != 0) {
             std::size_t i = 0;
-            while (got.p[i] == want[i])
+            while (got.data()[i] == want[i])
                 ++i;
             throw OpError(EBADMSG, "read_dev " + dev + ": pattern mismatch at device offset " +
                                        std::to_string(off + done + i));
@@ -127,10 +101,8 @@ json op_dm_message(const json& req) {
     auto* tm = reinterpret_cast<dm_target_msg*>(data + sizeof(dm_ioctl));
     tm->sector = arg_u64(req, "sector", 0);
     std::memcpy(tm->message, msg.c_str(), msg.size() + 1);
-    Fd f(::open("/dev/mapper/control", O_RDWR | O_CLOEXEC));
-    if (f.fd < 0)
-        throw_errno("open /dev/mapper/control");
-    if (::ioctl(f.fd, DM_TARGET_MSG, data) < 0)
+    Fd f("/dev/mapper/control", O_RDWR);
+    if (::ioctl(f.get(), DM_TARGET_MSG, data) < 0)
         throw_errno("DM_TARGET_MSG " + name + " '" + msg + "'");
     json out = json::object();
     if (h->flags & DM_DATA_OUT_FLAG)

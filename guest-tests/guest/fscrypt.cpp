@@ -78,21 +78,6 @@ const unsigned long FS_IOC_REMOVE_KEY = _IOWR('f', 24, std::uint8_t[64]);
 const unsigned long FS_IOC_REMOVE_KEY_ALL = _IOWR('f', 25, std::uint8_t[64]);
 const unsigned long FS_IOC_KEY_STATUS = _IOWR('f', 26, std::uint8_t[128]);
 
-class Fd {
-public:
-    Fd(const std::string& path, int flags) : fd_(::open(path.c_str(), flags | O_CLOEXEC)) {
-        if (fd_ < 0)
-            throw_errno("open " + path);
-    }
-    ~Fd() { ::close(fd_); }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    int get() const { return fd_; }
-
-private:
-    int fd_;
-};
-
 void set_identifier(KeySpecifier& ks, const std::string& hex) {
     auto id = from_hex(hex);
     if (id.size() != kIdentifierSize)

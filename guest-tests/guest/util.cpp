@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <fcntl.h>
@@ -227,6 +228,26 @@ std::vector<std::string> Kmsg::drain() {
         lines.push_back(stamp + msg);
     }
     return lines;
+}
+
+Fd::Fd(const std::string& path, int flags, unsigned mode)
+    : fd_(::open(path.c_str(), flags | O_CLOEXEC, static_cast<mode_t>(mode))) {
+    if (fd_ < 0)
+        throw_errno("open " + path);
+}
+
+Fd::~Fd() {
+    if (fd_ >= 0)
+        ::close(fd_);
+}
+
+AlignedBuf::AlignedBuf(std::size_t n) {
+    if (::posix_memalign(reinterpret_cast<void**>(&p_), 4096, n) != 0)
+        throw OpError(ENOMEM, "posix_memalign");
+}
+
+AlignedBuf::~AlignedBuf() {
+    std::free(p_);
 }
 
 } // namespace icemu::guest

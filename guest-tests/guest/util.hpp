@@ -42,6 +42,35 @@ bool arg_bool(const json& req, const char* key, bool dflt);
 
 double uptime_s();
 
+// An open file descriptor that closes itself. Opening adds O_CLOEXEC and throws
+// OpError(errno, "open <path>: ...") on failure.
+class Fd {
+public:
+    Fd(const std::string& path, int flags, unsigned mode = 0644);
+    ~Fd();
+    Fd(Fd&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+    Fd(const Fd&) = delete;
+    Fd& operator=(const Fd&) = delete;
+    Fd& operator=(Fd&&) = delete;
+    int get() const { return fd_; }
+
+private:
+    int fd_;
+};
+
+// A 4096-byte aligned heap buffer, as O_DIRECT I/O needs.
+class AlignedBuf {
+public:
+    explicit AlignedBuf(std::size_t n); // throws OpError(ENOMEM)
+    ~AlignedBuf();
+    AlignedBuf(const AlignedBuf&) = delete;
+    AlignedBuf& operator=(const AlignedBuf&) = delete;
+    std::uint8_t* data() const { return p_; }
+
+private:
+    std::uint8_t* p_ = nullptr;
+};
+
 // Reads /dev/kmsg records that appeared since the last call (non-blocking).
 class Kmsg {
 public:
