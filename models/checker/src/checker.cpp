@@ -1546,7 +1546,7 @@ Verdict Checker::v2_dun() {
     if (checked == 0 && fails == 0) {
         std::size_t pred = 0;
         for (const auto& fm : fms_) {
-            pred += fm.predictable && !fm.npieces == 0;
+            pred += fm.predictable && fm.npieces != 0;
         }
         v.reason = "no crypto I/O fell inside the extents of a file with inode, policy and FIEMAP "
                    "facts";
@@ -1884,7 +1884,7 @@ Verdict Checker::v7_medium() {
         take(v, r.plain_fails, opt_.max_details);
     }
     for (const auto& fm : fms_) {
-        plain_checked += fm.encrypted && !fm.npieces == 0;
+        plain_checked += fm.encrypted && fm.npieces != 0;
     }
     // Medium comparison.
     std::uint64_t units = 0, bad_units = 0, plain_units = 0, budget = opt_.max_media_bytes;
