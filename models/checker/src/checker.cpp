@@ -1233,8 +1233,9 @@ void Checker::handle_io(const std::string& ctrl, CtrlResult& r, const ev::Event&
                                           " bytes inside " + fm.path + " (file offset " +
                                           std::to_string(p.file_off + (a - p.dev_off)) + ", " +
                                           fm.policy_name +
-                                          " policy, native inline crypto): plaintext reached "
-                                          "the medium");
+                                          " policy, native inline crypto expected): the "
+                                          "controller stored it as the kernel sent it, "
+                                          "not encrypted by the inline engine");
                     }
                 }
                 continue;
@@ -1443,6 +1444,14 @@ Verdict make(int n, std::string name, std::string title) {
     return v;
 }
 
+// Ends a verdict judged at model level: pass unless something failed; the reason is `summary`,
+// followed by "; <fails> <noun>" when it did.
+void conclude(Verdict& v, std::uint64_t fails, const std::string& summary, const char* noun) {
+    v.level = "model";
+    v.status = fails ? Status::fail : Status::pass;
+    v.reason = summary + (fails ? "; " + std::to_string(fails) + " " + noun : "");
+}
+
 void take(Verdict& v, const Findings& f, std::size_t max) {
     for (const auto& s : f.items) {
         if (v.details.size() >= max) {
@@ -1552,15 +1561,14 @@ Verdict Checker::v2_dun() {
                    "facts";
         return v;
     }
-    v.level = "model";
-    v.status = fails ? Status::fail : Status::pass;
-    v.reason = std::to_string(checked) +
-               " data unit(s) checked against fscrypt's DUN for the file "
-               "offset (through the dm mapping)" +
-               (ino_checked ? ", " + std::to_string(ino_checked) +
-                                  " more I/O(s) only by the inode field of their DUN"
-                            : "") +
-               (fails ? "; " + std::to_string(fails) + " mismatch(es)" : "");
+    conclude(v, fails,
+             std::to_string(checked) +
+                 " data unit(s) checked against fscrypt's DUN for the file offset (through the "
+                 "dm mapping)" +
+                 (ino_checked ? ", " + std::to_string(ino_checked) +
+                                    " more I/O(s) only by the inode field of their DUN"
+                              : ""),
+             "mismatch(es)");
     return v;
 }
 
@@ -1624,13 +1632,11 @@ Verdict Checker::v3_dm_keys() {
                    "the programs of its own controller (see invariant 1)";
         return v;
     }
-    v.level = "model";
-    v.status = fails ? Status::fail : Status::pass;
-    v.reason = std::to_string(files) +
-               " encrypted file(s) on dm devices: each underlying "
-               "controller holding part of one received its writes with "
-               "the key programmed" +
-               (fails ? "; " + std::to_string(fails) + " failure(s)" : "");
+    conclude(v, fails,
+             std::to_string(files) + " encrypted file(s) on dm devices: each underlying "
+                                     "controller holding part of one received its writes with "
+                                     "the key programmed",
+             "failure(s)");
     return v;
 }
 
@@ -1772,12 +1778,10 @@ Verdict Checker::v4_removal() {
                                      : "no key to check (no master key added on those mounts)";
         return v;
     }
-    v.level = "model";
-    v.status = fails ? Status::fail : Status::pass;
-    v.reason = std::to_string(checked) +
-               " removal(s) checked against the event-log slot table and "
-               "the QMP snapshot" +
-               (fails ? "; " + std::to_string(fails) + " stale slot(s)" : "");
+    conclude(v, fails,
+             std::to_string(checked) + " removal(s) checked against the event-log slot table and "
+                                       "the QMP snapshot",
+             "stale slot(s)");
     return v;
 }
 
@@ -1828,11 +1832,10 @@ Verdict Checker::v5_sysfs() {
         v.reason = "no dm device in any disks report";
         return v;
     }
-    v.level = "model";
-    v.status = fails ? Status::fail : Status::pass;
-    v.reason = std::to_string(sysfs_.size()) + " queue/crypto reading(s) (" + std::to_string(dmn) +
-               " of dm devices) compared with the model" +
-               (fails ? "; " + std::to_string(fails) + " mismatch(es)" : "");
+    conclude(v, fails,
+             std::to_string(sysfs_.size()) + " queue/crypto reading(s) (" + std::to_string(dmn) +
+                 " of dm devices) compared with the model",
+             "mismatch(es)");
     return v;
 }
 
@@ -1866,11 +1869,10 @@ Verdict Checker::v6_reload() {
         v.reason = loads_.empty() ? "no dm_load step" : "no reload of a loaded dm device";
         return v;
     }
-    v.level = "model";
-    v.status = fails ? Status::fail : Status::pass;
-    v.reason = std::to_string(loads_.size()) + " dm_load(s), " + std::to_string(reloads) +
-               " reload(s) compared with the model's reload rule" +
-               (fails ? "; " + std::to_string(fails) + " disagreement(s)" : "");
+    conclude(v, fails,
+             std::to_string(loads_.size()) + " dm_load(s), " + std::to_string(reloads) +
+                 " reload(s) compared with the model's reload rule",
+             "disagreement(s)");
     return v;
 }
 
@@ -1995,12 +1997,10 @@ Verdict Checker::v8_reset() {
         v.reason = "no wipe or reset while a slot held a key";
         return v;
     }
-    v.level = "model";
-    v.status = fails ? Status::fail : Status::pass;
-    v.reason = std::to_string(wipes) +
-               " wipe(s) with keys held; keyslots::TrafficChecker and the "
-               "next crypto I/O per slot checked" +
-               (fails ? "; " + std::to_string(fails) + " failure(s)" : "");
+    conclude(v, fails,
+             std::to_string(wipes) + " wipe(s) with keys held; keyslots::TrafficChecker and the "
+                                     "next crypto I/O per slot checked",
+             "failure(s)");
     return v;
 }
 
