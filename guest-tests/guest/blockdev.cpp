@@ -1,14 +1,12 @@
-// Raw block-device I/O with the known pattern (guest-tests/common/pattern.hpp) and dm target
-// messages. The pattern is addressed by DEVICE offset: byte o of the device written by
-// write_dev with seed s is pattern byte (s, o), so a host tool can compute the plaintext of any
-// sector of a dm device (e.g. under dm-inlinecrypt) from the seed alone.
+// Raw block-device I/O with the known pattern (guest-tests/common/pattern.hpp). The pattern is
+// addressed by DEVICE offset: byte o of the device written by write_dev with seed s is pattern byte
+// (s, o), so a host tool can compute the plaintext of any sector of a dm device (e.g. under
+// dm-inlinecrypt) from the seed alone.
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
-#include <linux/dm-ioctl.h>
 #include <memory>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "../common/pattern.hpp"
@@ -82,32 +80,6 @@ json op_read_dev(const json& req) {
         done += m;
     }
     return {{"bytes", size}, {"verified", true}};
-}
-
-// dm_message: name, message [, sector=0]. DM_TARGET_MSG (e.g. "create_thin 0" to a thin-pool).
-json op_dm_message(const json& req) {
-    std::string name = arg_str(req, "name"), msg = arg_str(req, "message");
-    constexpr std::size_t kSize = 16 * 1024;
-    alignas(8) static std::uint8_t data[kSize];
-    std::memset(data, 0, kSize);
-    auto* h = reinterpret_cast<dm_ioctl*>(data);
-    h->version[0] = DM_VERSION_MAJOR;
-    h->data_size = kSize;
-    h->data_start = sizeof(dm_ioctl);
-    if (name.size() >= DM_NAME_LEN ||
-        sizeof(dm_ioctl) + sizeof(dm_target_msg) + msg.size() + 1 > kSize)
-        throw OpError(EINVAL, "dm_message: name or message too long");
-    std::strncpy(h->name, name.c_str(), DM_NAME_LEN - 1);
-    auto* tm = reinterpret_cast<dm_target_msg*>(data + sizeof(dm_ioctl));
-    tm->sector = arg_u64(req, "sector", 0);
-    std::memcpy(tm->message, msg.c_str(), msg.size() + 1);
-    Fd f("/dev/mapper/control", O_RDWR);
-    if (::ioctl(f.get(), DM_TARGET_MSG, data) < 0)
-        throw_errno("DM_TARGET_MSG " + name + " '" + msg + "'");
-    json out = json::object();
-    if (h->flags & DM_DATA_OUT_FLAG)
-        out["output"] = std::string(reinterpret_cast<const char*>(data + h->data_start));
-    return out;
 }
 
 } // namespace icemu::guest

@@ -79,6 +79,17 @@ std::string mapper_path(const std::string& name) {
     return "/dev/mapper/" + name;
 }
 
+// A DM_* ioctl that names the device and carries no payload; returns the reply's facts.
+json name_only(const json& req, unsigned long cmd, const std::string& what,
+               std::uint32_t flags = 0) {
+    std::string name = arg_str(req, "name");
+    Control c;
+    DmBuf b;
+    init_hdr(b, name, flags);
+    c.call(cmd, b, what + " " + name);
+    return dev_facts(b.hdr());
+}
+
 } // namespace
 
 // dm_create: name [, uuid]. Creates the device with no table and /dev/mapper/<name>.
@@ -143,40 +154,40 @@ json op_dm_load(const json& req) {
 }
 
 json op_dm_resume(const json& req) {
-    std::string name = arg_str(req, "name");
-    Control c;
-    DmBuf b;
-    init_hdr(b, name);
-    c.call(DM_DEV_SUSPEND, b, "DM_DEV_SUSPEND(resume) " + name);
-    return dev_facts(b.hdr());
+    return name_only(req, DM_DEV_SUSPEND, "DM_DEV_SUSPEND(resume)");
 }
 
 json op_dm_suspend(const json& req) {
-    std::string name = arg_str(req, "name");
-    Control c;
-    DmBuf b;
-    init_hdr(b, name, DM_SUSPEND_FLAG);
-    c.call(DM_DEV_SUSPEND, b, "DM_DEV_SUSPEND " + name);
-    return dev_facts(b.hdr());
+    return name_only(req, DM_DEV_SUSPEND, "DM_DEV_SUSPEND", DM_SUSPEND_FLAG);
 }
 
 json op_dm_remove(const json& req) {
-    std::string name = arg_str(req, "name");
-    Control c;
-    DmBuf b;
-    init_hdr(b, name);
-    c.call(DM_DEV_REMOVE, b, "DM_DEV_REMOVE " + name);
-    ::unlink(mapper_path(name).c_str());
+    name_only(req, DM_DEV_REMOVE, "DM_DEV_REMOVE");
+    ::unlink(mapper_path(arg_str(req, "name")).c_str());
     return json::object();
 }
 
 json op_dm_clear(const json& req) {
-    std::string name = arg_str(req, "name");
+    return name_only(req, DM_TABLE_CLEAR, "DM_TABLE_CLEAR");
+}
+
+// dm_message: name, message [, sector=0]. DM_TARGET_MSG (e.g. "create_thin 0" to a thin-pool);
+// a target's reply text comes back as "output".
+json op_dm_message(const json& req) {
+    std::string name = arg_str(req, "name"), msg = arg_str(req, "message");
+    if (sizeof(dm_ioctl) + sizeof(dm_target_msg) + msg.size() + 1 > kBufSize)
+        throw OpError(EINVAL, "dm_message: message too long");
     Control c;
     DmBuf b;
     init_hdr(b, name);
-    c.call(DM_TABLE_CLEAR, b, "DM_TABLE_CLEAR " + name);
-    return dev_facts(b.hdr());
+    auto* tm = reinterpret_cast<dm_target_msg*>(b.data + sizeof(dm_ioctl));
+    tm->sector = arg_u64(req, "sector", 0);
+    std::memcpy(tm->message, msg.c_str(), msg.size() + 1);
+    c.call(DM_TARGET_MSG, b, "DM_TARGET_MSG " + name + " '" + msg + "'");
+    json out = json::object();
+    if (b.hdr()->flags & DM_DATA_OUT_FLAG)
+        out["output"] = std::string(reinterpret_cast<const char*>(b.data + b.hdr()->data_start));
+    return out;
 }
 
 // dm_table: name [, inactive]. Returns the table as the kernel reports it.

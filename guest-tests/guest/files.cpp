@@ -6,6 +6,7 @@
 #include <linux/fiemap.h>
 #include <linux/fs.h>
 #include <memory>
+#include <optional>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -26,70 +27,49 @@ std::string dirname_of(const std::string& path) {
 
 } // namespace
 
-// write_file: path, size, seed [, fsync=true, chunk]. Creates/truncates the file.
-json op_write_file(const json& req) {
-    std::string path = arg_str(req, "path");
-    std::uint64_t size = arg_u64(req, "size");
-    std::uint64_t seed = arg_u64(req, "seed", 0);
-    std::size_t chunk = arg_u64(req, "chunk", kChunk);
-    if (chunk == 0 || chunk > 16 * kChunk)
-        throw OpError(EINVAL, "write_file: chunk must be 1..16 MiB");
+// Writes the pattern of `seed` over [0, size) of path (created or truncated, parent
+// directories made) in `chunk`-sized pwrites; fsyncs when asked. Returns the file's stat.
+struct stat write_pattern_file(const std::string& path, std::uint64_t size, std::uint64_t seed,
+                               std::size_t chunk, bool fsync) {
     mkdir_p(dirname_of(path));
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        throw_errno("open " + path);
+    Fd f(path, O_WRONLY | O_CREAT | O_TRUNC);
     std::unique_ptr<std::uint8_t[]> buf(new std::uint8_t[chunk]);
-    double t0 = uptime_s();
     for (std::uint64_t off = 0; off < size;) {
-        std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, size - off));
+        auto n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, size - off));
         pattern::fill(seed, off, buf.get(), n);
-        ssize_t w = ::pwrite(fd, buf.get(), n, static_cast<off_t>(off));
-        if (w < 0) {
-            int e = errno;
-            ::close(fd);
-            errno = e;
+        ssize_t w = ::pwrite(f.get(), buf.get(), n, static_cast<off_t>(off));
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
             throw_errno("write " + path);
-        }
         off += static_cast<std::uint64_t>(w);
     }
-    if (arg_bool(req, "fsync", true) && ::fsync(fd) < 0) {
-        int e = errno;
-        ::close(fd);
-        errno = e;
+    if (fsync && ::fsync(f.get()) < 0)
         throw_errno("fsync " + path);
-    }
     struct stat st {};
-    fstat(fd, &st);
-    ::close(fd);
-    return {{"ino", st.st_ino}, {"size", st.st_size}, {"seconds", uptime_s() - t0}};
+    ::fstat(f.get(), &st);
+    return st;
 }
 
-// read_file: path, seed [, size (default: the file size), drop_caches=false]. Verifies the
-// pattern; a mismatch fails the op with EBADMSG and the first differing offset.
-json op_read_file(const json& req) {
-    std::string path = arg_str(req, "path");
-    std::uint64_t seed = arg_u64(req, "seed", 0);
-    if (arg_bool(req, "drop_caches", false))
-        drop_caches();
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        throw_errno("open " + path);
+// Reads path in `chunk`-sized preads and checks it holds the pattern of `seed` over `size`
+// bytes (default: the file size). A mismatch throws EBADMSG with the first differing offset,
+// a short file EBADMSG too. Returns the bytes verified.
+std::uint64_t verify_pattern_file(const std::string& path, std::uint64_t seed,
+                                  std::optional<std::uint64_t> want_size, std::size_t chunk) {
+    Fd f(path, O_RDONLY);
     struct stat st {};
-    fstat(fd, &st);
-    std::uint64_t size = arg_u64(req, "size", static_cast<std::uint64_t>(st.st_size));
-    std::unique_ptr<std::uint8_t[]> got(new std::uint8_t[kChunk]);
-    std::unique_ptr<std::uint8_t[]> want(new std::uint8_t[kChunk]);
-    double t0 = uptime_s();
+    ::fstat(f.get(), &st);
+    const std::uint64_t size = want_size.value_or(static_cast<std::uint64_t>(st.st_size));
+    std::unique_ptr<std::uint8_t[]> got(new std::uint8_t[chunk]);
+    std::unique_ptr<std::uint8_t[]> want(new std::uint8_t[chunk]);
     std::uint64_t off = 0;
     while (off < size) {
-        std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, size - off));
-        ssize_t r = ::pread(fd, got.get(), n, static_cast<off_t>(off));
-        if (r < 0) {
-            int e = errno;
-            ::close(fd);
-            errno = e;
+        auto n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, size - off));
+        ssize_t r = ::pread(f.get(), got.get(), n, static_cast<off_t>(off));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
             throw_errno("read " + path + " at " + std::to_string(off));
-        }
         if (r == 0)
             break;
         auto rn = static_cast<std::size_t>(r);
@@ -98,26 +78,51 @@ json op_read_file(const json& req) {
             std::size_t i = 0;
             while (got[i] == want[i])
                 ++i;
-            ::close(fd);
             throw OpError(EBADMSG, "content mismatch in " + path + " at offset " +
                                        std::to_string(off + i) + ": got 0x" + to_hex(&got[i], 1) +
                                        " want 0x" + to_hex(&want[i], 1));
         }
         off += rn;
     }
-    ::close(fd);
     if (off != size)
         throw OpError(EBADMSG, path + " is short: " + std::to_string(off) + " of " +
                                    std::to_string(size) + " bytes");
-    return {{"bytes", off}, {"verified", true}, {"seconds", uptime_s() - t0}};
+    return off;
+}
+
+// write_file: path, size, seed [, fsync=true, chunk]. Creates/truncates the file.
+json op_write_file(const json& req) {
+    std::string path = arg_str(req, "path");
+    std::uint64_t size = arg_u64(req, "size");
+    std::uint64_t seed = arg_u64(req, "seed", 0);
+    std::size_t chunk = arg_u64(req, "chunk", kChunk);
+    if (chunk == 0 || chunk > 16 * kChunk)
+        throw OpError(EINVAL, "write_file: chunk must be 1..16 MiB");
+    double t0 = uptime_s();
+    struct stat st = write_pattern_file(path, size, seed, chunk, arg_bool(req, "fsync", true));
+    return {{"ino", st.st_ino}, {"size", st.st_size}, {"seconds", uptime_s() - t0}};
+}
+
+// read_file: path, seed [, size (default: the file size), drop_caches=false]. Verifies the
+// pattern; a mismatch fails the op with EBADMSG and the first differing offset.
+json op_read_file(const json& req) {
+    std::string path = arg_str(req, "path");
+    std::uint64_t seed = arg_u64(req, "seed", 0);
+    std::optional<std::uint64_t> size;
+    if (req.contains("size"))
+        size = arg_u64(req, "size");
+    if (arg_bool(req, "drop_caches", false))
+        drop_caches();
+    double t0 = uptime_s();
+    std::uint64_t n = verify_pattern_file(path, seed, size, kChunk);
+    return {{"bytes", n}, {"verified", true}, {"seconds", uptime_s() - t0}};
 }
 
 // file_info: path. Inode, size, fscrypt nonce (null if unencrypted), FIEMAP extents.
 json op_file_info(const json& req) {
     std::string path = arg_str(req, "path");
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        throw_errno("open " + path);
+    Fd file(path, O_RDONLY);
+    const int fd = file.get();
     struct stat st {};
     fstat(fd, &st);
     json f = {{"ino", st.st_ino}, {"size", st.st_size}, {"blksize", st.st_blksize}};
@@ -148,7 +153,6 @@ json op_file_info(const json& req) {
         f["extents"] = nullptr;
         f["fiemap_errno"] = errno_name(errno);
     }
-    ::close(fd);
     return f;
 }
 

@@ -15,16 +15,10 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <cstring>
-#include <fcntl.h>
-#include <memory>
 #include <mutex>
 #include <optional>
-#include <sys/stat.h>
 #include <thread>
-#include <unistd.h>
 
-#include "../common/pattern.hpp"
 #include "ops.hpp"
 
 namespace icemu::guest {
@@ -116,85 +110,12 @@ void run_parallel(std::vector<Job>& jobs, unsigned threads, Fn fn) {
 }
 
 void write_one(const Job& j, bool sync) {
-    auto slash = j.path.rfind('/');
-    if (slash != std::string::npos && slash > 0) {
-        mkdir_p(j.path.substr(0, slash));
-    }
-    const int fd = ::open(j.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        throw_errno("open " + j.path);
-    }
-    std::unique_ptr<std::uint8_t[]> buf(new std::uint8_t[kChunk]);
-    auto fail = [&](const std::string& what) {
-        const int e = errno;
-        ::close(fd);
-        errno = e;
-        throw_errno(what + " " + j.path);
-    };
-    for (std::uint64_t off = 0; off < j.size;) {
-        const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, j.size - off));
-        pattern::fill(j.seed, off, buf.get(), n);
-        const ssize_t w = ::pwrite(fd, buf.get(), n, static_cast<off_t>(off));
-        if (w < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            fail("write");
-        }
-        off += static_cast<std::uint64_t>(w);
-    }
-    if (sync && ::fsync(fd) < 0) {
-        fail("fsync");
-    }
-    ::close(fd);
+    write_pattern_file(j.path, j.size, j.seed, kChunk, sync);
 }
 
 void read_one(Job& j) {
-    const int fd = ::open(j.path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        throw_errno("open " + j.path);
-    }
-    struct stat st {};
-    ::fstat(fd, &st);
-    const std::uint64_t size = j.has_size ? j.size : static_cast<std::uint64_t>(st.st_size);
-    std::unique_ptr<std::uint8_t[]> got(new std::uint8_t[kChunk]);
-    std::unique_ptr<std::uint8_t[]> want(new std::uint8_t[kChunk]);
-    std::uint64_t off = 0;
-    while (off < size) {
-        const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, size - off));
-        const ssize_t r = ::pread(fd, got.get(), n, static_cast<off_t>(off));
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r < 0) {
-            const int e = errno;
-            ::close(fd);
-            errno = e;
-            throw_errno("read " + j.path + " at " + std::to_string(off));
-        }
-        if (r == 0) {
-            break;
-        }
-        const auto rn = static_cast<std::size_t>(r);
-        pattern::fill(j.seed, off, want.get(), rn);
-        if (std::memcmp(got.get(), want.get(), rn) != 0) {
-            std::size_t i = 0;
-            while (got[i] == want[i]) {
-                ++i;
-            }
-            ::close(fd);
-            throw OpError(EBADMSG, "content mismatch in " + j.path + " at offset " +
-                                       std::to_string(off + i) + ": got 0x" + to_hex(&got[i], 1) +
-                                       " want 0x" + to_hex(&want[i], 1));
-        }
-        off += rn;
-    }
-    ::close(fd);
-    if (off != size) {
-        throw OpError(EBADMSG, j.path + " is short: " + std::to_string(off) + " of " +
-                                   std::to_string(size) + " bytes");
-    }
-    j.done = off;
+    j.done = verify_pattern_file(j.path, j.seed, j.has_size ? std::optional(j.size) : std::nullopt,
+                                 kChunk);
 }
 
 } // namespace

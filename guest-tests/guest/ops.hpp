@@ -2,6 +2,9 @@
 // facts (merged into {"id","ok":true,...}); failures throw OpError (errno + message).
 // The wire protocol is documented in docs/conformance.md ("Step/reply protocol").
 #pragma once
+#include <optional>
+#include <sys/stat.h>
+
 #include "util.hpp"
 
 namespace icemu::guest {
@@ -26,6 +29,7 @@ json op_dm_suspend(const json& req);
 json op_dm_remove(const json& req);
 json op_dm_table(const json& req);
 json op_dm_clear(const json& req);
+json op_dm_message(const json& req);
 
 // fscrypt.cpp: FS_IOC_* encryption ioctls
 json op_add_key(const json& req);
@@ -39,15 +43,19 @@ json op_write_file(const json& req);
 json op_read_file(const json& req);
 json op_file_info(const json& req);
 json op_remove_file(const json& req);
+// The pattern I/O behind write_file/read_file, shared with multifile.cpp.
+struct stat write_pattern_file(const std::string& path, std::uint64_t size, std::uint64_t seed,
+                               std::size_t chunk, bool fsync);
+std::uint64_t verify_pattern_file(const std::string& path, std::uint64_t seed,
+                                  std::optional<std::uint64_t> size, std::size_t chunk);
 
 // multifile.cpp: known-pattern I/O on several files from several threads (keyslot pressure)
 json op_write_files(const json& req);
 json op_read_files(const json& req);
 
-// blockdev.cpp: known-pattern raw device I/O (pattern addressed by device offset), dm messages
+// blockdev.cpp: known-pattern raw device I/O (pattern addressed by device offset)
 json op_write_dev(const json& req);
 json op_read_dev(const json& req);
-json op_dm_message(const json& req);
 
 // bench.cpp: timed O_DIRECT I/O for bench/icemu-bench
 json op_bench_io(const json& req);
