@@ -4,12 +4,14 @@
  *
  * Built by bench/icemu-bench against the QEMU build the device runs in: QEMU's own crypto
  * objects (libcrypto.a.p/crypto_cipher.c.o with the gcrypt backend, libqemuutil.a for
- * qcrypto_init and error handling) with QEMU's compile flags. The "engine" loop below is the
- * loop of inline_crypto_req_transform() (hw/qemu-overlay/hw/block/inline-crypto.c): per data
- * unit one qcrypto_cipher_setiv() with the 128-bit little-endian tweak DUN + unit, then one
- * in-place qcrypto_cipher_encrypt()/decrypt() of the unit. What it does not include is the
- * engine's bounce copy between guest memory and its buffer (dma_memory_rw), which is a memcpy
- * under TCG and is part of the emulated I/O path measured by the guest benchmarks.
+ * qcrypto_init and error handling) with QEMU's compile flags. The "engine" series calls the
+ * engine's own per-data-unit loop, inline_crypto_xts_units() (an inline function of
+ * hw/qemu-overlay/include/hw/block/inline-crypto.h, used by every transform of
+ * hw/qemu-overlay/hw/block/inline-crypto.c): per data unit one qcrypto_cipher_setiv() with the
+ * 128-bit little-endian tweak DUN + unit, then one qcrypto_cipher_encrypt()/decrypt() of the
+ * unit, here in place over a 1 MiB buffer. What it does not include is the guest-memory side
+ * of the data path (the engine maps the PRDT buffers and transforms between them and its
+ * staging buffer), which is part of the emulated I/O measured by the guest benchmarks.
  *
  * The "gcrypt" loop does the same per-unit work with libgcrypt directly (gcry_cipher_setiv +
  * gcry_cipher_encrypt): the best the backend can do with one call per unit. "gcrypt-reset"
@@ -25,6 +27,7 @@
 #include "qemu/osdep.h"
 #include "crypto/cipher.h"
 #include "crypto/init.h"
+#include "hw/block/inline-crypto.h"
 #include "qapi/error.h"
 #include "qemu/bswap.h"
 
@@ -54,22 +57,12 @@ static void tweak(uint8_t iv[16], uint64_t dun, uint64_t unit)
     stq_le_p(iv + 8, lo < dun ? 1 : 0);
 }
 
-/* inline_crypto_req_transform()'s loop over one buffer. */
+/* The engine's per-data-unit loop over one buffer, in place. */
 static void engine_transform(QCryptoCipher *c, uint8_t *buf, size_t len, uint32_t du,
                              uint64_t dun, bool encrypt)
 {
-    uint8_t iv[16];
-    uint64_t unit = 0;
-
-    for (size_t off = 0; off < len; off += du, unit++) {
-        tweak(iv, dun, unit);
-        if (qcrypto_cipher_setiv(c, iv, sizeof(iv), &error_abort) < 0) {
-            abort();
-        }
-        if ((encrypt ? qcrypto_cipher_encrypt(c, buf + off, buf + off, du, &error_abort)
-                     : qcrypto_cipher_decrypt(c, buf + off, buf + off, du, &error_abort)) < 0) {
-            abort();
-        }
+    if (inline_crypto_xts_units(c, dun, 0, du, buf, buf, len, encrypt, &error_abort) < 0) {
+        abort();
     }
 }
 

@@ -1,6 +1,7 @@
 // The CE data path: ciphertext on the medium for every advertised data unit size and a range
 // of DUNs and lengths, decryption on read, CE=0 reads of ciphertext, slot overwrite, PRDT
-// shapes that split data units, and both queue types. Expected bytes: the model only.
+// shapes that split data units, and both queue types; the staged (whole-request) and the
+// chunked path, and how each fails. Expected bytes: the model only.
 #include <catch2/catch_test_macros.hpp>
 #include <catch2/generators/catch_generators.hpp>
 
@@ -20,6 +21,16 @@ namespace {
 
 constexpr std::uint64_t kDuns[] = {
     0, 1, 0xffffffffull, 0xfffffffffffffffeull, 0xffffffffffffffffull, 0x0123456789abcdefull};
+
+// x-crypto-staging-size (docs/device.md "Data path"): 0 sends every CE request down the
+// chunked path.
+void set_staging(test::CryptoControllerSpec& spec, std::uint64_t bytes) {
+    spec.ctrl.props += ",x-crypto-staging-size=" + std::to_string(bytes);
+}
+
+nlohmann::json counters(ModelledRig& r) {
+    return r.rig().machine().qom_get(r.rig().qom_path(), "crypto-state")["counters"];
+}
 
 } // namespace
 
@@ -135,10 +146,16 @@ TEST_CASE("PRDT entries of any size, including ones that split data units, give 
           "ciphertext",
           "[device][crypto][data]") {
     const bool mcq = GENERATE(false, true);
+    const bool staged = GENERATE(true, false);
+    INFO((mcq ? "MCQ" : "legacy doorbell") << (staged ? ", staged" : ", chunked"));
     CryptoOptions o;
     o.caps = "aes-xts-256:0x0f";
     o.mcq = mcq;
-    ModelledRig r(test::crypto_controller(o));
+    auto spec = test::crypto_controller(o);
+    if (!staged) {
+        set_staging(spec, 0);
+    }
+    ModelledRig r(spec);
     r.program(0, 0, test::test_cryptokey(256, 20), 1024);
     const auto data = test::pattern_bytes(5 * 4096, 21);
     using Segs = std::vector<std::uint32_t>;
@@ -162,6 +179,171 @@ TEST_CASE("PRDT entries of any size, including ones that split data units, give 
         CHECK(rd.got.in == data);
         lba += 5;
     }
+    const auto c = counters(r);
+    CHECK(c["staged"] == (staged ? 10 : 0));
+    CHECK(c["chunked"] == (staged ? 0 : 10));
+}
+
+TEST_CASE("CE requests that do not fit the free staging memory take the chunked path with the "
+          "same bytes",
+          "[device][crypto][data][staging]") {
+    // 128 KiB of staging memory: requests up to 128 KiB are staged, larger ones are chunked
+    // (128 KiB scsi-disk chunks). Both must match the model, whatever the PRDT shape.
+    const bool mcq = GENERATE(false, true);
+    const std::uint32_t du = GENERATE(512u, 4096u, 65536u);
+    INFO((mcq ? "MCQ" : "legacy doorbell") << ", data unit " << du);
+    CryptoOptions o;
+    o.caps = "aes-xts-256:0xff";
+    o.mcq = mcq;
+    o.lu_bytes = 8u << 20;
+    auto spec = test::crypto_controller(o);
+    set_staging(spec, 128 * 1024);
+    ModelledRig r(spec);
+    r.program(0, 2, test::test_cryptokey(256, 70 + du), du);
+
+    struct Size {
+        std::uint32_t bytes;
+        bool staged;
+    };
+    const Size sizes[] = {{64 * 1024, true},
+                          {128 * 1024, true},
+                          {192 * 1024, false},
+                          {1024 * 1024, false},
+                          {128 * 1024, true}}; // the granules of the first ones are free again
+    std::uint64_t lba = 0;
+    std::uint64_t staged = 0;
+    std::uint64_t chunked = 0;
+    for (const auto& sz : sizes) {
+        INFO(sz.bytes << " bytes at LBA " << lba);
+        const auto data = test::pattern_bytes(sz.bytes, lba + du);
+        // 3000-byte PRDT entries split data units of every size.
+        std::vector<std::uint32_t> segs;
+        for (std::uint32_t left = sz.bytes; left;) {
+            segs.push_back(std::min<std::uint32_t>(3000, left));
+            left -= segs.back();
+        }
+        const ufs::CryptoFields cf{true, 2, 0xfffffff0ull + lba};
+        const auto w = r.write(0, 0, lba, data, cf, segs);
+        INFO(w.divergence);
+        CHECK(w.ok());
+        CHECK(w.got.ocs == ufs::ocs::kSuccess);
+        const auto blocks = static_cast<std::uint32_t>(sz.bytes / ufs::kLuBlockSize);
+        const auto rd = r.read(0, 0, lba, blocks, cf);
+        INFO(rd.divergence);
+        CHECK(rd.ok());
+        CHECK(rd.got.in == data);
+        (sz.staged ? staged : chunked) += 2;
+        lba += blocks;
+    }
+    CHECK(r.compare_medium(0, 0).empty());
+    const auto c = counters(r);
+    CHECK(c["staged"] == staged);
+    CHECK(c["chunked"] == chunked);
+}
+
+TEST_CASE("a CE READ or WRITE past the end of the LU fails in SCSI and moves no data",
+          "[device][crypto][data][staging]") {
+    // scsi-disk rejects the LBA range before any I/O: the staged READ must not decrypt its
+    // (never filled) staging buffer into the guest's, and nothing may reach the medium.
+    const bool mcq = GENERATE(false, true);
+    const bool staged = GENERATE(true, false);
+    INFO((mcq ? "MCQ" : "legacy doorbell") << (staged ? ", staged" : ", chunked"));
+    CryptoOptions o;
+    o.mcq = mcq;
+    o.event_log = true;
+    auto spec = test::crypto_controller(o);
+    if (!staged) {
+        set_staging(spec, 0);
+    }
+    ModelledRig r(spec);
+    r.program(0, 0, test::test_cryptokey(256, 80), 4096);
+    const auto before = r.rig().whole_medium(0, 0);
+    const std::uint32_t last = static_cast<std::uint32_t>(o.lu_bytes / ufs::kLuBlockSize);
+    const ufs::CryptoFields cf{true, 0, 7};
+
+    const auto w = r.host().write(0, last - 2, test::pattern_bytes(4 * 4096, 81), cf);
+    CHECK(w.ocs == ufs::ocs::kSuccess);
+    CHECK(w.scsi_status == 0x02); // CHECK CONDITION (LBA out of range)
+    CHECK(test::changed_blocks(before, r.rig().whole_medium(0, 0)) == "");
+
+    const auto rd = r.host().read(0, last - 2, 4, cf);
+    CHECK(rd.ocs == ufs::ocs::kSuccess);
+    CHECK(rd.scsi_status == 0x02);
+    CHECK(std::all_of(rd.in.begin(), rd.in.end(), [](auto b) { return b == 0xa5; }));
+
+    // The engine is not left holding anything: a full-size request right after works.
+    const auto data = test::pattern_bytes(1u << 20, 82);
+    const auto ok = r.write(0, 0, 0, data, cf);
+    INFO(ok.divergence);
+    CHECK(ok.ok());
+    const auto back = r.read(0, 0, 0, 256, cf);
+    INFO(back.divergence);
+    CHECK(back.ok());
+    CHECK(back.got.in == data);
+}
+
+TEST_CASE("a CE request whose PRDT points at unassigned memory fails with GENERAL_CRYPTO_ERROR "
+          "and no plaintext reaches the medium",
+          "[device][crypto][data][staging]") {
+    const bool mcq = GENERATE(false, true);
+    const bool staged = GENERATE(true, false);
+    INFO((mcq ? "MCQ" : "legacy doorbell") << (staged ? ", staged" : ", chunked"));
+    CryptoOptions o;
+    o.mcq = mcq;
+    o.event_log = true;
+    auto spec = test::crypto_controller(o);
+    if (!staged) {
+        set_staging(spec, 0);
+    }
+    ModelledRig r(spec);
+    r.program(0, 1, test::test_cryptokey(256, 90), 4096);
+    const auto before = r.rig().whole_medium(0, 0);
+    const auto data = test::pattern_bytes(4 * 4096, 91);
+
+    ufs::Request w;
+    w.cdb = ufs::cdb_write10(8, 4);
+    w.dir = ufs::DataDir::to_device;
+    w.out = data;
+    w.crypto = {true, 1, 8};
+    w.unmapped_segment = 2; // the third 4 KiB entry
+    w.read_back_out = true;
+    const auto cw = r.host().submit(w);
+    CHECK(cw.ocs == ufs::ocs::kGeneralCryptoError);
+    // All four blocks are in one request (staged) or one 128 KiB chunk: nothing is written.
+    CHECK(test::changed_blocks(before, r.rig().whole_medium(0, 0)) == "");
+    CHECK(cw.out_after == data);
+
+    // Put ciphertext on the medium, then read it back into a PRDT with a hole.
+    const auto ok = r.write(0, 0, 8, data, {true, 1, 8});
+    INFO(ok.divergence);
+    REQUIRE(ok.ok());
+    ufs::Request rq;
+    rq.cdb = ufs::cdb_read10(8, 4);
+    rq.dir = ufs::DataDir::from_device;
+    rq.in_len = data.size();
+    rq.crypto = {true, 1, 8};
+    rq.unmapped_segment = 2;
+    const auto cr = r.host().submit(rq);
+    CHECK(cr.ocs == ufs::ocs::kGeneralCryptoError);
+    // The entries before the hole got plaintext, the one after it nothing.
+    CHECK(std::equal(data.begin(), data.begin() + 8192, cr.in.begin()));
+    CHECK(std::all_of(cr.in.begin() + 12288, cr.in.end(), [](auto b) { return b == 0xa5; }));
+
+    const auto events = r.rig().log_events(0);
+    int dma_errors = 0;
+    for (const auto& e : events) {
+        if (e["ev"] == "io" && e.value("error", "") == "dma") {
+            ++dma_errors;
+            CHECK(e["ocs"] == ufs::ocs::kGeneralCryptoError);
+        }
+    }
+    CHECK(dma_errors == 2);
+    CHECK(r.rig().machine().alive());
+    // The controller goes on: the same READ with a good PRDT decrypts.
+    const auto rd = r.read(0, 0, 8, 4, {true, 1, 8});
+    INFO(rd.divergence);
+    CHECK(rd.ok());
+    CHECK(rd.got.in == data);
 }
 
 TEST_CASE("reprogramming an armed slot makes later I/O use the new key only",

@@ -24,6 +24,7 @@ constexpr std::uint32_t kQueueEntries = 32;
 constexpr std::uint32_t kGap = 64; // bytes between PRDT buffers
 constexpr std::uint8_t kGapFill = 0x5a;
 constexpr std::uint8_t kReadFill = 0xa5;
+constexpr std::uint64_t kUnassignedAddr = 0xf0000000; // PCI hole, no BAR is placed there
 
 // UTRD dword 0 (UFSHCI 4.0 §6.1.1).
 constexpr std::uint32_t kCtUfsStorage = 1u << 28;
@@ -298,7 +299,7 @@ Completion UfsHost::submit(const Request& req) {
         for (std::size_t i = 0; i < segs.size(); ++i) {
             seg_off.push_back(off);
             std::uint8_t* e = ucd_image.data() + kPrdtOff + 16 * i;
-            put_le64(e, data + off);
+            put_le64(e, static_cast<int>(i) == req.unmapped_segment ? kUnassignedAddr : data + off);
             put_le32(e + 12, segs[i] - 1);
             if (req.dir == DataDir::to_device) {
                 std::memcpy(image.data() + off, req.out.data() + src, segs[i]);

@@ -90,6 +90,8 @@ struct Request {
     bool short_prdt = false;
     // Read the guest data buffer back after a write (to check it was not modified).
     bool read_back_out = false;
+    // Index of a PRDT entry that points at unassigned guest-physical memory (-1: none).
+    int unmapped_segment = -1;
 };
 
 struct Completion {

@@ -16,6 +16,8 @@
 #include "qemu/cutils.h"
 #include "qemu/bswap.h"
 #include "qemu/timer.h"
+#include "qemu/units.h"
+#include "qemu/bitmap.h"
 #include "crypto/hash.h"
 #include "hw/qdev-core.h"
 #include "hw/block/inline-crypto.h"
@@ -510,10 +512,7 @@ bool inline_crypto_req_transform(InlineCrypto *ic, InlineCryptoReq *r,
                                  uint8_t *buf, size_t len, bool encrypt)
 {
     uint32_t du = r->du_size;
-    uint64_t unit = r->offset / du;
-    uint8_t iv[16] = { 0 };
     g_autoptr(Error) err = NULL;
-    int ret;
 
     assert(r->active && r->key);
     if (r->offset % du || len % du) {
@@ -521,41 +520,352 @@ bool inline_crypto_req_transform(InlineCrypto *ic, InlineCryptoReq *r,
                                             "unaligned chunk");
         return false;
     }
-    for (size_t off = 0; off < len; off += du, unit++) {
-        /*
-         * Tweak: DUN + unit as a 128-bit little-endian number; the carry
-         * out of the 64-bit DUN goes into bit 64, as in the kernel's
-         * bio_crypt_dun_increment() / blk-crypto-fallback.
-         */
-        uint64_t lo = r->dun + unit;
-
-        stq_le_p(iv, lo);
-        stq_le_p(iv + 8, lo < r->dun ? 1 : 0);
-        if (qcrypto_cipher_setiv(r->key->cipher, iv, sizeof(iv), &err) < 0) {
-            goto fail;
-        }
-        if (encrypt) {
-            ret = qcrypto_cipher_encrypt(r->key->cipher, buf + off, buf + off,
-                                         du, &err);
-        } else {
-            ret = qcrypto_cipher_decrypt(r->key->cipher, buf + off, buf + off,
-                                         du, &err);
-        }
-        if (ret < 0) {
-            goto fail;
-        }
+    if (inline_crypto_xts_units(r->key->cipher, r->dun, r->offset / du, du,
+                                buf, buf, len, encrypt, &err) < 0) {
+        trace_inline_crypto_transform_error(ic->ctrl, r->slot, r->offset, len,
+                                            error_get_pretty(err));
+        return false;
     }
     ic->stats.bytes += len;
     return true;
+}
 
-fail:
-    trace_inline_crypto_transform_error(ic->ctrl, r->slot, r->offset, len,
-                                        error_get_pretty(err));
-    return false;
+/* A position in a scatter/gather list: entry @idx, byte @off of it */
+typedef struct IceSgCursor {
+    QEMUSGList *sg;
+    int idx;
+    uint64_t off;
+} IceSgCursor;
+
+static void ice_sg_advance(IceSgCursor *c, uint64_t n)
+{
+    c->off += n;
+    while (c->idx < c->sg->nsg && c->off >= c->sg->sg[c->idx].len) {
+        c->off -= c->sg->sg[c->idx].len;
+        c->idx++;
+    }
+}
+
+/* Plain copy of @len bytes between @buf and the list from cursor @c on */
+static MemTxResult ice_sg_copy(IceSgCursor c, uint8_t *buf, uint64_t len,
+                               DMADirection dir)
+{
+    while (len) {
+        ScatterGatherEntry *e;
+        uint64_t n;
+        MemTxResult res;
+
+        if (c.idx >= c.sg->nsg) {
+            return MEMTX_DECODE_ERROR;
+        }
+        e = &c.sg->sg[c.idx];
+        n = MIN(e->len - c.off, len);
+        res = dma_memory_rw(c.sg->as, e->base + c.off, buf, n, dir,
+                            MEMTXATTRS_UNSPECIFIED);
+        if (res != MEMTX_OK) {
+            return res;
+        }
+        buf += n;
+        len -= n;
+        ice_sg_advance(&c, n);
+    }
+    return MEMTX_OK;
+}
+
+/*
+ * The request's bytes [@offset, @offset + @len) between guest memory @sg
+ * and @buf (see inline_crypto_req_transform_sg).  Runs of whole data units
+ * inside one PRDT entry are transformed directly between the mapped guest
+ * memory and @buf; a data unit split across entries goes through a
+ * one-unit buffer that is wiped afterwards.
+ */
+static InlineCryptoError ice_transform_sg(InlineCrypto *ic,
+                                          InlineCryptoReq *r, QEMUSGList *sg,
+                                          uint64_t offset, uint8_t *buf,
+                                          uint64_t len, bool encrypt)
+{
+    uint32_t du = r->du_size;
+    DMADirection dir = encrypt ? DMA_DIRECTION_TO_DEVICE
+                               : DMA_DIRECTION_FROM_DEVICE;
+    QCryptoCipher *cipher;
+    IceSgCursor c = { .sg = sg };
+    g_autofree uint8_t *unit_buf = NULL;
+    g_autoptr(Error) err = NULL;
+    InlineCryptoError ret = ICE_OK;
+    uint64_t done = 0;
+
+    assert(r->active && r->key);
+    cipher = r->key->cipher;
+    if (offset % du || len % du) {
+        trace_inline_crypto_transform_error(ic->ctrl, r->slot, offset, len,
+                                            "unaligned chunk");
+        return ICE_ERR_CIPHER;
+    }
+    ice_sg_advance(&c, offset);
+
+    while (done < len) {
+        uint64_t unit = (offset + done) / du;
+        dma_addr_t maplen = 0;
+        uint64_t n = 0;
+        void *p = NULL;
+        int rc = 0;
+
+        if (c.idx >= sg->nsg) {
+            ret = ICE_ERR_DMA;
+            break;
+        }
+        maplen = MIN(sg->sg[c.idx].len - c.off, len - done);
+        if (maplen >= du) {
+            dma_addr_t addr = sg->sg[c.idx].base + c.off;
+
+            maplen = QEMU_ALIGN_DOWN(maplen, du);
+            if (!address_space_access_valid(sg->as, addr, maplen, !encrypt,
+                                            MEMTXATTRS_UNSPECIFIED)) {
+                ret = ICE_ERR_DMA;
+                break;
+            }
+            p = dma_memory_map(sg->as, addr, &maplen, dir,
+                               MEMTXATTRS_UNSPECIFIED);
+            n = p ? QEMU_ALIGN_DOWN(maplen, du) : 0;
+        }
+
+        if (n) {
+            rc = inline_crypto_xts_units(cipher, r->dun, unit, du,
+                                         encrypt ? p : buf + done,
+                                         encrypt ? buf + done : p, n,
+                                         encrypt, &err);
+            dma_memory_unmap(sg->as, p, maplen, dir, n);
+        } else {
+            if (p) {
+                dma_memory_unmap(sg->as, p, maplen, dir, 0);
+            }
+            n = du;
+            if (!unit_buf) {
+                unit_buf = g_malloc(du);
+            }
+            if (encrypt) {
+                if (ice_sg_copy(c, unit_buf, du, dir) != MEMTX_OK) {
+                    ret = ICE_ERR_DMA;
+                    break;
+                }
+                rc = inline_crypto_xts_units(cipher, r->dun, unit, du,
+                                             unit_buf, buf + done, du, true,
+                                             &err);
+            } else {
+                rc = inline_crypto_xts_units(cipher, r->dun, unit, du,
+                                             buf + done, unit_buf, du, false,
+                                             &err);
+                if (rc == 0 && ice_sg_copy(c, unit_buf, du, dir) != MEMTX_OK) {
+                    ret = ICE_ERR_DMA;
+                    break;
+                }
+            }
+        }
+        if (rc < 0) {
+            ret = ICE_ERR_CIPHER;
+            break;
+        }
+        done += n;
+        ice_sg_advance(&c, n);
+    }
+
+    if (unit_buf) {
+        /* it held a data unit of plaintext */
+        ice_wipe(unit_buf, du);
+    }
+    if (ret != ICE_OK) {
+        trace_inline_crypto_transform_error(ic->ctrl, r->slot, offset + done,
+                                            len - done,
+                                            err ? error_get_pretty(err)
+                                                : "guest memory error");
+        return ret;
+    }
+    ic->stats.bytes += len;
+    return ICE_OK;
+}
+
+InlineCryptoError inline_crypto_req_transform_sg(InlineCrypto *ic,
+                                                 InlineCryptoReq *r,
+                                                 QEMUSGList *sg, uint8_t *buf,
+                                                 uint64_t len, bool encrypt)
+{
+    return ice_transform_sg(ic, r, sg, r->offset, buf, len, encrypt);
+}
+
+/*
+ * Staging memory
+ */
+
+#define ICE_STAGING_MAX (1 * GiB)
+
+static void ice_get_staging_size(Object *obj, Visitor *v, const char *name,
+                                 void *opaque, Error **errp)
+{
+    InlineCrypto *ic = opaque;
+
+    visit_type_size(v, name, &ic->staging.size, errp);
+}
+
+static void ice_set_staging_size(Object *obj, Visitor *v, const char *name,
+                                 void *opaque, Error **errp)
+{
+    InlineCrypto *ic = opaque;
+    uint64_t value;
+
+    if (DEVICE(obj)->realized) {
+        error_setg(errp, "%s cannot be changed after realize", name);
+        return;
+    }
+    if (!visit_type_size(v, name, &value, errp)) {
+        return;
+    }
+    if (value % INLINE_CRYPTO_STAGING_GRANULE ||
+        value > (uint64_t)ICE_STAGING_MAX) {
+        error_setg(errp, "%s must be a multiple of %u KiB, at most %u MiB",
+                   name, (unsigned)(INLINE_CRYPTO_STAGING_GRANULE / KiB),
+                   (unsigned)(ICE_STAGING_MAX / MiB));
+        return;
+    }
+    ic->staging.size = value;
+}
+
+void inline_crypto_add_staging_property(InlineCrypto *ic, Object *obj)
+{
+    ic->staging.size = INLINE_CRYPTO_STAGING_DEFAULT;
+    object_property_add(obj, "x-crypto-staging-size", "size",
+                        ice_get_staging_size, ice_set_staging_size, NULL, ic);
+    object_property_set_description(obj, "x-crypto-staging-size",
+        "bytes of device memory for whole-request crypto buffers "
+        "(0: every CE request takes the chunked path)");
+}
+
+bool inline_crypto_staging_realize(InlineCrypto *ic, DeviceState *dev,
+                                   Error **errp)
+{
+    InlineCryptoStaging *st = &ic->staging;
+
+    if (!ic->realized || !st->size) {
+        return true;
+    }
+    /* Private RAM: never mapped for the guest, not migrated */
+    if (!memory_region_init_ram_flags_nomigrate(&st->mr, OBJECT(dev),
+                                                "inline-crypto-staging",
+                                                st->size, 0, errp)) {
+        return false;
+    }
+    address_space_init(&st->as, &st->mr, "inline-crypto-staging");
+    st->host = memory_region_get_ram_ptr(&st->mr);
+    st->granules = st->size / INLINE_CRYPTO_STAGING_GRANULE;
+    st->used = bitmap_new(st->granules);
+    st->free = st->granules;
+    st->ready = true;
+    return true;
+}
+
+static void ice_staging_unrealize(InlineCrypto *ic)
+{
+    InlineCryptoStaging *st = &ic->staging;
+
+    if (!st->ready) {
+        return;
+    }
+    address_space_destroy(&st->as);
+    object_unparent(OBJECT(&st->mr));
+    g_free(st->used);
+    st->used = NULL;
+    st->host = NULL;
+    st->ready = false;
+}
+
+bool inline_crypto_req_stage(InlineCrypto *ic, InlineCryptoReq *r,
+                             DeviceState *dev, uint64_t len)
+{
+    InlineCryptoStaging *st = &ic->staging;
+    const uint64_t g = INLINE_CRYPTO_STAGING_GRANULE;
+    uint64_t need = DIV_ROUND_UP(len, g);
+    uint64_t left = len;
+    uint64_t bit = 0;
+
+    assert(r->active && !r->staged);
+    if (!len) {
+        return false;
+    }
+    if (!st->ready || need > st->free) {
+        ic->stats.chunked++;
+        return false;
+    }
+    /* Any free granules will do: runs of them become the list's entries */
+    qemu_sglist_init(&r->staging, dev, MIN(need, 16), &st->as);
+    while (left) {
+        uint64_t run = 1;
+        uint64_t bytes;
+
+        bit = find_next_zero_bit(st->used, st->granules, bit);
+        assert(bit < st->granules);
+        while (run * g < left && bit + run < st->granules &&
+               !test_bit(bit + run, st->used)) {
+            run++;
+        }
+        bytes = MIN(run * g, left);
+        bitmap_set(st->used, bit, run);
+        qemu_sglist_add(&r->staging, bit * g, bytes);
+        left -= bytes;
+        bit += run;
+    }
+    st->free -= need;
+    r->staged = true;
+    ic->stats.staged++;
+    return true;
+}
+
+static void ice_req_unstage(InlineCrypto *ic, InlineCryptoReq *r)
+{
+    InlineCryptoStaging *st = &ic->staging;
+    const uint64_t g = INLINE_CRYPTO_STAGING_GRANULE;
+
+    if (!r->staged) {
+        return;
+    }
+    for (int i = 0; i < r->staging.nsg; i++) {
+        ScatterGatherEntry *e = &r->staging.sg[i];
+        uint64_t n = DIV_ROUND_UP(e->len, g);
+
+        bitmap_clear(st->used, e->base / g, n);
+        st->free += n;
+    }
+    qemu_sglist_destroy(&r->staging);
+    r->staged = false;
+}
+
+InlineCryptoError inline_crypto_req_staged_transform(InlineCrypto *ic,
+                                                     InlineCryptoReq *r,
+                                                     QEMUSGList *sg,
+                                                     uint64_t len,
+                                                     bool encrypt)
+{
+    InlineCryptoStaging *st = &ic->staging;
+    uint64_t done = 0;
+
+    assert(r->staged);
+    for (int i = 0; i < r->staging.nsg && done < len; i++) {
+        ScatterGatherEntry *e = &r->staging.sg[i];
+        uint64_t n = MIN(e->len, len - done);
+        InlineCryptoError err;
+
+        /* entries are whole granules, so data units never straddle two */
+        err = ice_transform_sg(ic, r, sg, done, st->host + e->base, n,
+                               encrypt);
+        if (err != ICE_OK) {
+            return err;
+        }
+        done += n;
+    }
+    return done == len ? ICE_OK : ICE_ERR_DMA;
 }
 
 void inline_crypto_req_end(InlineCrypto *ic, InlineCryptoReq *r)
 {
+    ice_req_unstage(ic, r);
     if (r->key) {
         ice_key_unref(r->key);
         r->key = NULL;
@@ -744,6 +1054,7 @@ void inline_crypto_unrealize(InlineCrypto *ic)
         return;
     }
     ice_wipe_all(ic, "unrealize", false);
+    ice_staging_unrealize(ic);
     g_free(ic->slots);
     ic->slots = NULL;
     g_free(ic->ctrl);
@@ -831,6 +1142,8 @@ static QDict *ice_state(InlineCrypto *ic)
     qdict_put_int(c, "errors", ic->stats.errors);
     qdict_put_int(c, "faults", ic->stats.faults);
     qdict_put_int(c, "bytes", ic->stats.bytes);
+    qdict_put_int(c, "staged", ic->stats.staged);
+    qdict_put_int(c, "chunked", ic->stats.chunked);
     qdict_put(d, "counters", c);
     qdict_put_int(d, "fault_count", ic->fault_count);
     qdict_put_bool(d, "fault_fatal", ic->fault_fatal);

@@ -5,12 +5,20 @@
  * x-CRYPTOCFG) and the UTRD crypto fields (CE, CCI, DUNL/DUNU; identical in
  * legacy UTRDs and MCQ SQ entries) onto the inline crypto engine.
  *
- * Data path: a CE READ/WRITE gets no scatter/gather list, so scsi-disk
- * moves it through its bounce buffer in chunks of at most 128 KiB and calls
- * transfer_data for each; here each chunk is copied between the PRDT and
- * the bounce buffer and transformed data unit by data unit.  Guest memory
- * is never modified except by the decrypted read data.  Requests without
- * CE keep the zero-copy path.
+ * Data path: an admitted CE READ/WRITE is lent a whole-request buffer in
+ * the engine's staging memory (device-private RAM in its own address
+ * space) and scsi-disk gets that as the request's scatter/gather list, so
+ * it moves the request in one zero-copy I/O like a CE=0 one.  A WRITE is
+ * encrypted from the PRDT into the staging buffer before it is issued; a
+ * READ is decrypted from the staging buffer into the PRDT when scsi-disk
+ * completes it, before the response is sent.  The staging buffer only ever
+ * holds ciphertext, and a WRITE only reads the guest's buffer.
+ *
+ * When staging memory is off or has no room, the request gets no
+ * scatter/gather list instead: scsi-disk moves it through its own bounce
+ * buffer in chunks of at most 128 KiB and calls transfer_data for each,
+ * where the chunk is transformed between the PRDT and that buffer.
+ * Requests without CE keep the PRDT as their list.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -36,13 +44,21 @@ static bool ufs_crypto_on(UfsHc *u)
 void ufs_crypto_instance_init(UfsHc *u)
 {
     inline_crypto_add_properties(&u->crypto, OBJECT(u));
+    inline_crypto_add_staging_property(&u->crypto, OBJECT(u));
 }
 
 bool ufs_crypto_realize(UfsHc *u, Error **errp)
 {
-    return inline_crypto_realize(&u->crypto, DEVICE(u), "ufs",
-                                 UFS_CRYPTO_CFGPTR,
-                                 ARRAY_SIZE(u->reg.rsvd9), errp);
+    if (!inline_crypto_realize(&u->crypto, DEVICE(u), "ufs",
+                               UFS_CRYPTO_CFGPTR,
+                               ARRAY_SIZE(u->reg.rsvd9), errp)) {
+        return false;
+    }
+    if (!inline_crypto_staging_realize(&u->crypto, DEVICE(u), errp)) {
+        inline_crypto_unrealize(&u->crypto);
+        return false;
+    }
+    return true;
 }
 
 void ufs_crypto_init_hc(UfsHc *u)
@@ -220,7 +236,21 @@ uint8_t ufs_crypto_prepare(UfsRequest *req, SCSIRequest *scsi_req)
                                      scsi_req->dev->blocksize, xfer);
     switch (r->err) {
     case ICE_OK:
-        return UFS_OCS_SUCCESS;
+        if (!xfer || !inline_crypto_req_stage(&u->crypto, r, DEVICE(u),
+                                              xfer)) {
+            return UFS_OCS_SUCCESS;     /* chunked path (transfer_data) */
+        }
+        if (scsi_req->cmd.mode != SCSI_XFER_TO_DEV) {
+            return UFS_OCS_SUCCESS;     /* decrypted on completion */
+        }
+        /* The whole WRITE is encrypted before anything is issued */
+        r->err = inline_crypto_req_staged_transform(&u->crypto, r, req->sg,
+                                                    xfer, true);
+        if (r->err == ICE_OK) {
+            return UFS_OCS_SUCCESS;
+        }
+        ocs = UFS_OCS_GENERAL_CRYPTO_ERROR;
+        break;
     case ICE_ERR_INJECTED:
         ocs = UFS_OCS_GENERAL_CRYPTO_ERROR;
         if (r->fatal) {
@@ -240,37 +270,15 @@ refuse:
     return ocs;
 }
 
-bool ufs_crypto_bounce(UfsRequest *req)
+QEMUSGList *ufs_crypto_sg_list(UfsRequest *req)
 {
-    return req->crypto.active;
-}
+    InlineCryptoReq *r = &req->crypto;
 
-/* Copy between a chunk buffer and the PRDT at byte @off of the PRDT */
-static MemTxResult ufs_crypto_sg_rw(QEMUSGList *sg, uint64_t off,
-                                    uint8_t *buf, uint64_t len,
-                                    DMADirection dir)
-{
-    MemTxResult res;
-
-    for (int i = 0; sg && i < sg->nsg && len; i++) {
-        ScatterGatherEntry *e = &sg->sg[i];
-        uint64_t n;
-
-        if (off >= e->len) {
-            off -= e->len;
-            continue;
-        }
-        n = MIN(e->len - off, len);
-        res = dma_memory_rw(sg->as, e->base + off, buf, n, dir,
-                            MEMTXATTRS_UNSPECIFIED);
-        if (res != MEMTX_OK) {
-            return res;
-        }
-        buf += n;
-        len -= n;
-        off = 0;
+    if (r->staged) {
+        return &r->staging;
     }
-    return len ? MEMTX_DECODE_ERROR : MEMTX_OK;
+    /* no list: scsi-disk's bounce buffer and transfer_data */
+    return r->active ? NULL : req->sg;
 }
 
 void ufs_crypto_transfer_data(UfsRequest *req, SCSIRequest *scsi_req,
@@ -284,21 +292,13 @@ void ufs_crypto_transfer_data(UfsRequest *req, SCSIRequest *scsi_req,
 
     if (!r->active) {
         err = ICE_ERR_DMA;
-    } else if (write) {
-        /* PRDT -> bounce buffer, encrypted there; the guest buffer stays */
-        if (ufs_crypto_sg_rw(req->sg, r->offset, buf, len,
-                             DMA_DIRECTION_TO_DEVICE) != MEMTX_OK) {
-            err = ICE_ERR_DMA;
-        } else if (!inline_crypto_req_transform(ic, r, buf, len, true)) {
-            err = ICE_ERR_CIPHER;
-        }
     } else {
-        if (!inline_crypto_req_transform(ic, r, buf, len, false)) {
-            err = ICE_ERR_CIPHER;
-        } else if (ufs_crypto_sg_rw(req->sg, r->offset, buf, len,
-                                    DMA_DIRECTION_FROM_DEVICE) != MEMTX_OK) {
-            err = ICE_ERR_DMA;
-        }
+        /*
+         * WRITE: plaintext from the PRDT, ciphertext into the bounce buffer
+         * (the guest buffer stays); READ: ciphertext from the bounce buffer,
+         * plaintext into the PRDT.
+         */
+        err = inline_crypto_req_transform_sg(ic, r, req->sg, buf, len, write);
     }
 
     if (err != ICE_OK) {
@@ -338,13 +338,32 @@ bool ufs_crypto_cancel(UfsRequest *req, SCSIRequest *scsi_req)
 uint8_t ufs_crypto_complete(UfsRequest *req, SCSIRequest *scsi_req,
                             uint32_t transferred)
 {
+    InlineCryptoReq *r = &req->crypto;
+    uint8_t ocs = UFS_OCS_SUCCESS;
+
     if (!ufs_crypto_on(req->hc)) {
         return UFS_OCS_SUCCESS;
     }
-    if (ufs_crypto_is_rw(scsi_req->cmd.buf[0])) {
-        ufs_crypto_log_io(req, scsi_req, transferred, UFS_OCS_SUCCESS,
-                          scsi_req->status);
+    /*
+     * A staged READ that succeeded: decrypt into the PRDT before the
+     * response goes out.  A failed one leaves the guest buffer alone.
+     */
+    if (r->staged && scsi_req->cmd.mode == SCSI_XFER_FROM_DEV &&
+        scsi_req->status == GOOD && transferred) {
+        r->err = inline_crypto_req_staged_transform(
+            &req->hc->crypto, r, req->sg,
+            QEMU_ALIGN_DOWN(transferred, r->du_size), false);
+        if (r->err != ICE_OK) {
+            trace_ufs_err_crypto_transfer(req->slot, r->slot, 0, transferred,
+                                          inline_crypto_error_str(r->err));
+            ocs = UFS_OCS_GENERAL_CRYPTO_ERROR;
+            ufs_build_upiu_header(req, UFS_UPIU_TRANSACTION_RESPONSE, 0,
+                                  UFS_COMMAND_RESULT_FAIL, 0, 0);
+        }
     }
-    inline_crypto_req_end(&req->hc->crypto, &req->crypto);
-    return UFS_OCS_SUCCESS;
+    if (ufs_crypto_is_rw(scsi_req->cmd.buf[0])) {
+        ufs_crypto_log_io(req, scsi_req, transferred, ocs, scsi_req->status);
+    }
+    inline_crypto_req_end(&req->hc->crypto, r);
+    return ocs;
 }

@@ -29,7 +29,7 @@ void ufs_crypto_clear_req(UfsRequest *req);
 
 /* Data path (lu.c) */
 uint8_t ufs_crypto_prepare(UfsRequest *req, SCSIRequest *scsi_req);
-bool ufs_crypto_bounce(UfsRequest *req);
+QEMUSGList *ufs_crypto_sg_list(UfsRequest *req);
 void ufs_crypto_transfer_data(UfsRequest *req, SCSIRequest *scsi_req,
                               uint32_t len);
 bool ufs_crypto_cancel(UfsRequest *req, SCSIRequest *scsi_req);

@@ -24,8 +24,11 @@
 #include "hw/registerfields.h"
 #include "chardev/char-fe.h"
 #include "crypto/cipher.h"
+#include "exec/memory.h"
 #include "hw/qdev-properties.h"
 #include "hw/qdev-properties-system.h"
+#include "qemu/bswap.h"
+#include "system/dma.h"
 
 #define INLINE_CRYPTO_MAX_SLOTS     256
 #define INLINE_CRYPTO_MAX_CAPS      255
@@ -35,6 +38,10 @@
 #define INLINE_CRYPTO_KEY_MAX       (INLINE_CRYPTO_KEY_DWORDS * 4)
 #define INLINE_CRYPTO_FP_LEN        16  /* hex digits of a key fingerprint */
 #define INLINE_CRYPTO_DEFAULT_CAPS  "aes-xts-256:0x0f"
+#define INLINE_CRYPTO_DU_MAX        (64 * 1024) /* DUSIZE bit 7 */
+/* Staging memory is handed out in granules: no data unit straddles one */
+#define INLINE_CRYPTO_STAGING_GRANULE INLINE_CRYPTO_DU_MAX
+#define INLINE_CRYPTO_STAGING_DEFAULT (32 * 1024 * 1024)
 
 /* Crypto capability register (CCAP); identical in UFSHCI and CQHCI */
 REG32(ICE_CCAP, 0)
@@ -126,10 +133,31 @@ typedef struct InlineCryptoStats {
     uint64_t errors;
     uint64_t faults;
     uint64_t bytes;
+    uint64_t staged;            /* CE data requests given a staging buffer */
+    uint64_t chunked;           /* CE data requests that got none */
 } InlineCryptoStats;
+
+/*
+ * Staging memory: device-private RAM in an address space of its own, from
+ * which a front end can lend a CE request a whole-request buffer.  The
+ * block layer then moves the request in one zero-copy I/O from/to it (it is
+ * RAM to dma_blk_io()), and the engine transforms data between it and the
+ * guest's buffers.  It only ever holds ciphertext.
+ */
+typedef struct InlineCryptoStaging {
+    uint64_t size;              /* property; 0 disables staging */
+    bool ready;
+    MemoryRegion mr;
+    AddressSpace as;
+    uint8_t *host;
+    unsigned long *used;        /* one bit per granule */
+    uint64_t granules;
+    uint64_t free;
+} InlineCryptoStaging;
 
 typedef struct InlineCrypto {
     InlineCryptoParams p;
+    InlineCryptoStaging staging;
 
     /* set up at realize */
     bool realized;
@@ -163,6 +191,8 @@ typedef struct InlineCryptoReq {
     uint64_t offset;            /* bytes of this request moved so far */
     InlineCryptoKey *key;       /* reference held while active */
     InlineCryptoError err;
+    bool staged;                /* holds @staging until inline_crypto_req_end */
+    QEMUSGList staging;         /* whole-request buffer in staging memory */
 } InlineCryptoReq;
 
 /* What the front end knows about a finished data command, for the log */
@@ -228,12 +258,93 @@ InlineCryptoError inline_crypto_req_begin(InlineCrypto *ic,
                                           uint64_t dun, uint64_t start,
                                           uint64_t len);
 /*
+ * The per-data-unit AES-XTS loop of the engine: @len bytes (a multiple of
+ * @du) from @in to @out (which may be equal), data unit i of them with the
+ * tweak DUN + @unit + i as a 128-bit little-endian number; the carry out of
+ * the 64-bit DUN goes into bit 64, as in the kernel's
+ * bio_crypt_dun_increment() / blk-crypto-fallback.  Inline so that
+ * icemu's engine benchmark (bench/engine-xts.c) runs exactly this code.
+ */
+static inline int inline_crypto_xts_units(QCryptoCipher *cipher, uint64_t dun,
+                                          uint64_t unit, uint32_t du,
+                                          const uint8_t *in, uint8_t *out,
+                                          size_t len, bool encrypt,
+                                          Error **errp)
+{
+    uint8_t iv[16];
+
+    for (size_t off = 0; off < len; off += du, unit++) {
+        uint64_t lo = dun + unit;
+        int ret;
+
+        stq_le_p(iv, lo);
+        stq_le_p(iv + 8, lo < dun ? 1 : 0);
+        if (qcrypto_cipher_setiv(cipher, iv, sizeof(iv), errp) < 0) {
+            return -1;
+        }
+        if (encrypt) {
+            ret = qcrypto_cipher_encrypt(cipher, in + off, out + off, du,
+                                         errp);
+        } else {
+            ret = qcrypto_cipher_decrypt(cipher, in + off, out + off, du,
+                                         errp);
+        }
+        if (ret < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/*
  * Transform @len bytes in place; @buf holds the request's bytes
  * [r->offset, r->offset + len).  Does not advance r->offset.
  */
 bool inline_crypto_req_transform(InlineCrypto *ic, InlineCryptoReq *r,
                                  uint8_t *buf, size_t len, bool encrypt);
+/*
+ * Transform the request's bytes [r->offset, r->offset + @len) between the
+ * guest buffer @sg (request byte 0 at its byte 0) and the host buffer
+ * @buf.  Encrypting reads the plaintext from @sg and writes the ciphertext
+ * to @buf; decrypting reads the ciphertext from @buf and writes the
+ * plaintext to @sg.  The guest buffer is only read when encrypting, and
+ * @buf never holds plaintext.  Data units split across @sg entries are
+ * handled; guest memory that is not accessible fails with ICE_ERR_DMA
+ * (earlier data units may have been moved).  Does not advance r->offset.
+ */
+InlineCryptoError inline_crypto_req_transform_sg(InlineCrypto *ic,
+                                                 InlineCryptoReq *r,
+                                                 QEMUSGList *sg, uint8_t *buf,
+                                                 uint64_t len, bool encrypt);
 void inline_crypto_req_end(InlineCrypto *ic, InlineCryptoReq *r);
+
+/*
+ * Staging memory (see InlineCryptoStaging).  The front end adds the
+ * property (x-crypto-staging-size, bytes, default 32 MiB, 0 = off) and
+ * realizes it after inline_crypto_realize(); inline_crypto_unrealize()
+ * tears it down.
+ */
+void inline_crypto_add_staging_property(InlineCrypto *ic, Object *obj);
+bool inline_crypto_staging_realize(InlineCrypto *ic, DeviceState *dev,
+                                   Error **errp);
+/*
+ * Lend an admitted (active) request a staging buffer of @len bytes in
+ * r->staging; false if staging is off or has not enough free granules (the
+ * front end then uses its chunked path).  Released by
+ * inline_crypto_req_end().
+ */
+bool inline_crypto_req_stage(InlineCrypto *ic, InlineCryptoReq *r,
+                             DeviceState *dev, uint64_t len);
+/*
+ * Move @len bytes from r->offset between the guest buffer @sg and the
+ * request's staging buffer: encrypt (guest -> staging) for a write before
+ * it is issued, decrypt (staging -> guest) for a read after it completed.
+ */
+InlineCryptoError inline_crypto_req_staged_transform(InlineCrypto *ic,
+                                                     InlineCryptoReq *r,
+                                                     QEMUSGList *sg,
+                                                     uint64_t len,
+                                                     bool encrypt);
 
 void inline_crypto_log_io(InlineCrypto *ic, const InlineCryptoIo *io);
 const char *inline_crypto_error_str(InlineCryptoError err);
