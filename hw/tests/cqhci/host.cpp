@@ -21,6 +21,37 @@ constexpr std::uint64_t act(unsigned a) {
 constexpr unsigned kActTran = 4, kActTask = 5, kActLink = 6;
 constexpr std::uint64_t kDirRead = 1u << 12, kQbar = 1u << 14;
 
+// SDHCI command register: response type 1:0, CRC check 3, index check 4, data present 5.
+std::uint16_t command_reg(unsigned index, Resp r, bool data) {
+    auto v = static_cast<std::uint16_t>(index << 8);
+    switch (r) {
+    case Resp::none:
+        break;
+    case Resp::r2:
+        v |= 0x1 | 0x08;
+        break;
+    case Resp::r3:
+        v |= 0x2;
+        break;
+    case Resp::r1:
+        v |= 0x2 | 0x08 | 0x10;
+        break;
+    case Resp::r1b:
+        v |= 0x3 | 0x08 | 0x10;
+        break;
+    }
+    if (data) {
+        v |= 0x20;
+    }
+    return v;
+}
+
+// Transfer mode: block count enable 1, read (card to host) 4, multiple blocks 5.
+constexpr std::uint16_t kTrnBlkCntEn = 0x02, kTrnRead = 0x10, kTrnMulti = 0x20;
+// Present state: buffer write enable 10, buffer read enable 11.
+constexpr std::uint32_t kPrnBufWrite = 1u << 10, kPrnBufRead = 1u << 11;
+constexpr std::uint32_t kPrnSts = 0x24;
+
 } // namespace
 
 CqhciHost::CqhciHost(qtest::Machine& m, std::uint64_t bar_addr) : m_(m), pci_(m) {
@@ -146,6 +177,156 @@ std::optional<std::vector<std::uint8_t>> CqhciHost::read(unsigned tag, std::uint
         return std::nullopt;
     }
     return get_data(tag, std::size_t{blocks} * kBlock);
+}
+
+std::uint32_t CqhciHost::sdhci_wait(std::uint32_t bits) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    for (;;) {
+        const std::uint32_t st = rsdhci(sdhci::kNorIntSts);
+        if ((st & bits) != 0 || std::chrono::steady_clock::now() > deadline) {
+            return st;
+        }
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+}
+
+namespace {
+// Status enables a PIO driver needs: command / transfer complete, buffer ready, the CQE bit,
+// command timeout.
+constexpr std::uint32_t kPioIrqs = sdhci::kNisCmdCmp | sdhci::kNisTrsCmp | sdhci::kNisWBufRdy |
+                                   sdhci::kNisRBufRdy | sdhci::kNisCqe |
+                                   (std::uint32_t{sdhci::kEisCmdTimeout} << 16);
+} // namespace
+
+std::optional<std::uint32_t> CqhciHost::command(unsigned index, std::uint32_t arg, Resp resp) {
+    // Internal clock, its stable bit and the SD clock on; the status bits a driver polls.
+    wsdhci(sdhci::kClkCon, 0x0005);
+    wsdhci(sdhci::kNorIntStsEn, rsdhci(sdhci::kNorIntStsEn) | kPioIrqs);
+    wsdhci(sdhci::kNorIntSts, 0xffff0000u | sdhci::kNisCmdCmp | sdhci::kNisTrsCmp);
+    wsdhci(sdhci::kArgument, arg);
+    wsdhci(sdhci::kTrnMod, std::uint32_t{command_reg(index, resp, false)} << 16);
+    const std::uint32_t st = sdhci_wait(sdhci::kNisCmdCmp | (sdhci::kEisCmdTimeout << 16));
+    wsdhci(sdhci::kNorIntSts, 0xffff0000u | sdhci::kNisCmdCmp | sdhci::kNisTrsCmp);
+    if ((st >> 16) & sdhci::kEisCmdTimeout || !(st & sdhci::kNisCmdCmp)) {
+        return std::nullopt;
+    }
+    return rsdhci(sdhci::kRsp0);
+}
+
+bool CqhciHost::init_card(bool cmdq) {
+    return command(mmc::kGoIdle, 0, Resp::none) &&
+           command(mmc::kSendOpCond, 0x40ff8080u, Resp::r3) &&
+           command(mmc::kAllSendCid, 0, Resp::r2) &&
+           command(mmc::kSetRca, mmc::kRca << 16, Resp::r1) &&
+           command(mmc::kSelect, mmc::kRca << 16, Resp::r1b) &&
+           (!cmdq || command(mmc::kSwitch, mmc::switch_arg(mmc::kExtCsdCmdqModeEn, 1), Resp::r1b));
+}
+
+void CqhciHost::data_setup(std::uint16_t blocks) {
+    wsdhci(sdhci::kClkCon, 0x0005);
+    wsdhci(sdhci::kNorIntStsEn, rsdhci(sdhci::kNorIntStsEn) | kPioIrqs);
+    wsdhci(sdhci::kNorIntSts, 0xffff0000u | 0x3fu);
+    wsdhci(sdhci::kBlkSize, kBlock | (std::uint32_t{blocks} << 16));
+}
+
+std::optional<std::vector<std::uint8_t>> CqhciHost::pio_read(unsigned index, std::uint32_t arg,
+                                                             std::uint16_t blocks) {
+    data_setup(blocks);
+    wsdhci(sdhci::kArgument, arg);
+    const std::uint16_t trn = kTrnBlkCntEn | kTrnRead | (blocks > 1 ? kTrnMulti : 0);
+    wsdhci(sdhci::kTrnMod, (std::uint32_t{command_reg(index, Resp::r1, true)} << 16) | trn);
+    const std::uint32_t st = sdhci_wait(sdhci::kNisCmdCmp | (sdhci::kEisCmdTimeout << 16));
+    if ((st >> 16) & sdhci::kEisCmdTimeout || !(st & sdhci::kNisCmdCmp)) {
+        return std::nullopt;
+    }
+    std::vector<std::uint8_t> out;
+    out.reserve(std::size_t{blocks} * kBlock);
+    for (unsigned b = 0; b < blocks; ++b) {
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (!(m_.readl(bar_.addr + kPrnSts) & kPrnBufRead)) {
+            if (std::chrono::steady_clock::now() > deadline) {
+                return std::nullopt;
+            }
+            std::this_thread::sleep_for(std::chrono::microseconds(100));
+        }
+        for (unsigned i = 0; i < kBlock / 4; ++i) {
+            const std::uint32_t dw = rsdhci(sdhci::kBData);
+            for (unsigned k = 0; k < 4; ++k) {
+                out.push_back(static_cast<std::uint8_t>(dw >> (8 * k)));
+            }
+        }
+    }
+    const std::uint32_t end = sdhci_wait(sdhci::kNisTrsCmp);
+    wsdhci(sdhci::kNorIntSts, 0xffff0000u | 0x3fu);
+    if (!(end & sdhci::kNisTrsCmp)) {
+        return std::nullopt;
+    }
+    return out;
+}
+
+bool CqhciHost::pio_write(unsigned index, std::uint32_t arg, std::span<const std::uint8_t> data) {
+    const auto blocks = static_cast<std::uint16_t>(data.size() / kBlock);
+    data_setup(blocks);
+    wsdhci(sdhci::kArgument, arg);
+    const std::uint16_t trn = kTrnBlkCntEn | (blocks > 1 ? kTrnMulti : 0);
+    wsdhci(sdhci::kTrnMod, (std::uint32_t{command_reg(index, Resp::r1, true)} << 16) | trn);
+    const std::uint32_t st = sdhci_wait(sdhci::kNisCmdCmp | (sdhci::kEisCmdTimeout << 16));
+    if ((st >> 16) & sdhci::kEisCmdTimeout || !(st & sdhci::kNisCmdCmp)) {
+        return false;
+    }
+    for (unsigned b = 0; b < blocks; ++b) {
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (!(m_.readl(bar_.addr + kPrnSts) & kPrnBufWrite)) {
+            if (std::chrono::steady_clock::now() > deadline) {
+                return false;
+            }
+            std::this_thread::sleep_for(std::chrono::microseconds(100));
+        }
+        for (unsigned i = 0; i < kBlock / 4; ++i) {
+            const std::size_t o = std::size_t{b} * kBlock + 4 * i;
+            wsdhci(sdhci::kBData, std::uint32_t{data[o]} | std::uint32_t{data[o + 1]} << 8 |
+                                      std::uint32_t{data[o + 2]} << 16 |
+                                      std::uint32_t{data[o + 3]} << 24);
+        }
+    }
+    const std::uint32_t end = sdhci_wait(sdhci::kNisTrsCmp);
+    wsdhci(sdhci::kNorIntSts, 0xffff0000u | 0x3fu);
+    return (end & sdhci::kNisTrsCmp) != 0;
+}
+
+CqhciHost::Recovery CqhciHost::recover() {
+    Recovery r;
+    const std::uint32_t irqs = bits::kIsTcc | bits::kIsRed | bits::kIsGce | bits::kIsIcce;
+    // cqhci_irq acknowledged the error status already
+    wreg(reg::kIs, rreg(reg::kIs));
+    // cqhci_recovery_start: halt (ISTE = ISGE = HAC while waiting), SDHCI CMD and DATA reset
+    wreg(reg::kIste, bits::kIsHac);
+    wreg(reg::kIsge, bits::kIsHac);
+    wreg(reg::kCtl, rreg(reg::kCtl) | bits::kCtlHalt);
+    r.halted = (rreg(reg::kCtl) & bits::kCtlHalt) != 0;
+    wreg(reg::kIste, 0);
+    wreg(reg::kIsge, 0);
+    sdhci_reset(sdhci::kResetCmd);
+    sdhci_reset(sdhci::kResetData);
+    // mmc_cqe_recovery: CMD12, then CMD48 "discard entire queue"
+    r.cmd12 = command(mmc::kStop, 0, Resp::r1b);
+    r.cmd48 = command(mmc::kTaskMgmt, 1, Resp::r1b);
+    // cqhci_recovery_finish: halt, clear all tasks, disable / enable, halt
+    wreg(reg::kIste, bits::kIsTcl);
+    wreg(reg::kIsge, bits::kIsTcl);
+    wreg(reg::kCtl, rreg(reg::kCtl) | bits::kCtlClearAll);
+    r.cleared = (rreg(reg::kCtl) & bits::kCtlClearAll) == 0 && rreg(reg::kTdbr) == 0;
+    wreg(reg::kIste, 0);
+    wreg(reg::kIsge, 0);
+    const std::uint32_t cfg = rreg(reg::kCfg);
+    wreg(reg::kCfg, cfg & ~bits::kCfgEnable);
+    wreg(reg::kCfg, cfg | bits::kCfgEnable);
+    wreg(reg::kIs, bits::kIsHac | bits::kIsTcl);
+    wreg(reg::kIste, irqs);
+    wreg(reg::kIsge, irqs);
+    // the next request finds the CQE off and unhalts it (cqhci_request)
+    wreg(reg::kCtl, 0);
+    return r;
 }
 
 void CqhciHost::write_keyslot(unsigned slot, std::span<const std::uint8_t, 64> key,

@@ -43,9 +43,34 @@ constexpr std::uint32_t kTerriDValid = 1u << 31;
 
 // SDHCI registers used here (offsets in BAR0).
 namespace sdhci {
-constexpr std::uint32_t kNorIntSts = 0x30, kNorIntStsEn = 0x34, kNorIntSigEn = 0x38, kCapab = 0x40;
-constexpr std::uint16_t kNisCqe = 0x4000;
+constexpr std::uint32_t kBlkSize = 0x04, kArgument = 0x08, kTrnMod = 0x0c, kRsp0 = 0x10,
+                        kBData = 0x20, kClkCon = 0x2c, kSwRst = 0x2f, kNorIntSts = 0x30,
+                        kNorIntStsEn = 0x34, kNorIntSigEn = 0x38, kCapab = 0x40;
+constexpr std::uint16_t kNisCmdCmp = 0x0001, kNisTrsCmp = 0x0002, kNisWBufRdy = 0x0010,
+                        kNisRBufRdy = 0x0020, kNisCqe = 0x4000;
+constexpr std::uint16_t kEisCmdTimeout = 0x0001;
+constexpr std::uint8_t kResetAll = 0x01, kResetCmd = 0x02, kResetData = 0x04;
 } // namespace sdhci
+
+// eMMC commands on the SDHCI bus (JESD84-B51 numbering).
+namespace mmc {
+constexpr unsigned kGoIdle = 0, kSendOpCond = 1, kAllSendCid = 2, kSetRca = 3, kSwitch = 6,
+                   kSelect = 7, kStop = 12, kStatus = 13, kQueueParams = 44, kQueueAddr = 45,
+                   kExecRead = 46, kExecWrite = 47, kTaskMgmt = 48;
+constexpr std::uint32_t kRca = 1;
+constexpr std::uint32_t kStatusIllegal = 1u << 22;
+constexpr unsigned status_state(std::uint32_t r1) {
+    return (r1 >> 9) & 0xf;
+}
+constexpr unsigned kStateTran = 4;
+// CMD6 WRITE_BYTE of EXT_CSD[index] = value
+constexpr std::uint32_t switch_arg(unsigned index, unsigned value) {
+    return (3u << 24) | (index << 16) | (value << 8);
+}
+constexpr unsigned kExtCsdCmdqModeEn = 15;
+} // namespace mmc
+
+enum class Resp { none, r1, r1b, r2, r3 };
 
 struct Crypto {
     bool ce = false;
@@ -99,6 +124,32 @@ public:
     std::optional<std::vector<std::uint8_t>> read(unsigned tag, std::uint32_t lba,
                                                   std::uint16_t blocks, Crypto c = {});
 
+    // ---- The SDHCI side: commands to the card on the legacy bus (PIO), resets ----
+    // Issues one command; the 32-bit response (R1/R1b/R3; R2: bits 31:0), or nullopt when the
+    // host reported a command timeout (no response: an illegal command, or a dead host).
+    std::optional<std::uint32_t> command(unsigned index, std::uint32_t arg, Resp resp);
+    // CMD0, CMD1, CMD2, CMD3 (RCA 1), CMD7: the card in the transfer state; with cmdq also
+    // CMD6 CMDQ_MODE_EN=1 (mmc_cmdq_enable). False if any step failed.
+    bool init_card(bool cmdq);
+    // A data command in PIO mode, 512-byte blocks: CMD46/CMD47 (execute a queued task) etc.
+    std::optional<std::vector<std::uint8_t>> pio_read(unsigned index, std::uint32_t arg,
+                                                      std::uint16_t blocks);
+    bool pio_write(unsigned index, std::uint32_t arg, std::span<const std::uint8_t> data);
+    // Software Reset register (SDHCI 0x2f): kResetAll / kResetCmd / kResetData.
+    void sdhci_reset(std::uint8_t mask) { m_.writeb(bar_.addr + sdhci::kSwRst, mask); }
+
+    // Linux's CQE recovery (mmc_cqe_recovery, cqhci_recovery_start/finish), step by step:
+    // halt, SDHCI CMD+DATA reset, CMD12, CMD48 "discard queue", halt, clear all tasks,
+    // CFG.ENABLE 0 -> 1, halt, W1C HAC|TCL, ISTE = ISGE = TCC|RED|GCE|ICCE, unhalt.
+    // Returns the CMD48 response (nullopt: it timed out, Linux would reset the card).
+    struct Recovery {
+        bool halted = false;
+        std::optional<std::uint32_t> cmd12;
+        std::optional<std::uint32_t> cmd48;
+        bool cleared = false;
+    };
+    Recovery recover();
+
     // Crypto registers.
     unsigned keyslots() { return ((rreg(reg::kCcap) >> 8) & 0xff) + 1; }
     std::uint32_t cfg_offset(unsigned slot) {
@@ -116,6 +167,9 @@ private:
     static constexpr std::uint64_t kData = 0x01000000;
     static constexpr std::uint64_t kDataStride = 0x00100000;
     static constexpr unsigned kSlotBytes = 32; // 16-byte task + 16-byte link descriptor
+
+    std::uint32_t sdhci_wait(std::uint32_t bits);
+    void data_setup(std::uint16_t blocks);
 
     qtest::Machine& m_;
     ufs::PciConfig pci_;

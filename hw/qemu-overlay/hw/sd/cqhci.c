@@ -16,10 +16,19 @@
  *  - CTL.HALT stops fetching and is acknowledged at once (IS.HAC); tasks
  *    already started still complete.  CLEAR_ALL / TCLR while halted drop
  *    tasks (in-flight results are discarded) and set IS.TCL;
+ *  - the tasks started on the card are its queue: CMD48 (CMDQ_TASK_MGMT)
+ *    on the card discards them (cqhci_card_discard): their results are
+ *    dropped and they stay in TDBR, not executed, until cleared;
  *  - errors: a bad descriptor or I/O error sets IS.RED and TERRI (data
  *    error, CMD46/47 index, task); an invalid crypto configuration sets
  *    IS.ICCE and the task's TDPE bit; an injected crypto fault sets IS.GCE
- *    and TERRI.  A failed task stays in TDBR until it is cleared;
+ *    and TERRI.  A failed task stays in TDBR until it is cleared.  A fatal
+ *    injected fault (crypto-fault-fatal) also takes the host controller
+ *    down (set_fatal): nothing is fetched and no SDHCI command reaches the
+ *    card until Software Reset For All, which resets the CQHCI and wipes
+ *    the keyslots (Linux then reprograms them, mmc_set_initial_state());
+ *  - CFG.ENABLE 1 -> 0 drops the queue but keeps the keyslots: Linux's
+ *    recovery toggles it without reprogramming keys;
  *  - the interrupt line is (IS & ISGE) != 0, reported to the host
  *    controller which shows it as SDHCI NORINTSTS bit 14.
  *
@@ -34,6 +43,7 @@
 #include "hw/qdev-core.h"
 #include "migration/blocker.h"
 #include "hw/sd/cqhci.h"
+#include "trace.h"
 
 /* Task descriptor, first 64 bits */
 #define TD_VALID            BIT_ULL(0)
@@ -180,6 +190,7 @@ static void cqhci_task_error(CQHCIState *cq, CQHCITask *t, uint32_t is_bit)
     }
     qemu_log_mask(LOG_GUEST_ERROR, "cqhci: task %d failed (IS 0x%x)\n",
                   t->tag, is_bit);
+    trace_cqhci_task_error(t->tag, is_bit);
     cqhci_task_free(t);
     cqhci_raise(cq, is_bit);
 }
@@ -196,6 +207,23 @@ static void cqhci_task_done(CQHCIState *cq, CQHCITask *t)
         cqhci_raise(cq, R_CQHCI_IS_TCC_MASK);
     }
     qemu_bh_schedule(cq->bh);
+}
+
+/*
+ * A fatal engine error (crypto-fault-fatal): the task failed with GCE like
+ * any injected fault, and the controller stops until Software Reset For
+ * All (cqhci_reset()): no task is fetched, no SDHCI command is sent.
+ */
+static void cqhci_fatal(CQHCIState *cq, int tag)
+{
+    trace_cqhci_fatal(tag);
+    qemu_log_mask(LOG_GUEST_ERROR,
+                  "cqhci: fatal crypto engine error in task %d: the host "
+                  "controller needs a reset\n", tag);
+    cq->fatal = true;
+    if (cq->set_fatal) {
+        cq->set_fatal(cq->irq_opaque);
+    }
 }
 
 /* Copy between the bounce buffer and the transfer descriptors' memory */
@@ -228,6 +256,7 @@ static void cqhci_rw_cb(void *opaque, int ret)
     t->aiocb = NULL;
     if (t->cancelled) {
         cqhci_task_free(t);
+        qemu_bh_schedule(cq->bh);
         return;
     }
     if (ret < 0) {
@@ -261,6 +290,7 @@ static void cqhci_flush_cb(void *opaque, int ret)
     t->aiocb = NULL;
     if (t->cancelled) {
         cqhci_task_free(t);
+        qemu_bh_schedule(cq->bh);
         return;
     }
     if (ret < 0) {
@@ -416,10 +446,14 @@ static bool cqhci_start_task(CQHCIState *cq, int tag)
         t->crypto.err = err;
         if (err != ICE_OK) {
             bool injected = err == ICE_ERR_INJECTED;
+            bool fatal = injected && t->crypto.fatal;
 
             cqhci_log_io(cq, t, 0, injected ? 0x0a : 0x09);
             cqhci_task_error(cq, t, injected ? R_CQHCI_IS_GCE_MASK
                                              : R_CQHCI_IS_ICCE_MASK);
+            if (fatal) {
+                cqhci_fatal(cq, tag);
+            }
             return true;
         }
     }
@@ -454,17 +488,22 @@ static bool cqhci_start_task(CQHCIState *cq, int tag)
     return true;
 }
 
+static bool cqhci_can_fetch(CQHCIState *cq)
+{
+    return cqhci_enabled(cq) && !cqhci_halted(cq) && !cq->fatal;
+}
+
 static void cqhci_kick(void *opaque)
 {
     CQHCIState *cq = opaque;
 
-    while (cqhci_enabled(cq) && !cqhci_halted(cq) && cq->pending) {
+    while (cqhci_can_fetch(cq) && cq->pending) {
         uint32_t todo = cq->pending;
         bool progress = false;
 
         for (int tag = 0; tag < CQHCI_NUM_SLOTS; tag++) {
             if (!(todo & BIT(tag)) || cq->tasks[tag].busy ||
-                !cqhci_enabled(cq) || cqhci_halted(cq)) {
+                !cqhci_can_fetch(cq)) {
                 continue;
             }
             if (cqhci_start_task(cq, tag)) {
@@ -478,15 +517,18 @@ static void cqhci_kick(void *opaque)
     }
 }
 
-/* Drop the tasks in @mask: not started, in flight or failed */
-static void cqhci_clear_tasks(CQHCIState *cq, uint32_t mask)
+/* Stop the started tasks in @mask; their results are dropped */
+static uint32_t cqhci_cancel_tasks(CQHCIState *cq, uint32_t mask)
 {
+    uint32_t busy = 0;
+
     for (int tag = 0; tag < CQHCI_NUM_SLOTS; tag++) {
         CQHCITask *t = &cq->tasks[tag];
 
         if (!(mask & BIT(tag)) || !t->busy) {
             continue;
         }
+        busy |= BIT(tag);
         if (t->aiocb) {
             t->cancelled = true;
             blk_aio_cancel_async(t->aiocb);
@@ -494,6 +536,14 @@ static void cqhci_clear_tasks(CQHCIState *cq, uint32_t mask)
             cqhci_task_free(t);
         }
     }
+    return busy;
+}
+
+/* Drop the tasks in @mask: not started, in flight or failed */
+static void cqhci_clear_tasks(CQHCIState *cq, uint32_t mask)
+{
+    trace_cqhci_clear(mask & cq->tdbr);
+    cqhci_cancel_tasks(cq, mask);
     cq->pending &= ~mask;
     cq->failed &= ~mask;
     cq->tdbr &= ~mask;
@@ -502,6 +552,16 @@ static void cqhci_clear_tasks(CQHCIState *cq, uint32_t mask)
     if (!cq->failed) {
         cq->terri = 0;
     }
+}
+
+void cqhci_card_discard(void *opaque, uint32_t tasks)
+{
+    CQHCIState *cq = opaque;
+    uint32_t busy = cqhci_cancel_tasks(cq, tasks);
+
+    /* discarded by the card: not executed, owned by the CQE until cleared */
+    trace_cqhci_discard(tasks, busy);
+    cq->failed |= busy;
 }
 
 /*
@@ -609,9 +669,11 @@ static void cqhci_write_ctl(CQHCIState *cq, uint32_t val)
     bool halt = FIELD_EX32(val, CQHCI_CTL, HALT);
 
     if (halt && !cqhci_halted(cq)) {
+        trace_cqhci_halt(true, cq->tdbr);
         cq->ctl = FIELD_DP32(cq->ctl, CQHCI_CTL, HALT, 1);
         cqhci_raise(cq, R_CQHCI_IS_HAC_MASK);
     } else if (!halt && cqhci_halted(cq)) {
+        trace_cqhci_halt(false, cq->tdbr);
         cq->ctl = FIELD_DP32(cq->ctl, CQHCI_CTL, HALT, 0);
         qemu_bh_schedule(cq->bh);
     }
@@ -798,6 +860,7 @@ void cqhci_unrealize(CQHCIState *cq)
 
 void cqhci_reset(CQHCIState *cq)
 {
+    trace_cqhci_reset(cq->tdbr, cq->fatal);
     cqhci_clear_tasks(cq, ~0u);
     cq->cap = FIELD_DP32(0, CQHCI_CAP, ITCFVAL, 200);
     cq->cap = FIELD_DP32(cq->cap, CQHCI_CAP, ITCFMUL, 3);   /* MHz */
@@ -824,6 +887,11 @@ void cqhci_reset(CQHCIState *cq)
     cq->cra = 0;
     cq->pending = 0;
     cq->failed = 0;
+    cq->fatal = false;
+    if (cqhci_crypto_on(cq)) {
+        /* CFG is 0 again, and every keyslot is cleared */
+        inline_crypto_set_enable(&cq->crypto, false, false);
+    }
     inline_crypto_reset(&cq->crypto);
     cqhci_update_irq(cq);
 }

@@ -6,7 +6,9 @@
  * its SDHCI registers.  Tasks are fetched from the task descriptor list in
  * guest memory, their transfer descriptors walked, and the data moved
  * between guest memory and the eMMC's BlockBackend directly (the card is
- * in CMDQ mode; no CMD44/45/46/47 on the emulated bus).  With crypto=on
+ * in CMDQ mode; the CQHCI sends no CMD44/45/46/47 on the emulated bus, but
+ * the card's CMD48 discards reach it through cqhci_card_discard()).
+ * With crypto=on
  * the CQHCI crypto registers (CAP.CS, CFG.CRYPTO_GENERAL_ENABLE, CCAP,
  * x-CRYPTOCAP, x-CRYPTOCFG) and the task descriptor crypto fields (DUN
  * bits 95:64, CCI 103:96, CE 111) drive the shared inline crypto engine.
@@ -112,6 +114,8 @@ struct CQHCIState {
     bool dma64;             /* 16-byte link, 16/12-byte transfer descs */
     bool short_txfr;        /* 12-byte transfer descs with dma64 */
     void (*set_irq)(void *opaque, bool level);
+    /* a fatal (injected) engine error: the host controller goes down */
+    void (*set_fatal)(void *opaque);
     void *irq_opaque;
 
     /* registers */
@@ -138,7 +142,8 @@ struct CQHCIState {
     uint32_t cra;
 
     uint32_t pending;       /* doorbell bits not yet fetched */
-    uint32_t failed;        /* tasks stopped by an error, not executed */
+    uint32_t failed;        /* tasks stopped by an error or discarded */
+    bool fatal;             /* fetch nothing until cqhci_reset() */
     CQHCITask tasks[CQHCI_NUM_SLOTS];
 
     InlineCrypto crypto;
@@ -152,7 +157,10 @@ void cqhci_instance_init(CQHCIState *cq, Object *owner);
 bool cqhci_realize(CQHCIState *cq, DeviceState *owner, AddressSpace *as,
                    Error **errp);
 void cqhci_unrealize(CQHCIState *cq);
+/* Device reset and the host's Software Reset For All: keyslots too */
 void cqhci_reset(CQHCIState *cq);
+/* EmmcCmdqDiscardFn: CMD48 on the card discarded @tasks (@opaque: cq) */
+void cqhci_card_discard(void *opaque, uint32_t tasks);
 /* bytes of the register window including the x-CRYPTOCFG array */
 uint64_t cqhci_window_size(CQHCIState *cq);
 
