@@ -109,6 +109,10 @@ Scenario parse_scenario(const json& j) {
                 if (!disk_names.insert(lu.name).second)
                     throw ScenarioError("duplicate disk name " + lu.name);
                 lu.size = parse_size(c.at("size"));
+                // QEMU's SD/eMMC card model refuses other sizes ("Invalid SD card size")
+                if (lu.size == 0 || (lu.size & (lu.size - 1)) != 0)
+                    throw ScenarioError("controller " + ctl.id +
+                                        ": an emmc size must be a power of 2 (e.g. \"64M\")");
                 ctl.lus.push_back(lu);
             }
             for (const auto& l : member(c, "lus", true)) {

@@ -58,6 +58,7 @@ TEST_CASE("an emmc controller has one disk given by name and size, and no LUs or
         const char* bad :
         {R"({"id": "e0", "type": "sd", "name": "ea", "size": "64M"})",
          R"({"id": "e0", "type": "emmc", "size": "64M"})",
+         R"({"id": "e0", "type": "emmc", "name": "ea", "size": "48M"})",
          R"({"id": "e0", "type": "emmc", "name": "ea", "size": "64M", "mcq": true})",
          R"({"id": "e0", "type": "emmc", "name": "ea", "size": "64M", "lus": [{"name": "ub", "size": "1M"}]})"}) {
         json j = {{"name", "t"},

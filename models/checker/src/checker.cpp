@@ -273,6 +273,7 @@ struct FileModel {
     bool predictable = false; ///< key and DUN known from the fscrypt model
     std::string why_not;      ///< when !predictable
     bool native = false;      ///< inline crypto on the hardware (else fallback / fs-layer)
+    bool decided = false;     ///< `native` was predicted from a known device profile
     bool on_dm = false;
     fc::Policy policy = fc::Policy::v2_default;
     std::string policy_name;
@@ -319,6 +320,7 @@ struct CtrlResult {
     Findings dun_fails;
     std::uint64_t dun_checked = 0;
     Findings plain_fails;
+    Findings fallback_fails; ///< CE I/O inside a file the models send to blk-crypto-fallback
     Findings reset_fails;
     std::uint64_t wipes_with_keys = 0;
     Findings stale_fails; // duplicate_key findings
@@ -618,7 +620,9 @@ void Checker::walk_steps() {
             for (const auto& [name, disk] : disks_) {
                 if (!disk.sys.empty() && disk.sys == str(d, "name") && !disk.ctrl.empty()) {
                     sysfs_.push_back(
-                        {i, name, "UFS LU " + disk.ctrl + "/" + std::to_string(disk.lun),
+                        {i, name,
+                         disk.emmc ? "eMMC " + disk.ctrl
+                                   : "UFS LU " + disk.ctrl + "/" + std::to_string(disk.lun),
                          dm::sysfs_view(lu_profile(disk), true, kv_), at(d, "crypto")});
                 }
             }
@@ -1012,6 +1016,7 @@ void Checker::build_file_models() {
             while (dun_bytes < 8 && (max_dun >> (8 * dun_bytes)) != 0) {
                 ++dun_bytes;
             }
+            m.decided = f.dev_profile.has_value();
             if (f.dev_profile && f.dev_profile->has_value()) {
                 const auto& caps = **f.dev_profile;
                 m.native =
@@ -1113,6 +1118,7 @@ void Checker::build_file_models() {
                 supported = (caps.modes[1] & (1u << m.du_bits)) != 0 && caps.max_dun_bytes >= need;
             }
             m.native = fsys->inlinecrypt && lblk32_ok && supported;
+            m.decided = f.dev_profile.has_value();
         }
         if (f.have_info && f.extents.is_array() && fsys) {
             for (const auto& e : f.extents) {
@@ -1242,6 +1248,14 @@ void Checker::handle_io(const std::string& ctrl, CtrlResult& r, const ev::Event&
             }
             if (write) {
                 fm.ce_writes[ctrl] += b - a;
+            }
+            if (fm.encrypted && fm.decided && !fm.native) {
+                r.fallback_fails.add(
+                    where() + ": CE=1 " + std::string(ev::to_string(io.op)) + " of " +
+                    std::to_string(b - a) + " bytes inside " + fm.path + " (" + fm.policy_name +
+                    " policy): the models predict blk-crypto-fallback for it (not mounted "
+                    "inlinecrypt, or its data unit size or DUN width is not in the device's "
+                    "crypto profile), yet the controller transformed it");
             }
             if (!fm.predictable) {
                 continue;
@@ -1881,9 +1895,12 @@ Verdict Checker::v7_medium() {
                      "ciphertext on the medium is the model's encryption of the known plaintext; "
                      "no plaintext reached an encrypted region");
     std::uint64_t fails = 0, plain_checked = 0;
+    std::uint64_t fallback_ce = 0;
     for (const auto& [ctrl, r] : res_) {
-        fails += r.plain_fails.count;
+        fails += r.plain_fails.count + r.fallback_fails.count;
+        fallback_ce += r.fallback_fails.count;
         take(v, r.plain_fails, opt_.max_details);
+        take(v, r.fallback_fails, opt_.max_details);
     }
     for (const auto& fm : fms_) {
         plain_checked += fm.encrypted && fm.npieces != 0;
@@ -1979,6 +1996,10 @@ Verdict Checker::v7_medium() {
                std::to_string(units) + " data unit(s) of " + std::to_string(files) +
                " file(s) compared with the model's ciphertext" +
                (bad_units ? " (" + std::to_string(bad_units) + " differ)" : "") +
+               (fallback_ce ? "; " + std::to_string(fallback_ce) +
+                                  " CE I/O(s) inside files the models send to "
+                                  "blk-crypto-fallback"
+                            : "") +
                (!opt_.check_media ? " (medium check disabled)" : "");
     return v;
 }

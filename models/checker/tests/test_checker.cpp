@@ -910,3 +910,226 @@ TEST_CASE("dm-inlinecrypt: a key left on one controller after dm_remove fails in
     CHECK_THAT(all_details(x), ContainsSubstring("dm-inlinecrypt key of ic"));
     CHECK_THAT(all_details(x), !ContainsSubstring("ufs0 slot"));
 }
+
+namespace {
+
+// dm-linear over a UFS LU (ua, 64-bit DUNs) and an eMMC (ea, sdhci-pci + CQHCI: 32-bit DUNs,
+// 512-byte LBAs, CMD46/47 tasks), as scenario 13: an IV_INO_LBLK_32 file of 8 blocks, blocks
+// 0-3 at ua LBA 1000 (4096-byte blocks) and blocks 4-7 at ea byte 500*4096 (512-byte LBA
+// 4000); an IV_INO_LBLK_64 file that the 32-bit DUN limit sends to blk-crypto-fallback (CE=0
+// writes of ciphertext on both devices, no key program).
+constexpr std::uint64_t kIno32 = 13, kIno64 = 14;
+
+struct EmmcDmRun {
+    bool sysfs_64 = false;        ///< the dm device claims 64-bit DUNs (not the intersection)
+    bool plain_on_emmc = false;   ///< the eMMC stores part of the LBLK_32 file with CE=0
+    bool emmc_dun_shift = false;  ///< the eMMC half carries DUNs shifted by one unit
+    bool miss_evict_emmc = false; ///< key removal leaves the key in the eMMC's slot
+    bool ce_on_fallback = false;  ///< the eMMC transforms part of the IV_INO_LBLK_64 file
+
+    static Bytes key32() {
+        return fc::iv_ino_lblk_32_key(icemu::models::from_hex(kMaster), uuid_bytes());
+    }
+    static std::uint64_t dun32(std::uint64_t index) {
+        const auto h = fc::hashed_ino(fc::inode_hash_key(icemu::models::from_hex(kMaster)), kIno32);
+        return fc::dun(fc::Policy::iv_ino_lblk_32, index, kIno32, h);
+    }
+
+    Fixture build() const {
+        Fixture f;
+        f.scenario["controllers"][1] = {{"id", "emmc0"},
+                                        {"type", "emmc"},
+                                        {"crypto", true},
+                                        {"keyslots", 8},
+                                        {"caps", "aes-xts-256:0x0f"},
+                                        {"name", "ea"},
+                                        {"size", "48M"}};
+        f.run["disk_map"] = {
+            {"ua", {{"name", "sdb"}, {"dev_path", "/dev/sdb"}, {"dev", "8:16"}}},
+            {"ea", {{"name", "mmcblk0"}, {"dev_path", "/dev/mmcblk0"}, {"dev", "179:0"}}}};
+        json emmc_disk = Fixture::lu_disk("mmcblk0", 8, "0x1e00");
+        emmc_disk["crypto"]["max_dun_bits"] = 32;
+        f.run["boot_disks"] = {{"disks", {Fixture::lu_disk("sdb", 8, "0x1e00"), emmc_disk}}};
+        f.run["snapshots"] = json::array();
+        f.text.clear();
+        f.seq.clear();
+        f.realize("ufs0", 8, 0x0f);
+        ev::Realize r;
+        r.slots = 8;
+        r.cfgptr = 0x02;
+        r.caps = {ev::CapEntry{0, 0, 0x0f, 3}};
+        r.wipe_on_disable = false;
+        r.frontend = "cqhci";
+        f.emit("emmc0", r);
+        f.emit("emmc0", ev::Enable{true, true});
+        f.snapshot();
+
+        f.dm_linear({{"/dev/sdb", kUaSectors}, {"/dev/mmcblk0", kUbSectors}});
+        json dmd = {{"name", "dm-0"},
+                    {"dm_name", "lin"},
+                    {"crypto",
+                     {{"max_dun_bits", sysfs_64 ? 64 : 32},
+                      {"num_keyslots", 0},
+                      {"modes", {{"AES-256-XTS", "0x1e00"}}}}}};
+        f.step("disks", json::object(),
+               {{"disks", {Fixture::lu_disk("sdb", 8, "0x1e00"), emmc_disk, dmd}}});
+        f.fs_and_key(); // also sets the IV_INO_LBLK_64 policy on /mnt/d64
+        f.step("set_policy",
+               {{"dir", "/mnt/d32"}, {"identifier", f.identifier()}, {"flags", "iv_ino_lblk_32"}},
+               {{"policy", {{"flags", 0x13}, {"log2_data_unit_size", 0}}}});
+
+        // the IV_INO_LBLK_64 file: fallback, so ordinary writes on both devices, no program
+        f.io("ufs0", ev::IoOp::write, 2000, 1, false);
+        if (ce_on_fallback) {
+            f.program("emmc0", 1, lblk64_fp());
+            emmc_io(f, ev::IoOp::write, 300 * 8, 8, true, 1, 1, lblk64_fp());
+        } else {
+            emmc_io(f, ev::IoOp::write, 300 * 8, 8, false);
+        }
+        f.step("write_file", {{"path", "/mnt/d64/a"}, {"size", 8192}, {"seed", 1}},
+               {{"ino", kIno64}, {"size", 8192}});
+        f.step("file_info", {{"path", "/mnt/d64/a"}},
+               {{"ino", kIno64},
+                {"size", 8192},
+                {"nonce", "101112131415161718191a1b1c1d1e1f"},
+                {"extents",
+                 {{{"logical", 0}, {"physical", 2000 * 4096}, {"length", 4096}, {"flags", 0}},
+                  {{"logical", 4096},
+                   {"physical", kUaSectors * 512 + 300 * 4096},
+                   {"length", 4096},
+                   {"flags", 1}}}}});
+
+        // the IV_INO_LBLK_32 file: native on both, the same key programmed on both
+        const std::string fp = icemu::models::key_fingerprint(key32());
+        f.program("ufs0", 0, fp);
+        f.io("ufs0", ev::IoOp::write, 1000, 4, true, 0, dun32(0));
+        if (plain_on_emmc) {
+            emmc_io(f, ev::IoOp::write, 500 * 8, 32, false);
+        } else {
+            f.program("emmc0", 0, fp);
+            emmc_io(f, ev::IoOp::write, 500 * 8, 32, true, 0, dun32(4) + (emmc_dun_shift ? 1 : 0),
+                    fp);
+        }
+        f.step("write_file", {{"path", "/mnt/d32/big"}, {"size", 32768}, {"seed", 7}},
+               {{"ino", kIno32}, {"size", 32768}});
+        f.step("file_info", {{"path", "/mnt/d32/big"}},
+               {{"ino", kIno32},
+                {"size", 32768},
+                {"nonce", "000102030405060708090a0b0c0d0e0f"},
+                {"extents",
+                 {{{"logical", 0}, {"physical", 1000 * 4096}, {"length", 16384}, {"flags", 0}},
+                  {{"logical", 16384},
+                   {"physical", kUaSectors * 512 + 500 * 4096},
+                   {"length", 16384},
+                   {"flags", 1}}}}});
+        f.evict("ufs0", 0);
+        if (!miss_evict_emmc && !plain_on_emmc) {
+            f.evict("emmc0", 0);
+        }
+        f.step("remove_key", {{"mnt", "/mnt"}, {"identifier", f.identifier()}},
+               {{"files_busy", false}}, "rm");
+        f.step("umount", {{"dir", "/mnt"}});
+        f.step("dm_remove", {{"name", "lin"}});
+        return f;
+    }
+
+    // A CQHCI task: CMD47 (write) / CMD46 (read), 512-byte blocks, queue cq:<tag>.
+    static void emmc_io(Fixture& f, ev::IoOp op, std::uint64_t lba, std::uint64_t blocks, bool ce,
+                        int slot = -1, std::uint64_t dun = 0, const std::string& fp = "") {
+        ev::Io x;
+        x.slot = ce ? slot : -1;
+        x.ce = ce;
+        x.op = op;
+        x.opcode = op == ev::IoOp::write ? 47 : 46;
+        x.lba = lba;
+        x.blocks = blocks;
+        x.bytes = blocks * 512;
+        x.block_size = 512;
+        x.dun = ce ? dun : 0;
+        x.dusize = ce ? 4096 : 0;
+        x.key_fp = ce ? fp : "";
+        x.queue = "cq:3";
+        f.emit("emmc0", x);
+    }
+};
+
+} // namespace
+
+TEST_CASE("dm-linear over a UFS LU and an eMMC: 32-bit DUN intersection, keys and DUNs on both",
+          "[checker][emmc]") {
+    const auto v = check(EmmcDmRun{}.build().inputs());
+    INFO(format_text(v));
+    CHECK_FALSE(any_failed(v));
+    CHECK(verdict(v, 1).status == Status::pass);
+    CHECK(verdict(v, 1).level == "model");
+    CHECK(verdict(v, 2).status == Status::pass);
+    CHECK_THAT(verdict(v, 2).reason, ContainsSubstring("4 data unit(s)"));
+    CHECK(verdict(v, 3).status == Status::pass);
+    CHECK(verdict(v, 4).status == Status::pass);
+    CHECK(verdict(v, 5).status == Status::pass);
+    CHECK(verdict(v, 7).status == Status::pass); // the LBLK_64 file's CE=0 writes: fallback
+    // the models' decision per file and where its bytes are (dm mapping onto both devices)
+    const std::string d3 = all_details(verdict(v, 3));
+    CHECK_THAT(d3, ContainsSubstring("/mnt/d64/a (fallback"));
+    CHECK_THAT(d3, ContainsSubstring("/mnt/d32/big (native"));
+    CHECK_THAT(d3, ContainsSubstring("emmc0 16384 B"));
+}
+
+TEST_CASE("dm over UFS + eMMC: a 64-bit DUN claim on the dm device fails invariant 5",
+          "[checker][emmc][negative]") {
+    EmmcDmRun r;
+    r.sysfs_64 = true;
+    const auto v = check(r.build().inputs());
+    const Verdict& x = verdict(v, 5);
+    INFO(all_details(x));
+    CHECK(x.status == Status::fail);
+    CHECK_THAT(all_details(x), ContainsSubstring("max_dun_bits"));
+}
+
+TEST_CASE("dm over UFS + eMMC: the eMMC's half judged on its own (plaintext, fallback decision, "
+          "DUN, eviction)",
+          "[checker][emmc][negative]") {
+    {
+        EmmcDmRun r;
+        r.plain_on_emmc = true;
+        const auto v = check(r.build().inputs());
+        const Verdict& x = verdict(v, 7);
+        INFO(all_details(x));
+        CHECK(x.status == Status::fail);
+        CHECK_THAT(all_details(x), ContainsSubstring("emmc0 seq"));
+        CHECK_THAT(all_details(x), ContainsSubstring("/mnt/d32/big (file offset 16384"));
+    }
+    {
+        EmmcDmRun r;
+        r.ce_on_fallback = true;
+        const auto v = check(r.build().inputs());
+        const Verdict& x = verdict(v, 7);
+        INFO(all_details(x));
+        CHECK(x.status == Status::fail);
+        CHECK_THAT(all_details(x), ContainsSubstring("emmc0 seq"));
+        CHECK_THAT(all_details(x), ContainsSubstring("inside /mnt/d64/a (IV_INO_LBLK_64 policy): "
+                                                     "the models predict blk-crypto-fallback"));
+        CHECK_THAT(x.reason, ContainsSubstring("1 CE I/O(s) inside files the models send to "
+                                               "blk-crypto-fallback"));
+    }
+    {
+        EmmcDmRun r;
+        r.emmc_dun_shift = true;
+        const auto v = check(r.build().inputs());
+        const Verdict& x = verdict(v, 2);
+        INFO(all_details(x));
+        CHECK(x.status == Status::fail);
+        CHECK_THAT(all_details(x), ContainsSubstring("emmc0 seq"));
+        CHECK_THAT(all_details(x), ContainsSubstring("+1 units"));
+    }
+    {
+        EmmcDmRun r;
+        r.miss_evict_emmc = true;
+        const auto v = check(r.build().inputs());
+        const Verdict& x = verdict(v, 4);
+        INFO(all_details(x));
+        CHECK(x.status == Status::fail);
+        CHECK_THAT(all_details(x), ContainsSubstring("emmc0 slot 0 still holds"));
+        CHECK_THAT(all_details(x), !ContainsSubstring("ufs0 slot"));
+    }
+}
