@@ -11,6 +11,11 @@
 
 namespace icemu::test {
 
+std::uint64_t env_u64(const char* name, std::uint64_t fallback) {
+    const char* v = std::getenv(name);
+    return (v != nullptr && *v != '\0') ? std::stoull(v, nullptr, 0) : fallback;
+}
+
 std::string qemu_binary() {
     const char* env = std::getenv("ICEMU_QEMU");
     if (env != nullptr && *env != '\0') {

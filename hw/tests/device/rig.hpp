@@ -34,6 +34,10 @@ struct ControllerSpec {
 // Path of the QEMU binary under test: $ICEMU_QEMU, else the configured one.
 std::string qemu_binary();
 
+// An unsigned number from the environment (decimal, 0x hex or 0 octal), else `fallback`:
+// the randomized tests' ICEMU_SEED and operation counts.
+std::uint64_t env_u64(const char* name, std::uint64_t fallback);
+
 class Rig {
 public:
     explicit Rig(std::vector<ControllerSpec> controllers, bool enable = true);

@@ -32,6 +32,7 @@ namespace reg = cqhci::reg;
 namespace bits = cqhci::bits;
 namespace sdhci = cqhci::sdhci;
 namespace mu = icemu::models::ufshci;
+using icemu::test::env_u64;
 
 namespace {
 
@@ -41,11 +42,6 @@ constexpr std::uint32_t kAreaSectors = 4096; // the first 2 MiB of the eMMC
 constexpr unsigned kSlots = 8;
 constexpr const char* kCaps = "aes-xts-256:0x1f/aes-xts-128:0x0f/aes-ecb-256:0x0f";
 constexpr const char* kDev = "/machine/peripheral/sd0";
-
-std::uint64_t env_u64(const char* name, std::uint64_t fallback) {
-    const char* v = std::getenv(name);
-    return (v != nullptr && *v != '\0') ? std::stoull(v, nullptr, 0) : fallback;
-}
 
 enum class Fate { done, icce, gce, not_fetched };
 

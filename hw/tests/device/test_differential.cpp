@@ -17,6 +17,7 @@
 
 using namespace icemu;
 using test::CryptoOptions;
+using test::env_u64;
 using test::ModelledRig;
 namespace mu = icemu::models::ufshci;
 
@@ -26,11 +27,6 @@ constexpr std::uint64_t kDefaultSeed = 0x1ce5eed2026ull;
 constexpr std::size_t kDefaultOps = 10000;
 constexpr std::size_t kLuBytes = 2u << 20;
 constexpr std::uint64_t kLuBlocks = kLuBytes / ufs::kLuBlockSize;
-
-std::uint64_t env_u64(const char* name, std::uint64_t fallback) {
-    const char* v = std::getenv(name);
-    return (v != nullptr && *v != '\0') ? std::stoull(v, nullptr, 0) : fallback;
-}
 
 class Driver {
 public:
