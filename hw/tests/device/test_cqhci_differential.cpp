@@ -17,12 +17,12 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <deque>
 #include <iostream>
 #include <map>
 #include <random>
 #include <sstream>
 
+#include "device/differential.hpp"
 #include "device/test_cqhci_rig.hpp"
 #include "icemu/models/ufshci_crypto.hpp"
 
@@ -443,24 +443,7 @@ TEST_CASE("cqhci randomized differential run: device and model agree on every ta
     EmmcRig r(cq_options(true, std::string("crypto-keyslots=") + std::to_string(kSlots) +
                                    ",crypto-caps=" + kCaps));
     Driver drv(r, seed);
-    std::deque<std::string> recent;
-    for (std::size_t i = 0; i < ops; ++i) {
-        std::string divergence;
-        const std::string what = drv.step(divergence);
-        recent.push_back(std::to_string(i) + ": " + what);
-        if (recent.size() > 12) {
-            recent.pop_front();
-        }
-        if (!divergence.empty()) {
-            std::string history;
-            for (const auto& h : recent) {
-                history += "  " + h + "\n";
-            }
-            FAIL("seed " << seed << ": divergence at operation " << i << " (" << what
-                         << "): " << divergence << "\nlast operations:\n"
-                         << history);
-        }
-    }
+    test::run_differential(drv, seed, ops);
     std::string divergence;
     drv.compare_medium(divergence);
     CHECK(divergence.empty());

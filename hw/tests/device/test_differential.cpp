@@ -7,12 +7,12 @@
 #include <catch2/catch_test_macros.hpp>
 
 #include <cstdlib>
-#include <deque>
 #include <iostream>
 #include <map>
 #include <random>
 #include <sstream>
 
+#include "device/differential.hpp"
 #include "device/modelled_rig.hpp"
 
 using namespace icemu;
@@ -212,24 +212,7 @@ TEST_CASE("randomized differential run: the device matches the model on every op
     ModelledRig r({test::crypto_controller(a), test::crypto_controller(b)});
     Driver drv(r, seed);
 
-    std::deque<std::string> recent;
-    for (std::size_t i = 0; i < ops; ++i) {
-        std::string divergence;
-        const std::string what = drv.step(divergence);
-        recent.push_back(std::to_string(i) + ": " + what);
-        if (recent.size() > 12) {
-            recent.pop_front();
-        }
-        if (!divergence.empty()) {
-            std::string history;
-            for (const auto& h : recent) {
-                history += "  " + h + "\n";
-            }
-            FAIL("seed " << seed << ": divergence at operation " << i << " (" << what
-                         << "): " << divergence << "\nlast operations:\n"
-                         << history);
-        }
-    }
+    test::run_differential(drv, seed, ops);
     CHECK(r.compare_medium(0, 0).empty());
     CHECK(r.compare_medium(1, 0).empty());
     std::ostringstream summary;
