@@ -28,6 +28,16 @@ void set_staging(test::CryptoControllerSpec& spec, std::uint64_t bytes) {
     spec.ctrl.props += ",x-crypto-staging-size=" + std::to_string(bytes);
 }
 
+// The controller of `o` on the staged data path (the default) or, with staging off, on the
+// chunked one.
+test::CryptoControllerSpec on_path(const CryptoOptions& o, bool staged) {
+    auto spec = test::crypto_controller(o);
+    if (!staged) {
+        set_staging(spec, 0);
+    }
+    return spec;
+}
+
 nlohmann::json counters(ModelledRig& r) {
     return r.rig().machine().qom_get(r.rig().qom_path(), "crypto-state")["counters"];
 }
@@ -151,11 +161,7 @@ TEST_CASE("PRDT entries of any size, including ones that split data units, give 
     CryptoOptions o;
     o.caps = "aes-xts-256:0x0f";
     o.mcq = mcq;
-    auto spec = test::crypto_controller(o);
-    if (!staged) {
-        set_staging(spec, 0);
-    }
-    ModelledRig r(spec);
+    ModelledRig r(on_path(o, staged));
     r.program(0, 0, test::test_cryptokey(256, 20), 1024);
     const auto data = test::pattern_bytes(5 * 4096, 21);
     using Segs = std::vector<std::uint32_t>;
@@ -251,11 +257,7 @@ TEST_CASE("a CE READ or WRITE past the end of the LU fails in SCSI and moves no 
     CryptoOptions o;
     o.mcq = mcq;
     o.event_log = true;
-    auto spec = test::crypto_controller(o);
-    if (!staged) {
-        set_staging(spec, 0);
-    }
-    ModelledRig r(spec);
+    ModelledRig r(on_path(o, staged));
     r.program(0, 0, test::test_cryptokey(256, 80), 4096);
     const auto before = r.rig().whole_medium(0, 0);
     const std::uint32_t last = static_cast<std::uint32_t>(o.lu_bytes / ufs::kLuBlockSize);
@@ -291,11 +293,7 @@ TEST_CASE("a CE request whose PRDT points at unassigned memory fails with GENERA
     CryptoOptions o;
     o.mcq = mcq;
     o.event_log = true;
-    auto spec = test::crypto_controller(o);
-    if (!staged) {
-        set_staging(spec, 0);
-    }
-    ModelledRig r(spec);
+    ModelledRig r(on_path(o, staged));
     r.program(0, 1, test::test_cryptokey(256, 90), 4096);
     const auto before = r.rig().whole_medium(0, 0);
     const auto data = test::pattern_bytes(4 * 4096, 91);
