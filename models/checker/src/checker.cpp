@@ -343,6 +343,13 @@ private:
     dm::Profile lu_profile(const Disk& d) const;
     dm::Profile profile_of(const std::string& token) const;
     SegMap live_segs() const;
+    /// Ends the live record of the file at `path` (rewritten or removed at `step`).
+    void end_file(const std::string& path, std::size_t step);
+    /// A record of the file at `path`, written at `write_step`: the live dm mapping and the
+    /// crypto profile of the mounted filesystem that holds it.
+    FileF new_file(const std::string& path, std::size_t write_step) const;
+    /// Merges file_info facts (inode, nonce, extents) reported at `step` into `f`.
+    static void take_info(FileF& f, const json& facts, std::size_t step);
     void map_range(const SegMap& segs, const std::string& token, std::uint64_t off,
                    std::uint64_t len, std::uint64_t file_off, std::size_t file,
                    std::vector<Piece>& out, int depth) const;
@@ -545,6 +552,40 @@ dm::DeviceProfiles Checker::device_profiles() const {
         p["dm:" + name] = d.model.queue_profile();
     }
     return p;
+}
+
+void Checker::end_file(const std::string& path, std::size_t step) {
+    for (auto& f : files_) {
+        if (f.path == path && f.end_step == kNever) {
+            f.end_step = step;
+        }
+    }
+}
+
+FileF Checker::new_file(const std::string& path, std::size_t write_step) const {
+    FileF f;
+    f.path = path;
+    f.write_step = write_step;
+    f.segs = live_segs();
+    for (const auto& fsys : fss_) {
+        if (fsys.umount_step == kNever && starts_under(path, fsys.mnt)) {
+            f.dev_profile = profile_of(fsys.dev);
+        }
+    }
+    return f;
+}
+
+void Checker::take_info(FileF& f, const json& facts, std::size_t step) {
+    f.have_info = true;
+    f.info_step = step;
+    if (facts.contains("ino")) {
+        f.ino = u64(facts, "ino");
+        f.have_ino = true;
+    }
+    if (facts.contains("nonce") && facts["nonce"].is_string()) {
+        f.nonce = models::from_hex(facts["nonce"].get<std::string>());
+    }
+    f.extents = at(facts, "extents");
 }
 
 SegMap Checker::live_segs() const {
@@ -888,26 +929,14 @@ void Checker::walk_steps() {
             pols_.push_back(p);
         } else if (op == "write_file" && ok) {
             const std::string path = str(rq, "path");
-            for (auto& f : files_) {
-                if (f.path == path && f.end_step == kNever) {
-                    f.end_step = i;
-                }
-            }
-            FileF f;
-            f.path = path;
+            end_file(path, i);
+            FileF f = new_file(path, i);
             f.written = true;
-            f.write_step = i;
             f.seed = u64(rq, "seed");
             f.size = u64(rp, "size", u64(rq, "size"));
             if (rp.contains("ino")) {
                 f.ino = u64(rp, "ino");
                 f.have_ino = true;
-            }
-            f.segs = live_segs();
-            for (const auto& fsys : fss_) {
-                if (fsys.umount_step == kNever && starts_under(path, fsys.mnt)) {
-                    f.dev_profile = profile_of(fsys.dev);
-                }
             }
             files_.push_back(std::move(f));
         } else if (op == "file_info" && ok) {
@@ -919,76 +948,34 @@ void Checker::walk_steps() {
                 }
             }
             if (!f) {
-                FileF nf;
-                nf.path = path;
-                nf.write_step = 0;
-                nf.segs = live_segs();
-                for (const auto& fsys : fss_) {
-                    if (fsys.umount_step == kNever && starts_under(path, fsys.mnt)) {
-                        nf.dev_profile = profile_of(fsys.dev);
-                    }
-                }
-                files_.push_back(std::move(nf));
+                files_.push_back(new_file(path, 0));
                 f = &files_.back();
             }
-            f->have_info = true;
-            f->info_step = i;
-            f->ino = u64(rp, "ino", f->ino);
-            f->have_ino = f->have_ino || rp.contains("ino");
+            take_info(*f, rp, i);
             if (!f->written) {
                 f->size = u64(rp, "size");
             }
-            if (rp.contains("nonce") && rp["nonce"].is_string()) {
-                f->nonce = models::from_hex(rp["nonce"].get<std::string>());
-            }
-            f->extents = at(rp, "extents");
         } else if (op == "write_files" && ok) {
             // Several files written concurrently in one step; the reply carries each file's
             // file_info facts (inode, nonce, extents) taken after all of them were written.
             const json& facts = at(rp, "files");
             for (const auto& e : at(rq, "files")) {
                 const std::string path = str(e, "path");
-                for (auto& f : files_) {
-                    if (f.path == path && f.end_step == kNever) {
-                        f.end_step = i;
-                    }
-                }
-                FileF f;
-                f.path = path;
+                end_file(path, i);
+                FileF f = new_file(path, i);
                 f.written = true;
-                f.write_step = i;
                 f.seed = u64(e, "seed");
                 f.size = u64(e, "size");
                 for (const auto& fi : facts) {
-                    if (str(fi, "path") != path) {
-                        continue;
-                    }
-                    f.have_info = true;
-                    f.info_step = i;
-                    f.size = u64(fi, "size", f.size);
-                    if (fi.contains("ino")) {
-                        f.ino = u64(fi, "ino");
-                        f.have_ino = true;
-                    }
-                    if (fi.contains("nonce") && fi["nonce"].is_string()) {
-                        f.nonce = models::from_hex(fi["nonce"].get<std::string>());
-                    }
-                    f.extents = at(fi, "extents");
-                }
-                f.segs = live_segs();
-                for (const auto& fsys : fss_) {
-                    if (fsys.umount_step == kNever && starts_under(path, fsys.mnt)) {
-                        f.dev_profile = profile_of(fsys.dev);
+                    if (str(fi, "path") == path) {
+                        take_info(f, fi, i);
+                        f.size = u64(fi, "size", f.size);
                     }
                 }
                 files_.push_back(std::move(f));
             }
         } else if (op == "remove_file" && ok) {
-            for (auto& f : files_) {
-                if (f.path == str(rq, "path") && f.end_step == kNever) {
-                    f.end_step = i;
-                }
-            }
+            end_file(str(rq, "path"), i);
         }
     }
 }
