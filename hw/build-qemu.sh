@@ -33,6 +33,9 @@ CONFIGURE_FLAGS=(
 	--without-default-features --without-default-devices
 	--with-devices-x86_64=icemu
 	--enable-tcg --enable-gcrypt
+	# A developer's own QEMU command line (./icemu qemu, virtme-ng): KVM where /dev/kvm
+	# works, virtfs (9p) and vhost-user (virtiofs) for a shared root, slirp for -nic user.
+	--enable-kvm --enable-virtfs --enable-attr --enable-vhost-user --enable-slirp
 	--disable-docs --disable-tools --disable-install-blobs --disable-download
 	--disable-debug-info
 	--firmwarepath=/usr/share/seabios
@@ -76,7 +79,7 @@ VER=$(resolve_version)
 UPVER=${VER#*:}
 UPVER=${UPVER%%+*}
 # Bump RECIPE when a change to this script changes the build (configure options, steps).
-RECIPE=1
+RECIPE=2
 KEY=$(cache_key "$RECIPE" "$HW/qemu-version" "${PATCHES[@]}" "$OVERLAY/configs/devices/x86_64-softmmu/icemu.mak")
 TOP="$ICEMU_CACHE/qemu/$UPVER-$KEY"
 SRC="$TOP/src"

@@ -11,7 +11,7 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 STAMP_DIR="$ICEMU_CACHE/stamps"
 mkdir -p "$STAMP_DIR"
 # Bump when the package list below changes.
-SETUP_VERSION=3
+SETUP_VERSION=4
 STAMP="$STAMP_DIR/setup-host-v$SETUP_VERSION"
 
 mirror_uri() {
@@ -85,7 +85,7 @@ BOOKWORM_PKGS=(
 	build-essential g++ cmake ninja-build pkg-config ccache git python3 python3-venv
 	clang-format xz-utils zstd ca-certificates dpkg-dev
 	libcrypto++-dev nlohmann-json3-dev
-	libglib2.0-dev zlib1g-dev libgcrypt20-dev lib32gcc-12-dev
+	libglib2.0-dev zlib1g-dev libgcrypt20-dev lib32gcc-12-dev libattr1-dev libslirp-dev
 	seabios busybox-static e2fsprogs f2fs-tools cpio
 	flex bison libelf-dev bc libssl-dev kmod rsync
 	openssl gnuplot-nox

@@ -10,3 +10,12 @@ CONFIG_VIRTIO_PCI=y
 CONFIG_VIRTIO_BLK=y
 CONFIG_VIRTIO_SERIAL=y
 CONFIG_SDHCI_PCI=y
+# A developer's own command line and virtme-ng (vng): 9p and virtiofs roots, virtconsole,
+# an entropy source, user-mode networking, its watchdog, virtio-scsi disks, a balloon.
+CONFIG_VIRTIO_9P=y
+CONFIG_VHOST_USER_FS=y
+CONFIG_VIRTIO_RNG=y
+CONFIG_VIRTIO_NET=y
+CONFIG_VIRTIO_SCSI=y
+CONFIG_VIRTIO_BALLOON=y
+CONFIG_WDT_IB6300ESB=y
