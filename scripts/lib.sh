@@ -70,3 +70,20 @@ run_logged() {
 	fi
 	log "$what done in $(($(date +%s) - start))s"
 }
+
+mirror_uri() {
+	# The first non-security Debian URI of the machine's own apt configuration.
+	local uri=""
+	if ls /etc/apt/sources.list.d/*.sources >/dev/null 2>&1; then
+		uri=$(grep -h '^URIs:' /etc/apt/sources.list.d/*.sources |
+			awk '{for (i = 2; i <= NF; i++) print $i}' |
+			grep -v -e security -e nodesource -e google | head -n1 || true)
+	fi
+	if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
+		uri=$(awk '$1 == "deb" && $0 !~ /security/ {
+			for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; exit } }' \
+			/etc/apt/sources.list)
+	fi
+	[ -n "$uri" ] || die "cannot find the Debian mirror URI in /etc/apt (sources.list or *.sources)"
+	echo "$uri"
+}

@@ -11,25 +11,8 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 STAMP_DIR="$ICEMU_CACHE/stamps"
 mkdir -p "$STAMP_DIR"
 # Bump when the package list below changes.
-SETUP_VERSION=4
+SETUP_VERSION=6
 STAMP="$STAMP_DIR/setup-host-v$SETUP_VERSION"
-
-mirror_uri() {
-	# The first non-security Debian URI of the machine's own apt configuration.
-	local uri=""
-	if ls /etc/apt/sources.list.d/*.sources >/dev/null 2>&1; then
-		uri=$(grep -h '^URIs:' /etc/apt/sources.list.d/*.sources |
-			awk '{for (i = 2; i <= NF; i++) print $i}' |
-			grep -v -e security -e nodesource -e google | head -n1 || true)
-	fi
-	if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
-		uri=$(awk '$1 == "deb" && $0 !~ /security/ {
-			for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; exit } }' \
-			/etc/apt/sources.list)
-	fi
-	[ -n "$uri" ] || die "cannot find the Debian mirror URI in /etc/apt (sources.list or *.sources)"
-	echo "$uri"
-}
 
 add_suites() {
 	local uri list pref
@@ -82,6 +65,7 @@ apt_update() {
 }
 
 BOOKWORM_PKGS=(
+	mmdebstrap
 	build-essential g++ cmake ninja-build pkg-config ccache git python3 python3-venv
 	clang-format xz-utils zstd ca-certificates dpkg-dev
 	libcrypto++-dev nlohmann-json3-dev
@@ -91,6 +75,9 @@ BOOKWORM_PKGS=(
 	openssl gnuplot-nox
 )
 BACKPORTS_PKGS=(catch2 meson python3-pycotap)
+# virtme-ng (vng) is Python and architecture-independent; only it comes from trixie, its
+# dependencies from bookworm.
+TRIXIE_PKGS=(virtme-ng)
 
 missing() {
 	local p
@@ -100,7 +87,7 @@ missing() {
 }
 
 main() {
-	if [ -f "$STAMP" ] && [ -z "$(missing "${BOOKWORM_PKGS[@]}" "${BACKPORTS_PKGS[@]}")" ] \
+	if [ -f "$STAMP" ] && [ -z "$(missing "${BOOKWORM_PKGS[@]}" "${BACKPORTS_PKGS[@]}" "${TRIXIE_PKGS[@]}")" ] \
 		&& dpkg --compare-versions "$(dpkg-query -W -f='${Version}' meson)" ge 1.5; then
 		return 0
 	fi
@@ -117,6 +104,13 @@ main() {
 		log "installing from bookworm-backports: ${BACKPORTS_PKGS[*]}"
 		$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 			-t bookworm-backports "${BACKPORTS_PKGS[@]}"
+	fi
+	m=$(missing "${TRIXIE_PKGS[@]}")
+	if [ -n "$m" ]; then
+		log "installing from trixie: $m"
+		# shellcheck disable=SC2086
+		$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			$(printf '%s/trixie ' $m)
 	fi
 	touch "$STAMP"
 	log "host set-up complete"

@@ -1,7 +1,10 @@
-// icemu-guest: runs inside the VM (exec'd by the initramfs' /init). Mounts the pseudo
-// filesystems, opens the virtio-serial port "org.icemu.0", says hello, then serves one JSON
-// request line at a time: {"id":N,"op":"...",args} -> {"id":N,"ok":bool,...facts,"kmsg":[...]}.
-// Every reply carries the kernel log lines that appeared since the previous reply.
+// icemu-guest: runs inside the VM. As the initramfs' /init (no arguments) it mounts the
+// pseudo filesystems, opens the virtio-serial port "org.icemu.0", says hello, then serves one
+// JSON request line at a time: {"id":N,"op":"...",args} ->
+// {"id":N,"ok":bool,...facts,"kmsg":[...]}. Every reply carries the kernel log lines that appeared
+// since the previous reply. As a command (`icemu-guest OP [KEY=VALUE | KEY:=JSON]...`, e.g. in
+// ./icemu shell) it runs one op and prints the reply as JSON; the exit status is 0 when the op
+// succeeded.
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -223,9 +226,74 @@ json handle(const std::string& line, bool& poweroff) {
     return reply;
 }
 
+void usage(std::FILE* f) {
+    std::fprintf(
+        f, "usage: icemu-guest OP [KEY=VALUE | KEY:=JSON]...\n"
+           "  runs one of the scenario ops and prints its reply as JSON; KEY=VALUE passes a\n"
+           "  string, KEY:=JSON any JSON value (numbers, booleans, arrays, objects).\n"
+           "  example: icemu-guest add_key mnt=/mnt key=$(head -c64 /dev/urandom | xxd -p -c64)\n"
+           "  ops:");
+    for (const auto& [name, fn] : ops())
+        std::fprintf(f, " %s", name.c_str());
+    std::fprintf(
+        f, "\n  Without arguments (as PID 1) it serves the icemu runner over virtio-serial.\n");
+}
+
+int run_cli(int argc, char** argv) {
+    std::string op = argv[1];
+    if (op == "-h" || op == "--help") {
+        usage(stdout);
+        return 0;
+    }
+    if (ops().find(op) == ops().end()) {
+        std::fprintf(stderr, "icemu-guest: unknown op '%s' (icemu-guest --help lists them)\n",
+                     op.c_str());
+        return 2;
+    }
+    json req = {{"op", op}};
+    for (int i = 2; i < argc; ++i) {
+        std::string a = argv[i];
+        auto eq = a.find('=');
+        if (eq == std::string::npos || eq == 0) {
+            std::fprintf(stderr, "icemu-guest: argument '%s' is not KEY=VALUE or KEY:=JSON\n",
+                         a.c_str());
+            return 2;
+        }
+        if (a[eq - 1] == ':') {
+            std::string key = a.substr(0, eq - 1);
+            try {
+                req[key] = json::parse(a.substr(eq + 1));
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "icemu-guest: %s: value is not JSON: %s\n", key.c_str(),
+                             e.what());
+                return 2;
+            }
+        } else {
+            req[a.substr(0, eq)] = a.substr(eq + 1);
+        }
+    }
+    bool poweroff = false;
+    json reply = handle(req.dump(), poweroff);
+    reply.erase("kmsg");
+    reply.erase("id");
+    std::printf("%s\n", reply.dump(2, ' ', false, json::error_handler_t::replace).c_str());
+    if (!reply.value("ok", false)) {
+        std::fprintf(stderr, "icemu-guest: %s: %s\n", op.c_str(),
+                     reply.value("error", std::string("failed")).c_str());
+        return 1;
+    }
+    return 0;
+}
+
 } // namespace
 
-int main() {
+int main(int argc, char** argv) {
+    if (argc > 1)
+        return run_cli(argc, argv);
+    if (::getpid() != 1) {
+        usage(stderr);
+        return 2;
+    }
     mount_pseudo();
     g_kmsg.open();
     std::string path = find_port();

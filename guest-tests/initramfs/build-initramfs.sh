@@ -24,6 +24,9 @@ trap 'rm -rf "$STAGE"' EXIT
 mkdir -p "$STAGE"/{bin,sbin,etc,proc,sys,dev,tmp,mnt,lib,lib64,usr/lib}
 install -m 0755 "$BUSYBOX" "$STAGE/bin/busybox"
 install -m 0755 "$HERE/init" "$STAGE/init"
+install -m 0755 "$HERE/../rootfs/shell-init" "$STAGE/sbin/icemu-shell-init"
+mkdir -p "$STAGE/share/icemu/examples"
+install -m 0755 "$HERE"/../rootfs/examples/*.sh "$STAGE/share/icemu/examples/"
 install -m 0755 -s "$GUEST" "$STAGE/sbin/icemu-guest"
 install -m 0755 "$MKE2FS" "$STAGE/sbin/mke2fs"
 [ -f /etc/mke2fs.conf ] && install -m 0644 /etc/mke2fs.conf "$STAGE/etc/mke2fs.conf"

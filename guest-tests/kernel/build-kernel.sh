@@ -11,8 +11,9 @@
 #
 # The result is cached under $ICEMU_CACHE/kernel/<version>-<key>/bzImage, where key
 # hashes our config fragments, the patches applied and the script's RECIPE (so a kernel built
-# with --exclude-patch/--no-patches has its own key); a warm run only prints
-# the path. Compiles go through ccache ($ICEMU_CACHE/ccache).
+# with --exclude-patch/--no-patches has its own key), and <version> of a --source tree carries
+# a hash of the tree's content; a warm run only prints the path. Compiles go through ccache
+# ($ICEMU_CACHE/ccache).
 set -euo pipefail
 . "$(dirname "$0")/../../scripts/lib.sh"
 
@@ -32,7 +33,7 @@ while [ $# -gt 0 ]; do
 done
 
 KDIR="$ICEMU_ROOT/guest-tests/kernel"
-FRAGMENTS=("$KDIR/trim.config" "$KDIR/icemu.config")
+FRAGMENTS=("$KDIR/trim.config" "$KDIR/inline-crypto.config" "$KDIR/icemu.config")
 case "$SERIES" in
 7 | 7.*) FRAGMENTS+=("$KDIR/icemu-7.x.config") ;;
 6.12) FRAGMENTS+=("$KDIR/icemu-6.12.config") ;;
@@ -87,10 +88,38 @@ fetch_deb() {
 	echo "$f"
 }
 
+# tree_key DIR: a hash of a kernel tree's content, so an edited tree gets a new cache key
+# (a path-keyed cache would hand back the stale bzImage). A git tree hashes HEAD, the diff
+# against it and the untracked files; any other tree the path, size and mtime of every
+# source file (build products excluded).
+tree_key() {
+	local dir=$1
+	if git -C "$dir" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+		{
+			git -C "$dir" rev-parse HEAD
+			git -C "$dir" diff HEAD --binary
+			git -C "$dir" ls-files --others --exclude-standard -z |
+				(cd "$dir" && xargs -0r sha256sum)
+		} | sha256sum | cut -c1-16
+	else
+		(cd "$dir" && find . -type f ! -path './.git/*' ! -name '*.o' ! -name '*.cmd' \
+			! -name '*.ko' ! -name '*.a' ! -name '*.d' ! -name 'modules.order' \
+			! -name '.tmp*' ! -name 'vmlinu*' ! -name 'bzImage' ! -name '.config*' \
+			-printf '%P %s %T@\n' | LC_ALL=C sort | sha256sum | cut -c1-16)
+	fi
+}
+
 if [ -n "$SOURCE" ]; then
 	[ -f "$SOURCE/Makefile" ] || die "$SOURCE does not look like a kernel tree"
 	KVER=$(make -s -C "$SOURCE" kernelversion 2>/dev/null)
-	SRCID="$KVER-own-$(printf '%s' "$SOURCE" | sha256sum | cut -c1-8)"
+	case "$SERIES" in
+	7 | 7.*)
+		grep -q '^config DM_INLINECRYPT' "$SOURCE/drivers/md/Kconfig" 2>/dev/null ||
+			die "your tree ($KVER) has no CONFIG_DM_INLINECRYPT, which the Linux 7.x fragments ask for: pass --series 6.12 for a tree older than 7.0 (its fragments leave dm-inlinecrypt out), or bring a tree that has drivers/md/dm-inlinecrypt.c"
+		;;
+	esac
+	[ "$PRINT_ONLY" = 1 ] || log "hashing your tree's content for the cache key"
+	SRCID="$KVER-own-$(tree_key "$SOURCE")"
 else
 	read -r PKG PKGVER < <(resolve_package)
 	SRCID="$PKGVER"

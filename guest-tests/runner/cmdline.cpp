@@ -55,12 +55,28 @@ std::string kernel_append(const Scenario& s) {
     return a;
 }
 
+std::string disk_locations(const Scenario& s) {
+    std::string out;
+    auto add = [&](const std::string& item) { out += (out.empty() ? "" : ",") + item; };
+    for (std::size_t i = 0; i < s.controllers.size(); ++i) {
+        const Controller& c = s.controllers[i];
+        for (const Lu& lu : c.lus)
+            add(lu.name + "@" + ufs_pci_addr(i) +
+                (c.is_emmc() ? "" : ":" + std::to_string(lu.lun)));
+    }
+    for (std::size_t j = 0; j < s.virtio_disks.size(); ++j)
+        add(s.virtio_disks[j].name + "@" + virtio_blk_pci_addr(j));
+    return out;
+}
+
 std::vector<std::string> qemu_argv(const Scenario& s, const MachinePaths& p,
                                    const EngineOptions& e) {
     std::vector<std::string> a = {
         p.qemu, "-M",     "q35",  "-nodefaults",         "-display", "none", "-no-reboot",
-        "-m",   s.memory, "-smp", std::to_string(s.smp), "-accel",   "tcg"};
+        "-m",   s.memory, "-smp", std::to_string(s.smp), "-accel",   p.accel};
     auto add = [&](std::initializer_list<std::string> xs) { a.insert(a.end(), xs); };
+    if (p.accel == "kvm")
+        add({"-cpu", "host"});
     add({"-chardev", "file,id=con,path=" + console_log(p), "-serial", "chardev:con"});
     add({"-chardev", "socket,id=qmp,path=" + qmp_socket(p), "-mon", "chardev=qmp,mode=control"});
     add({"-device", "virtio-serial-pci,id=vser,addr=" + hex_slot(kVirtioSerialSlot)});
@@ -77,6 +93,8 @@ std::vector<std::string> qemu_argv(const Scenario& s, const MachinePaths& p,
                  "if=none,id=" + drive + ",file=" + lu_image(p, c, c.lus.at(0)) + ",format=raw"});
             dev = "sdhci-pci,id=" + c.id + ",addr=" + addr + ",cqhci=on,emmc-drive=" + drive;
         }
+        if (!c.is_emmc() && !e.pci_identity.empty())
+            dev += ",pci-identity=" + e.pci_identity;
         if (c.mcq) {
             dev += ",mcq=true";
             if (c.mcq_maxq)
@@ -112,7 +130,10 @@ std::vector<std::string> qemu_argv(const Scenario& s, const MachinePaths& p,
         add({"-device", "virtio-blk-pci,drive=" + drive +
                             ",addr=" + hex_slot(kVirtioBlkSlotBase + static_cast<unsigned>(j))});
     }
-    add({"-kernel", p.kernel, "-initrd", p.initrd, "-append", kernel_append(s)});
+    std::string append = kernel_append(s);
+    if (!p.extra_append.empty())
+        append += " " + p.extra_append;
+    add({"-kernel", p.kernel, "-initrd", p.initrd, "-append", append});
     return a;
 }
 

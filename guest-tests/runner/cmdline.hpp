@@ -10,12 +10,15 @@ namespace icemu::runner {
 
 struct MachinePaths {
     std::string qemu, kernel, initrd;
-    std::string dir; // per-scenario artifacts directory (images, logs, sockets)
+    std::string dir;           // per-scenario artifacts directory (images, logs, sockets)
+    std::string accel = "tcg"; // "kvm" adds -cpu host (see pick_accel() in machine.hpp)
+    std::string extra_append;  // appended to the kernel command line
 };
 
 struct EngineOptions {
     bool props_supported = true; // the QEMU binary knows -device ufs,crypto=...
     bool force_off = false;      // --crypto off: every controller crypto=off
+    std::string pci_identity;    // "" (device default) or "intel-mtl" for every UFS controller
 };
 
 constexpr unsigned kUfsSlotBase = 0x04;
@@ -38,6 +41,10 @@ bool crypto_enabled(const Controller& c, const EngineOptions& e);
 std::vector<std::string> qemu_argv(const Scenario& s, const MachinePaths& p,
                                    const EngineOptions& e);
 std::string kernel_append(const Scenario& s);
+
+// The guest's view of the scenario disks for ./icemu shell's /dev/disk/icemu/NAME links:
+// "ua@0000:00:04.0:0,ea@0000:00:05.0,vd@0000:00:0c.0" (UFS LUs carry their LUN).
+std::string disk_locations(const Scenario& s);
 
 // Shell-quoted command line for the artifacts' README (copy-paste reproducible).
 std::string shell_join(const std::vector<std::string>& argv);

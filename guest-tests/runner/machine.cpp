@@ -5,8 +5,10 @@
 #include <cstring>
 #include <ctime>
 #include <fcntl.h>
+#include <linux/kvm.h>
 #include <poll.h>
 #include <stdexcept>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -154,7 +156,24 @@ QemuProcess::~QemuProcess() {
         kill_now();
 }
 
-void QemuProcess::start(const std::vector<std::string>& argv, const std::string& log_path) {
+std::string pick_accel(std::string& why) {
+    int fd = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        why = std::string("TCG: /dev/kvm is not usable (") + std::strerror(errno) + ")";
+        return "tcg";
+    }
+    int api = ::ioctl(fd, KVM_GET_API_VERSION, 0);
+    ::close(fd);
+    if (api != 12) {
+        why = "TCG: /dev/kvm answered KVM_GET_API_VERSION with " + std::to_string(api);
+        return "tcg";
+    }
+    why = "KVM (/dev/kvm is usable)";
+    return "kvm";
+}
+
+void QemuProcess::start(const std::vector<std::string>& argv, const std::string& log_path,
+                        bool attach_stdio) {
     int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (log < 0)
         throw std::runtime_error("open " + log_path + ": " + std::strerror(errno));
@@ -166,10 +185,12 @@ void QemuProcess::start(const std::vector<std::string>& argv, const std::string&
     if (pid_ < 0)
         throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
     if (pid_ == 0) {
-        ::setpgid(0, 0);
-        int devnull = ::open("/dev/null", O_RDONLY);
-        ::dup2(devnull, 0);
-        ::dup2(log, 1);
+        if (!attach_stdio) {
+            ::setpgid(0, 0);
+            int devnull = ::open("/dev/null", O_RDONLY);
+            ::dup2(devnull, 0);
+            ::dup2(log, 1);
+        }
         ::dup2(log, 2);
         ::execv(a[0], a.data());
         std::fprintf(stderr, "exec %s: %s\n", a[0], std::strerror(errno));

@@ -58,10 +58,18 @@ private:
     LineChannel ch_;
 };
 
+// The accelerator icemu's guests use: "kvm" when /dev/kvm can be opened read-write and
+// answers KVM_GET_API_VERSION, else "tcg". `why` says which and why, for the user.
+std::string pick_accel(std::string& why);
+
 class QemuProcess {
 public:
     ~QemuProcess();
-    void start(const std::vector<std::string>& argv, const std::string& log_path);
+    // stdout and stderr go to log_path, stdin is /dev/null and QEMU gets its own process
+    // group; with attach_stdio (./icemu shell) it keeps the caller's stdin, stdout and
+    // process group (for the terminal), and only stderr goes to log_path.
+    void start(const std::vector<std::string>& argv, const std::string& log_path,
+               bool attach_stdio = false);
     bool running();
     // Waits for exit until deadline; returns the exit status or -1 if still running.
     int wait_until(double deadline);

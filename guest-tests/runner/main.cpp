@@ -49,7 +49,9 @@ struct Options {
     bool keep = false;
     bool list = false;
     bool crypto_off = false;
-    double timeout = 0; // per-scenario override
+    double timeout = 0;         // per-scenario override
+    std::string accel = "auto"; // auto: KVM when /dev/kvm is usable, else TCG
+    std::string identity;       // --pci-identity for every UFS controller
 };
 
 [[noreturn]] void usage(int code) {
@@ -57,8 +59,8 @@ struct Options {
         code ? stderr : stdout,
         "usage: icemu-run [--scenario FILE|NAME]... [--kernel BZIMAGE] [--qemu QEMU]\n"
         "                 [--initrd CPIO] [--artifacts DIR] [--keep] [--junit FILE]\n"
-        "                 [--timeout SECONDS] [--crypto off] [--list]\n"
-        "                 [--checker ICEMU_CHECK | --no-check]\n"
+        "                 [--timeout SECONDS] [--crypto off] [--accel auto|kvm|tcg] [--list]\n"
+        "                 [--checker ICEMU_CHECK | --no-check] [--pci-identity qemu|intel-mtl]\n"
         "Without --scenario, runs the default set from %s.\n"
         "Defaults (override with the options or ICEMU_QEMU / ICEMU_KERNEL / ICEMU_INITRD):\n"
         "  qemu   %s\n  kernel %s\n  initrd %s\n",
@@ -104,7 +106,19 @@ Options parse_args(int argc, char** argv) {
             o.checker.clear();
         else if (a == "--keep")
             o.keep = true;
-        else if (a == "--list")
+        else if (a == "--pci-identity") {
+            o.identity = val();
+            if (o.identity != "qemu" && o.identity != "intel-mtl") {
+                std::fprintf(stderr, "icemu-run: --pci-identity must be qemu or intel-mtl\n");
+                std::exit(2);
+            }
+        } else if (a == "--accel") {
+            o.accel = val();
+            if (o.accel != "auto" && o.accel != "kvm" && o.accel != "tcg") {
+                std::fprintf(stderr, "icemu-run: --accel must be auto, kvm or tcg\n");
+                std::exit(2);
+            }
+        } else if (a == "--list")
             o.list = true;
         else if (a == "--crypto") {
             std::string v = val();
@@ -174,7 +188,7 @@ class ScenarioRun {
 public:
     ScenarioRun(const Scenario& s, const Options& o, const EngineOptions& e, std::string dir)
         : s_(s), o_(o), e_(e) {
-        paths_ = {o.qemu, o.kernel, o.initrd, std::move(dir)};
+        paths_ = {o.qemu, o.kernel, o.initrd, std::move(dir), o.accel, ""};
         rec_.engine = e.props_supported;
     }
 
@@ -191,7 +205,10 @@ public:
         qemu_.kill_now();
         collect_events();
         res.skip = skip_;
-        if (booted_ && skip_.empty()) {
+        if (!preflight_.empty()) {
+            res.points.push_back({s_.name, "preflight: crypto=on disks show queue/crypto", false,
+                                  "", preflight_, 0});
+        } else if (booted_ && skip_.empty()) {
             for (const auto& st : rec_.steps)
                 res.points.push_back(check_step(s_, st));
             for (std::size_t i = rec_.steps.size(); i < s_.steps.size(); ++i) {
@@ -208,6 +225,7 @@ public:
     }
 
     const RunRecord& record() const { return rec_; }
+    const std::string& preflight() const { return preflight_; }
 
 private:
     void execute(ScenarioResult& res) {
@@ -276,6 +294,12 @@ private:
             if (d.is_null())
                 throw std::runtime_error("scenario disk '" + name +
                                          "' not found in the guest: " + disks.dump());
+        preflight_ = crypto_preflight(s_, rec_.disk_map, e_.props_supported && !e_.force_off);
+        if (!preflight_.empty()) {
+            guest_.write_line(json{{"id", 1000000}, {"op", "poweroff"}}.dump());
+            qemu_.wait_until(now_s() + 15);
+            return;
+        }
         snapshot();
         Lookup vars = base_lookup(s_, rec_);
         for (std::size_t i = 0; i < s_.steps.size(); ++i) {
@@ -419,7 +443,8 @@ private:
     LineChannel guest_;
     bool booted_ = false;
     bool powered_off_ = false;
-    std::string skip_; // the scenario's kernel condition does not hold
+    std::string skip_;      // the scenario's kernel condition does not hold
+    std::string preflight_; // why the guest cannot use the engine at all (crypto_preflight)
 };
 
 bool check_inputs(const Options& o) {
@@ -509,8 +534,14 @@ int main(int argc, char** argv) {
     o.kernel = fs::absolute(o.kernel).string();
     o.initrd = fs::absolute(o.initrd).string();
 
+    if (o.accel == "auto") {
+        std::string why;
+        o.accel = pick_accel(why);
+        std::fprintf(stderr, "icemu-run: accelerator: %s\n", why.c_str());
+    }
     EngineOptions eng;
     eng.force_off = o.crypto_off;
+    eng.pci_identity = o.identity;
     std::string help = capture({o.qemu, "-device", "ufs,help"}, 20);
     eng.props_supported = help.find("crypto=") != std::string::npos;
     if (!eng.props_supported)
@@ -538,8 +569,27 @@ int main(int argc, char** argv) {
         const Scenario& s = scenarios[si];
         std::string dir = base + "/" + s.name;
         fs::remove_all(dir);
+        if (o.identity == "intel-mtl" &&
+            std::any_of(s.controllers.begin(), s.controllers.end(),
+                        [](const Controller& c) { return c.is_emmc(); })) {
+            // A stock kernel drives UFS crypto through Intel's identity; for the eMMC no
+            // mainline sdhci-pci identity sets MMC_CAP2_CRYPTO, so its disks have none.
+            ScenarioResult r;
+            r.name = s.name;
+            r.skip = "eMMC crypto needs icemu's sdhci-pci patch; no mainline PCI identity "
+                     "enables it (--pci-identity intel-mtl covers UFS only)";
+            r.points.push_back(TestPoint::skipped(s.name, "scenario " + s.name, r.skip));
+            progress(s.name, "SKIP: " + r.skip);
+            results.push_back(r);
+            continue;
+        }
         ScenarioRun run(s, o, eng, dir);
         ScenarioResult r = run.run();
+        if (!run.preflight().empty()) {
+            std::fprintf(stderr, "icemu-run: stopping: %s (artifacts: %s)\n",
+                         run.preflight().c_str(), dir.c_str());
+            return 2;
+        }
         std::error_code cec;
         fs::copy_file(scenario_files[si], dir + "/scenario.json",
                       fs::copy_options::overwrite_existing, cec);

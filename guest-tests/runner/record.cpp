@@ -85,6 +85,37 @@ std::map<std::string, json> map_disks(const Scenario& s, const json& disks_reply
     return m;
 }
 
+std::string crypto_preflight(const Scenario& s, const std::map<std::string, json>& disk_map,
+                             bool crypto_on) {
+    if (!crypto_on)
+        return "";
+    for (const auto& c : s.controllers) {
+        if (!c.crypto)
+            continue;
+        for (const auto& lu : c.lus) {
+            auto it = disk_map.find(lu.name);
+            if (it == disk_map.end() || !it->second.is_object() ||
+                !it->second.value("crypto", json()).is_null())
+                continue;
+            std::string dev = it->second.value("name", lu.name);
+            std::string cause =
+                c.is_emmc()
+                    ? "the kernel lacks CONFIG_MMC_CRYPTO (with CONFIG_BLK_INLINE_ENCRYPTION and "
+                      "CONFIG_MMC_CQHCI), or its sdhci-pci does not set MMC_CAP2_CRYPTO for "
+                      "QEMU's sdhci-pci (apply guest-tests/kernel/patches/0002; no mainline "
+                      "sdhci-pci identity enables eMMC crypto)"
+                    : "the kernel lacks CONFIG_SCSI_UFS_CRYPTO (with "
+                      "CONFIG_BLK_INLINE_ENCRYPTION), "
+                      "or its ufshcd-pci does not enable crypto for QEMU's UFS 1b36:0013 (apply "
+                      "guest-tests/kernel/patches/0001, or boot with --stock-kernel / "
+                      "pci-identity=intel-mtl, which mainline ufshcd-pci drives with crypto)";
+            return c.id + " has crypto=on but its disk " + dev + " (" + lu.name +
+                   ") has no queue/crypto in the guest: " + cause;
+        }
+    }
+    return "";
+}
+
 Lookup base_lookup(const Scenario& s, const RunRecord& r) {
     Lookup l;
     for (const auto& [k, v] : s.vars)

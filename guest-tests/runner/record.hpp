@@ -49,6 +49,12 @@ std::vector<Event> parse_event_log(const std::string& text);
 // Matches the guest's disks to scenario disks by PCI address and LUN.
 std::map<std::string, json> map_disks(const Scenario& s, const json& disks_reply);
 
+// "" when every disk of a crypto=on controller shows queue/crypto in the guest; else one line
+// naming the first disk without it and the likely cause (kernel options, the host driver's
+// patch or PCI identity), so a run stops there instead of failing dozens of checks.
+std::string crypto_preflight(const Scenario& s, const std::map<std::string, json>& disk_map,
+                             bool crypto_on);
+
 // ${...} variables available to steps: disks (${ua} = /dev/sdb, ${ua.sys}, ${ua.sectors},
 // ${ua.bytes}), scenario vars, and values saved from earlier replies.
 Lookup base_lookup(const Scenario& s, const RunRecord& r);

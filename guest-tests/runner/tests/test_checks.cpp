@@ -203,3 +203,20 @@ TEST_CASE(
     CHECK(m["ua"]["name"] == "sda");
     CHECK(m["ea"]["name"] == "mmcblk0");
 }
+
+TEST_CASE("preflight: a crypto=on disk without queue/crypto stops the run with the cause") {
+    Scenario s = scen();
+    std::map<std::string, json> disks;
+    for (const auto& c : s.controllers)
+        for (const auto& lu : c.lus)
+            disks[lu.name] = {{"name", "sd" + lu.name}, {"crypto", {{"num_keyslots", 8}}}};
+    CHECK(crypto_preflight(s, disks, true).empty());
+    const std::string first = s.controllers.at(0).lus.at(0).name;
+    disks[first]["crypto"] = nullptr;
+    std::string why = crypto_preflight(s, disks, true);
+    CHECK(why.find(s.controllers.at(0).id + " has crypto=on but its disk sd" + first) == 0);
+    CHECK(why.find("CONFIG_SCSI_UFS_CRYPTO") != std::string::npos);
+    CHECK(why.find("intel-mtl") != std::string::npos);
+    // With the engine forced off (--crypto off) nothing is expected.
+    CHECK(crypto_preflight(s, disks, false).empty());
+}

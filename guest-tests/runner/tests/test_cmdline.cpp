@@ -25,8 +25,24 @@ static bool has_substr(const std::vector<std::string>& v, const std::string& x) 
                        [&](const std::string& s) { return s.find(x) != std::string::npos; });
 }
 
+MachinePaths paths(std::string q, std::string k, std::string i, std::string a) {
+    MachinePaths p;
+    p.qemu = std::move(q);
+    p.kernel = std::move(k);
+    p.initrd = std::move(i);
+    p.dir = std::move(a);
+    return p;
+}
+
+EngineOptions engine(bool props, bool off) {
+    EngineOptions e;
+    e.props_supported = props;
+    e.force_off = off;
+    return e;
+}
+
 TEST_CASE("the command line has a fast minimal q35 machine with QMP and the guest port") {
-    MachinePaths p{"/q/qemu-system-x86_64", "/k/bzImage", "/i/initrd.gz", "/a"};
+    MachinePaths p = paths("/q/qemu-system-x86_64", "/k/bzImage", "/i/initrd.gz", "/a");
     auto a = qemu_argv(two_ufs(), p, EngineOptions{});
     CHECK(a[0] == "/q/qemu-system-x86_64");
     for (const char* x : {"-nodefaults", "-no-reboot", "tcg", "q35"})
@@ -38,7 +54,7 @@ TEST_CASE("the command line has a fast minimal q35 machine with QMP and the gues
 }
 
 TEST_CASE("each controller gets its own crypto properties, event log and LUs") {
-    MachinePaths p{"/q", "/k", "/i", "/a"};
+    MachinePaths p = paths("/q", "/k", "/i", "/a");
     auto a = qemu_argv(two_ufs(), p, EngineOptions{});
     CHECK(has(a, "ufs,id=ufs0,serial=icemu-ufs0,addr=0x04,mcq=true,mcq-maxq=2,crypto=on,crypto-log="
                  "clog-ufs0,"
@@ -52,10 +68,10 @@ TEST_CASE("each controller gets its own crypto properties, event log and LUs") {
 }
 
 TEST_CASE("an engine-less QEMU gets no crypto properties at all; --crypto off turns them off") {
-    MachinePaths p{"/q", "/k", "/i", "/a"};
-    auto a = qemu_argv(two_ufs(), p, EngineOptions{false, false});
+    MachinePaths p = paths("/q", "/k", "/i", "/a");
+    auto a = qemu_argv(two_ufs(), p, engine(false, false));
     CHECK_FALSE(has_substr(a, "crypto"));
-    auto b = qemu_argv(two_ufs(), p, EngineOptions{true, true});
+    auto b = qemu_argv(two_ufs(), p, engine(true, true));
     CHECK(has(b, "ufs,id=ufs0,serial=icemu-ufs0,addr=0x04,mcq=true,mcq-maxq=2,crypto=off"));
 }
 
@@ -78,7 +94,7 @@ TEST_CASE("an emmc controller is sdhci-pci with a CQHCI, a soldered eMMC and the
 	    {"id": "ufs0", "lus": [{"name": "ua", "size": "16M"}]},
 	    {"id": "emmc0", "type": "emmc", "keyslots": 4, "caps": "aes-xts-256:0x09", "name": "ea", "size": "64M"}],
 	  "steps": [{"op": "sysinfo"}]})"));
-    MachinePaths p{"/q", "/k", "/i", "/a"};
+    MachinePaths p = paths("/q", "/k", "/i", "/a");
     auto a = qemu_argv(s, p, EngineOptions{});
     CHECK(has(a, "if=none,id=emmc0-emmc,file=/a/emmc0-lu0-ea.img,format=raw"));
     CHECK(has(a, "sdhci-pci,id=emmc0,addr=0x05,cqhci=on,emmc-drive=emmc0-emmc,crypto=on,crypto-log="
@@ -86,6 +102,44 @@ TEST_CASE("an emmc controller is sdhci-pci with a CQHCI, a soldered eMMC and the
                  "crypto-keyslots=4,crypto-caps=aes-xts-256:0x09"));
     CHECK(has(a, "file,id=clog-emmc0,path=/a/emmc0.events.jsonl"));
     CHECK_FALSE(has_substr(a, "bus=emmc0"));
-    auto b = qemu_argv(s, p, EngineOptions{true, true});
+    auto b = qemu_argv(s, p, engine(true, true));
     CHECK(has(b, "sdhci-pci,id=emmc0,addr=0x05,cqhci=on,emmc-drive=emmc0-emmc,crypto=off"));
+}
+
+TEST_CASE("KVM adds -cpu host; TCG does not") {
+    MachinePaths p = paths("/q", "/k", "/i", "/a");
+    CHECK_FALSE(has(qemu_argv(two_ufs(), p, EngineOptions{}), "host"));
+    p.accel = "kvm";
+    auto a = qemu_argv(two_ufs(), p, EngineOptions{});
+    CHECK(has(a, "kvm"));
+    CHECK(has(a, "host"));
+    CHECK_FALSE(has(a, "tcg"));
+}
+
+TEST_CASE("pci-identity goes to every UFS controller and never to an eMMC") {
+    Scenario s = parse_scenario(json::parse(R"({
+	  "name": "e",
+	  "controllers": [
+	    {"id": "ufs0", "lus": [{"name": "ua", "size": "16M"}]},
+	    {"id": "emmc0", "type": "emmc", "name": "ea", "size": "64M"}],
+	  "steps": [{"op": "sysinfo"}]})"));
+    EngineOptions e;
+    e.pci_identity = "intel-mtl";
+    auto a = qemu_argv(s, paths("/q", "/k", "/i", "/a"), e);
+    CHECK(has(a, "ufs,id=ufs0,serial=icemu-ufs0,addr=0x04,pci-identity=intel-mtl,crypto=on,"
+                 "crypto-log=clog-ufs0"));
+    CHECK(has(a, "sdhci-pci,id=emmc0,addr=0x05,cqhci=on,emmc-drive=emmc0-emmc,crypto=on,crypto-log="
+                 "clog-emmc0"));
+}
+
+TEST_CASE("the shell's disk locations name each LU by PCI address and LUN, an eMMC by address") {
+    Scenario s = parse_scenario(json::parse(R"({
+	  "name": "e",
+	  "controllers": [
+	    {"id": "ufs0", "lus": [{"name": "ua", "size": "16M"}, {"name": "ub", "lun": 2, "size": "16M"}]},
+	    {"id": "emmc0", "type": "emmc", "name": "ea", "size": "64M"}],
+	  "virtio_disks": [{"name": "vd", "size": "8M"}],
+	  "steps": [{"op": "sysinfo"}]})"));
+    CHECK(disk_locations(s) ==
+          "ua@0000:00:04.0:0,ub@0000:00:04.0:2,ea@0000:00:05.0,vd@0000:00:0c.0");
 }

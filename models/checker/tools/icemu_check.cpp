@@ -4,6 +4,7 @@
 // Exit status: 0 every invariant passed or does not apply, 1 an invariant failed,
 // 2 usage or input error.
 #include "icemu/checker/checker.hpp"
+#include "icemu/checker/device_summary.hpp"
 
 #include <cstdio>
 #include <cstring>
@@ -28,6 +29,10 @@ void usage(std::FILE* f) {
            "  --no-media           skip the medium comparison of invariant 7\n"
            "  --json FILE          also write the verdicts as JSON ('-' = stdout, text to stderr)\n"
            "  --quiet              print only failures and the summary\n"
+           "  --device-only        no scenario or run.json: summarise and judge the --log files\n"
+           "                       alone (what ./icemu shell prints after a session)\n"
+           "  --expect-evicted     with --device-only: nothing is mounted any more, so every\n"
+           "                       keyslot must be empty at the end of each log\n"
            "exit: 0 pass, 1 an invariant failed, 2 usage/input error\n");
 }
 
@@ -47,6 +52,8 @@ int main(int argc, char** argv) {
     std::vector<std::pair<std::string, std::string>> logs, images;
     Options opt;
     bool quiet = false;
+    bool device_only = false;
+    DeviceSummaryOptions dopt;
     try {
         for (int i = 1; i < argc; ++i) {
             const std::string a = argv[i];
@@ -79,6 +86,10 @@ int main(int argc, char** argv) {
                 json_path = val();
             } else if (a == "--quiet") {
                 quiet = true;
+            } else if (a == "--device-only") {
+                device_only = true;
+            } else if (a == "--expect-evicted") {
+                dopt.expect_evicted = true;
             } else if (a == "-h" || a == "--help") {
                 usage(stdout);
                 return 0;
@@ -90,13 +101,37 @@ int main(int argc, char** argv) {
                 throw std::invalid_argument("more than one artifacts directory");
             }
         }
-        if (dir.empty() && run_path.empty()) {
+        if (device_only && logs.empty()) {
+            throw std::invalid_argument("--device-only needs at least one --log CTRL=FILE");
+        }
+        if (dopt.expect_evicted && !device_only) {
+            throw std::invalid_argument("--expect-evicted needs --device-only");
+        }
+        if (!device_only && dir.empty() && run_path.empty()) {
             throw std::invalid_argument("give an artifacts directory or --run");
         }
     } catch (const std::exception& e) {
         std::fprintf(stderr, "icemu-check: %s\n", e.what());
         usage(stderr);
         return 2;
+    }
+
+    if (device_only) {
+        try {
+            const auto result = device_summary(logs, dopt, std::cout);
+            if (!json_path.empty()) {
+                std::ofstream(json_path) << result.dump(1) << "\n";
+            }
+            for (const auto& v : result["verdicts"]) {
+                if (v["status"] == "fail") {
+                    return 1;
+                }
+            }
+            return 0;
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "icemu-check: %s\n", e.what());
+            return 2;
+        }
     }
 
     Inputs in;

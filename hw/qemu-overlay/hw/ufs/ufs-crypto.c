@@ -50,7 +50,7 @@ void ufs_crypto_instance_init(UfsHc *u)
 bool ufs_crypto_realize(UfsHc *u, Error **errp)
 {
     if (!inline_crypto_realize(&u->crypto, DEVICE(u), "ufs",
-                               UFS_CRYPTO_CFGPTR,
+                               ufs_crypto_cfgptr(u),
                                ARRAY_SIZE(u->reg.rsvd9), errp)) {
         return false;
     }
@@ -76,7 +76,7 @@ void ufs_crypto_init_hc(UfsHc *u)
     for (unsigned i = 0; i < ARRAY_SIZE(u->reg.rsvd9); i++) {
         u->reg.rsvd9[i] = inline_crypto_cap_reg(ic, i);
     }
-    cfg_end = UFS_CRYPTO_CFGPTR * 0x100 + inline_crypto_cfg_size(ic);
+    cfg_end = ufs_crypto_cfgptr(u) * 0x100 + inline_crypto_cfg_size(ic);
     u->reg_size = pow2ceil(MAX(u->reg_size, cfg_end));
 }
 
@@ -103,7 +103,7 @@ void ufs_crypto_write_hce(UfsHc *u, uint32_t data)
 
 static bool ufs_crypto_is_cfg(UfsHc *u, hwaddr addr, unsigned size)
 {
-    hwaddr base = UFS_CRYPTO_CFGPTR * 0x100;
+    hwaddr base = ufs_crypto_cfgptr(u) * 0x100;
 
     return ufs_crypto_on(u) && addr >= base &&
            addr + size <= base + inline_crypto_cfg_size(&u->crypto);
@@ -116,7 +116,7 @@ bool ufs_crypto_mmio_read(UfsHc *u, hwaddr addr, unsigned size,
         return false;
     }
     *value = inline_crypto_cfg_read(&u->crypto,
-                                    addr - UFS_CRYPTO_CFGPTR * 0x100);
+                                    addr - ufs_crypto_cfgptr(u) * 0x100);
     return true;
 }
 
@@ -126,7 +126,7 @@ bool ufs_crypto_mmio_write(UfsHc *u, hwaddr addr, uint64_t data,
     if (!ufs_crypto_is_cfg(u, addr, size)) {
         return false;
     }
-    inline_crypto_cfg_write(&u->crypto, addr - UFS_CRYPTO_CFGPTR * 0x100,
+    inline_crypto_cfg_write(&u->crypto, addr - ufs_crypto_cfgptr(u) * 0x100,
                             data);
     return true;
 }

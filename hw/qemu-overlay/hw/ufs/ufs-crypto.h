@@ -11,8 +11,18 @@
 
 #include "ufs.h"
 
-/* x-CRYPTOCFG array at CFGPTR * 0x100, clear of the MCQ regions */
+/*
+ * x-CRYPTOCFG array at CFGPTR * 0x100, clear of the MCQ regions: 0x2000 by
+ * default; 0x3000 with pci-identity=intel-mtl, whose MCQ operation registers
+ * sit at 0x2800-0x2dff.
+ */
 #define UFS_CRYPTO_CFGPTR 0x20
+#define UFS_CRYPTO_CFGPTR_INTEL_MTL 0x30
+
+static inline unsigned ufs_crypto_cfgptr(const UfsHc *u)
+{
+    return u->params.intel_mtl ? UFS_CRYPTO_CFGPTR_INTEL_MTL : UFS_CRYPTO_CFGPTR;
+}
 
 /* Controller side (ufs.c) */
 void ufs_crypto_instance_init(UfsHc *u);

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# ./icemu run [--kernel-series 7|6.12] [--stock-kernel] [icemu-run options...]
+# The main job: set up, build QEMU, the guest kernel and the C++ tree, boot the default
+# conformance scenarios and print the report (TAP on stdout, progress on stderr).
+#   --kernel-series 6.12   Linux 6.12 LTS instead of 7.x (also: ICEMU_KERNEL_SERIES)
+#   --stock-kernel         a kernel WITHOUT icemu's patches: the UFS controllers present
+#                          Intel's Meteor Lake PCI identity, which mainline ufshcd-pci drives
+#                          with inline crypto (eMMC scenarios are skipped: no mainline
+#                          sdhci-pci identity enables eMMC crypto; see docs/developer-loop.md)
+# Other options go to icemu-run (--scenario NAME, --keep, --junit FILE, ...; see its --help).
+set -euo pipefail
+. "$(dirname "$0")/../lib.sh"
+. "$ICEMU_ROOT/scripts/build-lib.sh"
+RUNNER_ARGS=()
+while [ $# -gt 0 ]; do
+	case "$1" in
+	-h | --help) usage_from_header "$0"; exit 0 ;;
+	--kernel-series)
+		[ $# -ge 2 ] || die "--kernel-series needs a value (7 or 6.12)"
+		SERIES=$2; shift 2 ;;
+	--stock-kernel) KERNEL_FLAGS+=(--no-patches); RUNNER_ARGS+=(--pci-identity intel-mtl); shift ;;
+	*) RUNNER_ARGS+=("$1"); shift ;;
+	esac
+done
+case "$SERIES" in 7 | 7.* | 6.12) ;; *) die "--kernel-series must be 7 or 6.12, not '$SERIES'" ;; esac
+do_build
+runner="$ICEMU_ROOT/build/default/guest-tests/runner/icemu-run"
+[ -x "$runner" ] || die "the runner was not built ($runner)"
+exec "$runner" --qemu "$QEMU_BIN" --kernel "$KERNEL_IMG" ${RUNNER_ARGS[@]+"${RUNNER_ARGS[@]}"}
