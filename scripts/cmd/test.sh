@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ./icemu test [--kernel-series 7|6.12] [--no-asan]
-# What CI runs: set up, build, run every ctest label (unit, device, upstream, guest, shell,
-# vng), then the unit and device labels again under ASan+UBSan.
+# What CI runs: set up, build (QEMU, the guest kernel with and without icemu's patches, the
+# Debian root filesystem, the C++ tree), run every ctest label (unit, device, upstream, guest,
+# shell, vng, stock), then the unit and device labels again under ASan+UBSan.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 . "$ICEMU_ROOT/scripts/build-lib.sh"
@@ -19,7 +20,15 @@ done
 do_build
 ROOTFS_IMG=$(build_rootfs)
 [ -f "$ROOTFS_IMG" ] || die "the root filesystem build produced no image"
-cmake --preset default -S "$ICEMU_ROOT" -DICEMU_ROOTFS="$ROOTFS_IMG" >/dev/null
+# The same kernel without icemu's patches (label "stock"); with the patched kernel's ccache
+# only the patched files compile.
+STOCK_IMG=""
+if [ -z "${ICEMU_KERNEL:-}" ]; then
+	STOCK_IMG=$(KERNEL_FLAGS=(--no-patches); build_kernel)
+	[ -f "$STOCK_IMG" ] || die "the stock kernel build produced no image"
+fi
+cmake --preset default -S "$ICEMU_ROOT" -DICEMU_ROOTFS="$ROOTFS_IMG" \
+	-DICEMU_KERNEL_STOCK="$STOCK_IMG" >/dev/null
 rc=0
 log "running ctest (all labels)"
 ctest --preset default -j1 || rc=$?

@@ -98,7 +98,11 @@ Rig::Rig(std::vector<ControllerSpec> controllers, bool enable)
     machine_ = std::make_unique<qtest::Machine>(opts);
 
     ufs::PciConfig pci(*machine_);
-    const auto fns = pci.find(ufs::kRedHatVendor, ufs::kUfsDevice);
+    // pci-identity=intel-mtl controllers enumerate as Intel's Meteor Lake UFS host.
+    const bool intel =
+        !specs_.empty() && specs_.front().props.find("pci-identity=intel-mtl") != std::string::npos;
+    const auto fns =
+        intel ? pci.find(0x8086, 0x7e47) : pci.find(ufs::kRedHatVendor, ufs::kUfsDevice);
     if (fns.size() != specs_.size()) {
         throw qtest::Error("found " + std::to_string(fns.size()) + " UFS controllers, expected " +
                            std::to_string(specs_.size()));
