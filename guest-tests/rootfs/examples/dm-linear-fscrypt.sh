@@ -10,7 +10,7 @@ a=/dev/disk/icemu/ua b=/dev/disk/icemu/ub
 sa=$(blockdev --getsz "$a")
 sb=$(blockdev --getsz "$b")
 printf '0 %d linear %s 0\n%d %d linear %s 0\n' "$sa" "$a" "$sa" "$sb" "$b" | dmsetup create lin
-dm=$(basename "$(readlink -f /dev/mapper/lin)")
+dm=$(dmsetup info -c --noheadings -o blkdevname lin)
 echo "dm-linear $dm over $(readlink -f "$a") + $(readlink -f "$b"):"
 for f in max_dun_bits num_keyslots modes/AES-256-XTS; do
 	echo "  queue/crypto/$f = $(cat "/sys/block/$dm/queue/crypto/$f")"
