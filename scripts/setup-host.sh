@@ -11,7 +11,7 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 STAMP_DIR="$ICEMU_CACHE/stamps"
 mkdir -p "$STAMP_DIR"
 # Bump when the package list below changes.
-SETUP_VERSION=6
+SETUP_VERSION=7
 STAMP="$STAMP_DIR/setup-host-v$SETUP_VERSION"
 
 add_suites() {
@@ -65,7 +65,7 @@ apt_update() {
 }
 
 BOOKWORM_PKGS=(
-	mmdebstrap
+	mmdebstrap udev
 	build-essential g++ cmake ninja-build pkg-config ccache git python3 python3-venv
 	clang-format xz-utils zstd ca-certificates dpkg-dev
 	libcrypto++-dev nlohmann-json3-dev

@@ -12,7 +12,7 @@ truncate -s 64M "$WORK/lu0.img"
 # vng shares the host's root over 9p (virtiofs when virtiofsd is installed) and runs the
 # command as the calling user; microvm has no PCI, so the UFS needs q35 (--disable-microvm).
 out=$(cd "$WORK" && timeout 600 vng --run "$KERNEL" --qemu "$QEMU" --disable-microvm \
-	--memory 1G --qemu-opts "-device ufs,id=ufs0,crypto=on,crypto-keyslots=5 \
+	--memory 1G --qemu-opts="-device ufs,id=ufs0,crypto=on,crypto-keyslots=5 \
 -drive if=none,id=lu0,file=$WORK/lu0.img,format=raw -device ufs-lu,bus=ufs0,lun=0,drive=lu0" \
 	-- cat /sys/block/sda/queue/crypto/num_keyslots 2>"$WORK/vng.err") || {
 	echo "FAIL: vng exited $?; stderr:"; tail -30 "$WORK/vng.err"; exit 1
