@@ -1,5 +1,5 @@
 // icemu-check unit tests: synthetic runs built in code (run.json + event logs + images), a
-// known-good run that passes, and crafted bad runs the checker must FAIL (issue 4 "Tests").
+// known-good run that passes, and crafted bad runs the checker must FAIL (docs/checker.md "Tests").
 #include "icemu/checker/checker.hpp"
 
 #include "icemu/models/fscrypt.hpp"

@@ -1,5 +1,5 @@
-// icemu-check: judges one conformance-scenario run against the reference models (issue 4,
-// "The checker"; docs/models.md "icemu-check").
+// icemu-check: judges one conformance-scenario run against the reference models
+// (docs/checker.md).
 //
 // Inputs (one scenario run, as guest-tests/runner writes it, docs/conformance.md "Artifacts"):
 //   - run.json (RunRecord::to_json(): steps with request/reply, snapshots with crypto_state and
@@ -104,6 +104,8 @@ struct Invariant {
 /// The invariant table, in order.
 std::span<const Invariant> invariants();
 
+/// Judges the run: one verdict per row of invariants(), in order. Throws std::invalid_argument
+/// when a run.json step names an op outside the guest-op vocabulary (icemu/guest_ops.hpp).
 std::vector<Verdict> check(const Inputs& in, const Options& opt = {});
 
 bool any_failed(const std::vector<Verdict>& v);
