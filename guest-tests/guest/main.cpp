@@ -11,16 +11,17 @@
 #include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
-#include <map>
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
 
+#include "icemu/guest_ops.hpp"
 #include "ops.hpp"
 
 using namespace icemu::guest;
+namespace guest_ops = icemu::guest_ops;
 
 namespace {
 
@@ -98,40 +99,75 @@ json sysinfo_op(const json& req) {
     return op_sysinfo(req);
 }
 
-const std::map<std::string, OpFn>& ops() {
-    static const std::map<std::string, OpFn> m = {
-        {"sysinfo", sysinfo_op},
-        {"disks", op_disks},
-        {"mkfs", op_mkfs},
-        {"mount", op_mount},
-        {"umount", op_umount},
-        {"sync", op_sync},
-        {"drop_caches", op_drop_caches},
-        {"kmsg", kmsg_op},
-        {"dm_create", op_dm_create},
-        {"dm_load", op_dm_load},
-        {"dm_resume", op_dm_resume},
-        {"dm_suspend", op_dm_suspend},
-        {"dm_remove", op_dm_remove},
-        {"dm_table", op_dm_table},
-        {"dm_clear", op_dm_clear},
-        {"add_key", op_add_key},
-        {"remove_key", op_remove_key},
-        {"key_status", op_key_status},
-        {"set_policy", op_set_policy},
-        {"get_policy", op_get_policy},
-        {"write_file", op_write_file},
-        {"read_file", op_read_file},
-        {"file_info", op_file_info},
-        {"remove_file", op_remove_file},
-        {"write_files", op_write_files},
-        {"read_files", op_read_files},
-        {"write_dev", op_write_dev},
-        {"read_dev", op_read_dev},
-        {"dm_message", op_dm_message},
-        {"bench_io", op_bench_io},
-    };
-    return m;
+// The handler of each op of the shared vocabulary (guest_ops.hpp). No default: an op added to
+// the vocabulary without a handler here is a -Wswitch error. poweroff is answered in handle().
+OpFn handler(guest_ops::Op op) {
+    using guest_ops::Op;
+    switch (op) {
+    case Op::sysinfo:
+        return sysinfo_op;
+    case Op::disks:
+        return op_disks;
+    case Op::mkfs:
+        return op_mkfs;
+    case Op::mount:
+        return op_mount;
+    case Op::umount:
+        return op_umount;
+    case Op::sync:
+        return op_sync;
+    case Op::drop_caches:
+        return op_drop_caches;
+    case Op::kmsg:
+        return kmsg_op;
+    case Op::dm_create:
+        return op_dm_create;
+    case Op::dm_load:
+        return op_dm_load;
+    case Op::dm_resume:
+        return op_dm_resume;
+    case Op::dm_suspend:
+        return op_dm_suspend;
+    case Op::dm_remove:
+        return op_dm_remove;
+    case Op::dm_table:
+        return op_dm_table;
+    case Op::dm_clear:
+        return op_dm_clear;
+    case Op::dm_message:
+        return op_dm_message;
+    case Op::add_key:
+        return op_add_key;
+    case Op::remove_key:
+        return op_remove_key;
+    case Op::key_status:
+        return op_key_status;
+    case Op::set_policy:
+        return op_set_policy;
+    case Op::get_policy:
+        return op_get_policy;
+    case Op::write_file:
+        return op_write_file;
+    case Op::read_file:
+        return op_read_file;
+    case Op::file_info:
+        return op_file_info;
+    case Op::remove_file:
+        return op_remove_file;
+    case Op::write_files:
+        return op_write_files;
+    case Op::read_files:
+        return op_read_files;
+    case Op::write_dev:
+        return op_write_dev;
+    case Op::read_dev:
+        return op_read_dev;
+    case Op::bench_io:
+        return op_bench_io;
+    case Op::poweroff:
+        break;
+    }
+    return nullptr;
 }
 
 class Port {
@@ -198,14 +234,15 @@ json handle(const std::string& line, bool& poweroff) {
         json req = json::parse(line);
         reply["id"] = req.value("id", json(nullptr));
         std::string op = req.value("op", "");
-        if (op == "poweroff") {
+        const auto known = guest_ops::parse(op);
+        if (known == guest_ops::Op::poweroff) {
             poweroff = true;
             reply["ok"] = true;
         } else {
-            auto it = ops().find(op);
-            if (it == ops().end())
+            const OpFn fn = known ? handler(*known) : nullptr;
+            if (!fn)
                 throw OpError(ENOSYS, "unknown op '" + op + "'");
-            json facts = it->second(req);
+            json facts = fn(req);
             for (auto& [k, v] : facts.items())
                 reply[k] = v;
             reply["ok"] = true;

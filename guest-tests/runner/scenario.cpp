@@ -32,14 +32,6 @@ std::uint64_t parse_size(const json& v) {
 
 namespace {
 
-const std::set<std::string> kGuestOps = {
-    "sysinfo",     "disks",      "mkfs",       "mount",      "umount",      "sync",
-    "drop_caches", "kmsg",       "dm_create",  "dm_load",    "dm_resume",   "dm_suspend",
-    "dm_remove",   "dm_table",   "dm_clear",   "add_key",    "remove_key",  "key_status",
-    "set_policy",  "get_policy", "write_file", "read_file",  "file_info",   "remove_file",
-    "poweroff",    "write_dev",  "read_dev",   "dm_message", "write_files", "read_files",
-    "bench_io"};
-const std::set<std::string> kHostOps = {"inject"};
 const std::set<std::string> kKinds = {"kmsg",       "disk_crypto",  "counter", "events",
                                       "key_on_all", "keys_evicted", "reply"};
 const std::set<std::string> kStepMeta = {"op",        "label", "expect", "save",
@@ -144,7 +136,7 @@ Scenario parse_scenario(const json& j) {
         for (const auto& st : j.at("steps")) {
             Step step;
             step.op = st.at("op").get<std::string>();
-            if (!kGuestOps.count(step.op) && !kHostOps.count(step.op))
+            if (!guest_ops::parse(step.op) && !guest_ops::is_host_op(step.op))
                 throw ScenarioError("unknown op '" + step.op + "'");
             step.label = get_or<std::string>(st, "label", "");
             if (!step.label.empty()) {

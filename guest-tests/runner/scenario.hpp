@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "icemu/guest_ops.hpp"
+
 namespace icemu::runner {
 
 using nlohmann::json;
@@ -53,7 +55,7 @@ struct Step {
     json save = json::object();   // {"var": "/json/pointer/or/field"} from the reply
     double timeout_s = 60;
     std::string kernel; // "" or a condition like ">=7": run only on such guest kernels
-    bool host_only() const { return op == "inject"; }
+    bool host_only() const { return guest_ops::is_host_op(op); }
 };
 
 struct Expectation {

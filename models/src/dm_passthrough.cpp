@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <climits>
+#include <exception>
+#include <sstream>
 
 namespace icemu::models::dm {
 
@@ -105,6 +107,128 @@ CryptoCaps construct_caps(const Table& t, const DeviceProfiles& devices, KernelV
         }
     }
     return p;
+}
+
+namespace {
+// The device tokens a target's iterate_devices yields (see Segment).
+std::vector<std::string> device_tokens(const std::string& type,
+                                       const std::vector<std::string>& toks) {
+    std::vector<std::string> out;
+    auto take = [&](std::size_t i) {
+        if (i < toks.size()) {
+            out.push_back(toks[i]);
+        }
+    };
+    if (type == "linear" || type == "flakey" || type == "thin") {
+        take(0);
+    } else if (type == "thin-pool") {
+        take(1);
+    } else if (type == "crypt" || type == "inlinecrypt") {
+        take(3);
+    } else if (type == "delay") {
+        take(0);
+        take(3);
+        take(6);
+    } else if (type == "striped") {
+        std::uint64_t n = 0;
+        try {
+            n = toks.empty() ? 0 : std::stoull(toks[0]);
+        } catch (const std::exception&) {
+            n = 0;
+        }
+        for (std::uint64_t k = 0; k < n; ++k) {
+            take(2 + 2 * k);
+        }
+    } else {
+        out = toks;
+    }
+    return out;
+}
+} // namespace
+
+Segment parse_segment(std::uint64_t start, std::uint64_t len, std::string type,
+                      std::string_view params) {
+    Segment s;
+    s.start = start;
+    s.len = len;
+    s.type = std::move(type);
+    std::istringstream ps{std::string(params)};
+    std::vector<std::string> toks;
+    for (std::string w; ps >> w;) {
+        toks.push_back(w);
+    }
+    s.device_tokens = device_tokens(s.type, toks);
+    // delay with one device group maps reads and writes like linear
+    if ((s.type == "linear" || s.type == "flakey" || (s.type == "delay" && toks.size() == 3)) &&
+        toks.size() >= 2) {
+        try {
+            s.offset = std::stoull(toks[1]);
+            s.dev = toks[0];
+        } catch (const std::exception&) {
+            s.offset = 0; // not a "DEV OFFSET": not mapped
+        }
+    } else if (s.type == "inlinecrypt" && toks.size() >= 5 && toks[1][0] != ':') {
+        // a ':'-prefixed key is a keyring reference: no key bytes to model
+        try {
+            Segment::InlineCrypt ic;
+            ic.key = from_hex(toks[1]);
+            ic.iv_offset = std::stoull(toks[2]);
+            const std::uint64_t offset = std::stoull(toks[4]);
+            for (std::size_t k = 6; k < toks.size(); ++k) {
+                if (toks[k].rfind("sector_size:", 0) == 0) {
+                    const unsigned long ss = std::stoul(toks[k].substr(12));
+                    while ((1ul << ic.sector_bits) < ss && ic.sector_bits < 12) {
+                        ++ic.sector_bits;
+                    }
+                }
+            }
+            if (!ic.key.empty()) {
+                s.dev = toks[3];
+                s.offset = offset;
+                s.inline_crypt = std::move(ic);
+            }
+        } catch (const std::exception&) {
+            // unparsable: not modelled
+        }
+    } else if (s.type == "striped" && toks.size() >= 4) {
+        try {
+            const std::uint64_t n = std::stoull(toks[0]);
+            s.chunk = std::stoull(toks[1]);
+            for (std::uint64_t k = 0; k < n && 3 + 2 * k < toks.size(); ++k) {
+                s.stripes.emplace_back(toks[2 + 2 * k], std::stoull(toks[3 + 2 * k]));
+            }
+            if (s.stripes.size() != n) {
+                s.stripes.clear();
+            }
+        } catch (const std::exception&) {
+            s.stripes.clear(); // not "<n> <chunk> (<dev> <off>){n}": not mapped
+        }
+    }
+    return s;
+}
+
+std::vector<MappedRange> map_bytes(const Segment& s, std::uint64_t off, std::uint64_t len) {
+    std::vector<MappedRange> out;
+    const std::uint64_t a = s.start * 512, b = (s.start + s.len) * 512;
+    const std::uint64_t lo = std::max(off, a), hi = std::min(off + len, b);
+    if (lo >= hi) {
+        return out;
+    }
+    if (s.type == "striped" && s.chunk && !s.stripes.empty()) {
+        // dm-stripe stripe_map_sector: chunk = x / chunk_size; stripe = chunk % n; the device
+        // sector is stripe start + (chunk / n) * chunk_size + x % chunk_size.
+        const std::uint64_t cb = s.chunk * 512, n = s.stripes.size();
+        for (std::uint64_t x = lo - a; x < hi - a;) {
+            const std::uint64_t chunk = x / cb, in = x % cb;
+            const std::uint64_t piece = std::min(cb - in, hi - a - x);
+            const auto& [dev, dstart] = s.stripes[chunk % n];
+            out.push_back({dev, dstart * 512 + (chunk / n) * cb + in, piece, a + x});
+            x += piece;
+        }
+    } else if ((s.type == "linear" || s.type == "flakey" || s.type == "delay") && !s.dev.empty()) {
+        out.push_back({s.dev, lo - a + s.offset * 512, hi - lo, lo});
+    }
+    return out;
 }
 
 SysfsCrypto sysfs_view(const Profile& p, bool dir_present, KernelVersion v) {

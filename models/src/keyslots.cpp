@@ -98,6 +98,8 @@ std::string_view to_string(Finding::Kind k) {
         return "duplicate-key";
     case Finding::Kind::missing_reprogram:
         return "missing-reprogram";
+    case Finding::Kind::io_before_reprogram:
+        return "io-before-reprogram";
     case Finding::Kind::io_on_unprogrammed_slot:
         return "io-on-unprogrammed-slot";
     case Finding::Kind::io_key_mismatch:
@@ -107,7 +109,8 @@ std::string_view to_string(Finding::Kind k) {
 }
 
 TrafficChecker::TrafficChecker(unsigned num_slots)
-    : keys_(num_slots), before_wipe_(num_slots), reprogrammed_(num_slots, false) {}
+    : keys_(num_slots), before_wipe_(num_slots), reprogrammed_(num_slots, false),
+      armed_(num_slots, false), awaiting_(num_slots), wipe_seq_(num_slots, 0) {}
 
 void TrafficChecker::add(Finding::Kind k, std::uint64_t seq, unsigned slot, std::string detail) {
     findings_.push_back(Finding{k, seq, slot, std::move(detail)});
@@ -130,8 +133,14 @@ void TrafficChecker::observe(const events::Event& e) {
             }
             pending_reprogram_ = false;
         }
-    } else if (const auto* w = std::get_if<events::Wipe>(&e.body)) {
-        (void)w;
+    } else if (std::holds_alternative<events::Wipe>(e.body)) {
+        for (unsigned s = 0; s < keys_.size(); ++s) {
+            if (armed_[s] && !keys_[s].empty()) {
+                awaiting_[s] = keys_[s];
+                wipe_seq_[s] = e.seq;
+            }
+        }
+        std::fill(armed_.begin(), armed_.end(), false);
         before_wipe_ = keys_;
         std::fill(keys_.begin(), keys_.end(), std::string());
         std::fill(reprogrammed_.begin(), reprogrammed_.end(), false);
@@ -140,6 +149,8 @@ void TrafficChecker::observe(const events::Event& e) {
         if (!in_range(p->slot)) {
             return;
         }
+        awaiting_[p->slot].clear();
+        armed_[p->slot] = p->ok;
         if (p->ok) {
             for (unsigned s = 0; s < keys_.size(); ++s) {
                 if (s != p->slot && keys_[s] == p->key_fp) {
@@ -157,6 +168,8 @@ void TrafficChecker::observe(const events::Event& e) {
         if (!in_range(ev->slot)) {
             return;
         }
+        awaiting_[ev->slot].clear();
+        armed_[ev->slot] = false;
         const bool expected_after_wipe = pending_reprogram_ && !before_wipe_[ev->slot].empty();
         if (!init_phase_ && keys_[ev->slot].empty() && !expected_after_wipe) {
             add(Finding::Kind::evict_of_empty_slot, e.seq, ev->slot,
@@ -166,7 +179,21 @@ void TrafficChecker::observe(const events::Event& e) {
             before_wipe_[ev->slot].clear(); // the kernel dropped it; no reprogram expected
         }
         keys_[ev->slot].clear();
+    } else if (const auto* d = std::get_if<events::Disarm>(&e.body)) {
+        if (in_range(d->slot)) {
+            armed_[d->slot] = false;
+        }
     } else if (const auto* io = std::get_if<events::Io>(&e.body)) {
+        if (io->ce && io->slot >= 0 && in_range(static_cast<unsigned>(io->slot)) &&
+            !awaiting_[static_cast<unsigned>(io->slot)].empty()) {
+            const auto s = static_cast<unsigned>(io->slot);
+            add(Finding::Kind::io_before_reprogram, e.seq, s,
+                "crypto I/O on slot " + std::to_string(s) +
+                    (io->error.empty() ? "" : " (refused: " + io->error + ")") +
+                    " after the wipe at seq " + std::to_string(wipe_seq_[s]) + ", before key " +
+                    awaiting_[s] + " was reprogrammed");
+            awaiting_[s].clear();
+        }
         if (!io->ce || io->ocs != 0 || io->slot < 0 || !in_range(static_cast<unsigned>(io->slot))) {
             return;
         }

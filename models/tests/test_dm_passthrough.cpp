@@ -176,3 +176,69 @@ TEST_CASE("a dm device stacked on another dm device intersects with its queue pr
     REQUIRE(upper.resume());
     CHECK(upper.queue_profile()->modes[kXts] == 0x1e00u);
 }
+
+// ---- table lines --------------------------------------------------------------------------------
+
+TEST_CASE("table lines: iterate_devices tokens and mapping fields per target type", "[dm][table]") {
+    const Segment lin = parse_segment(0, 100, "linear", "/dev/sdb 2048");
+    CHECK(lin.device_tokens == std::vector<std::string>{"/dev/sdb"});
+    CHECK(lin.dev == "/dev/sdb");
+    CHECK(lin.offset == 2048);
+    CHECK(parse_segment(0, 8, "linear", "/dev/sdb x").dev.empty()); // offset not a number
+    // thin-pool: only the data device (pool_iterate_devices); thin: the pool
+    CHECK(parse_segment(0, 8, "thin-pool", "/dev/meta /dev/data 128 0").device_tokens ==
+          std::vector<std::string>{"/dev/data"});
+    CHECK(parse_segment(0, 8, "thin", "/dev/mapper/pool 1").device_tokens ==
+          std::vector<std::string>{"/dev/mapper/pool"});
+    // delay: 1-3 device groups; only one group maps like linear
+    const Segment d1 = parse_segment(0, 8, "delay", "/dev/a 0 10");
+    CHECK(d1.dev == "/dev/a");
+    const Segment d2 = parse_segment(0, 8, "delay", "/dev/a 0 10 /dev/b 5 20");
+    CHECK(d2.device_tokens == std::vector<std::string>{"/dev/a", "/dev/b"});
+    CHECK(d2.dev.empty());
+    const Segment st = parse_segment(0, 512, "striped", "2 128 /dev/a 0 /dev/b 64");
+    CHECK(st.device_tokens == std::vector<std::string>{"/dev/a", "/dev/b"});
+    CHECK(st.chunk == 128);
+    REQUIRE(st.stripes.size() == 2);
+    CHECK(st.stripes[1] == std::pair<std::string, std::uint64_t>{"/dev/b", 64});
+    CHECK(parse_segment(0, 512, "striped", "3 128 /dev/a 0 /dev/b 64").stripes.empty());
+    const Segment ic =
+        parse_segment(0, 64, "inlinecrypt",
+                      "aes-xts-plain64 000102030405060708090a0b0c0d0e0f 64 /dev/mapper/lin 8 2 "
+                      "sector_size:4096 iv_large_sectors");
+    REQUIRE(ic.inline_crypt);
+    CHECK(ic.inline_crypt->key.size() == 16);
+    CHECK(ic.inline_crypt->iv_offset == 64);
+    CHECK(ic.inline_crypt->sector_bits == 12);
+    CHECK(ic.dev == "/dev/mapper/lin");
+    CHECK(ic.offset == 8);
+    CHECK(ic.device_tokens == std::vector<std::string>{"/dev/mapper/lin"});
+    // a keyring key has no bytes to model
+    CHECK_FALSE(
+        parse_segment(0, 64, "inlinecrypt", "aes-xts-plain64 :64:logon:k 0 /dev/x 0").inline_crypt);
+    CHECK(parse_segment(0, 8, "zero", "a b").device_tokens == std::vector<std::string>{"a", "b"});
+}
+
+TEST_CASE("table lines: byte ranges map through linear and striped segments", "[dm][table]") {
+    // linear segment at dm sectors [100, 200) onto /dev/a from sector 1000
+    const Segment lin = parse_segment(100, 100, "linear", "/dev/a 1000");
+    auto m = map_bytes(lin, 50 * 512, 100 * 512); // dm sectors [50, 150): half inside
+    REQUIRE(m.size() == 1);
+    CHECK(m[0].dev == "/dev/a");
+    CHECK(m[0].dev_off == 1000 * 512);
+    CHECK(m[0].len == 50 * 512);
+    CHECK(m[0].dm_off == 100 * 512);
+    CHECK(map_bytes(lin, 0, 100 * 512).empty());
+    // striped over 2 devices, 8-sector (4 KiB) chunks: chunk c -> stripe c % 2, row c / 2
+    const Segment st = parse_segment(0, 64, "striped", "2 8 /dev/a 0 /dev/b 16");
+    m = map_bytes(st, 2048, 3 * 4096); // from the middle of chunk 0 to the middle of chunk 3
+    REQUIRE(m.size() == 4);
+    CHECK(
+        (m[0].dev == "/dev/a" && m[0].dev_off == 2048 && m[0].len == 2048 && m[0].dm_off == 2048));
+    CHECK((m[1].dev == "/dev/b" && m[1].dev_off == 16 * 512 && m[1].len == 4096));
+    CHECK((m[2].dev == "/dev/a" && m[2].dev_off == 4096 && m[2].len == 4096));
+    CHECK((m[3].dev == "/dev/b" && m[3].dev_off == 16 * 512 + 4096 && m[3].len == 2048 &&
+           m[3].dm_off == 3 * 4096));
+    // types that do not map (crypt rewrites the data; thin allocates dynamically)
+    CHECK(map_bytes(parse_segment(0, 64, "thin", "/dev/p 1"), 0, 4096).empty());
+}

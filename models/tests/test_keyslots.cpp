@@ -247,3 +247,39 @@ TEST_CASE("crypto I/O on an empty slot or with another key is reported", "[keysl
     c.observe(ev(io(1, "cccc")));
     CHECK(has(c, Finding::Kind::io_key_mismatch));
 }
+
+TEST_CASE("crypto I/O on a slot the wipe emptied, before its reprogram, is reported once",
+          "[keyslots][traffic]") {
+    TrafficChecker c(4);
+    c.observe(ev(events::Enable{true, true}));
+    c.observe(ev(prog(0, "aaaa")));
+    c.observe(ev(prog(1, "bbbb")));
+    c.observe(ev(prog(2, "cccc")));
+    c.observe(ev(prog(3, "dddd")));
+    c.observe(ev(events::Disarm{1})); // slot 1 holds no armed key at the wipe
+    c.observe(ev(events::Enable{false, false}));
+    const std::uint64_t wipe_seq = g_seq;
+    c.observe(ev(events::Wipe{events::WipeReason::disable, 3}));
+    c.observe(ev(prog(2, "cccc")));         // reprogrammed
+    c.observe(ev(events::Evict{3, false})); // dropped by the kernel
+    c.observe(ev(events::Enable{true, true}));
+    events::Io refused = io(0, "");
+    refused.ocs = 9;
+    refused.error = "disarmed";
+    c.observe(ev(refused));
+    c.observe(ev(io(0, ""))); // the same slot again: one finding per slot and wipe
+    c.observe(ev(io(1, "")));
+    c.observe(ev(io(2, "cccc")));
+    c.observe(ev(io(3, "")));
+    std::vector<Finding> got;
+    for (const auto& f : c.findings()) {
+        if (f.kind == Finding::Kind::io_before_reprogram) {
+            got.push_back(f);
+        }
+    }
+    REQUIRE(got.size() == 1);
+    CHECK(got[0].slot == 0);
+    CHECK(got[0].detail == "crypto I/O on slot 0 (refused: disarmed) after the wipe at seq " +
+                               std::to_string(wipe_seq) + ", before key aaaa was reprogrammed");
+    CHECK(to_string(Finding::Kind::io_before_reprogram) == "io-before-reprogram");
+}

@@ -1,5 +1,5 @@
 // icemu-check unit tests: synthetic runs built in code (run.json + event logs + images), a
-// known-good run that passes, and crafted bad runs the checker must FAIL (issue 4 "Tests").
+// known-good run that passes, and crafted bad runs the checker must FAIL (docs/checker.md "Tests").
 #include "icemu/checker/checker.hpp"
 
 #include "icemu/models/fscrypt.hpp"
@@ -306,6 +306,23 @@ std::string all_details(const Verdict& v) {
     return s;
 }
 
+// Checks that invariant `n` fails and that its reason and details contain each of `has` and
+// none of `lacks` (the shape of every negative case); returns the verdict for further checks.
+const Verdict& fails(const std::vector<Verdict>& v, int n, const std::vector<std::string>& has,
+                     const std::vector<std::string>& lacks = {}) {
+    const Verdict& x = verdict(v, n);
+    const std::string d = all_details(x);
+    INFO("invariant " << n << ": " << d);
+    CHECK(x.status == Status::fail);
+    for (const auto& s : has) {
+        CHECK_THAT(d, ContainsSubstring(s));
+    }
+    for (const auto& s : lacks) {
+        CHECK_THAT(d, !ContainsSubstring(s));
+    }
+    return x;
+}
+
 // Writes sparse raw images holding the model's ciphertext (or plaintext) of the good run's file.
 struct Images {
     std::filesystem::path dir;
@@ -375,10 +392,7 @@ TEST_CASE("a wrong key under write_files facts fails invariant 1 at model level"
     g.as_write_files = true;
     g.wrong_key = true;
     const auto v = check(g.build().inputs());
-    const Verdict& x = verdict(v, 1);
-    INFO(all_details(x));
-    CHECK(x.status == Status::fail);
-    CHECK_THAT(all_details(x), ContainsSubstring("the fscrypt model expects " + lblk64_fp()));
+    fails(v, 1, {"the fscrypt model expects " + lblk64_fp()});
 }
 
 TEST_CASE("a missed eviction on one of two devices fails invariant 4, naming device and slot",
@@ -386,13 +400,8 @@ TEST_CASE("a missed eviction on one of two devices fails invariant 4, naming dev
     GoodRun g;
     g.miss_evict_ufs1 = true;
     const auto v = check(g.build().inputs());
-    const Verdict& x = verdict(v, 4);
-    INFO(all_details(x));
-    CHECK(x.status == Status::fail);
-    CHECK_THAT(all_details(x), ContainsSubstring("ufs1 slot 0 still holds " + lblk64_fp()));
-    CHECK_THAT(all_details(x), ContainsSubstring("QMP snapshot"));
-    CHECK_THAT(all_details(x), ContainsSubstring("event log"));
-    CHECK_THAT(all_details(x), !ContainsSubstring("ufs0 slot"));
+    fails(v, 4, {"ufs1 slot 0 still holds " + lblk64_fp(), "QMP snapshot", "event log"},
+          {"ufs0 slot"});
     CHECK(any_failed(v));
 }
 
@@ -400,11 +409,7 @@ TEST_CASE("a DUN shifted by the dm offset fails invariant 2", "[checker][negativ
     GoodRun g;
     g.shift_dun = true;
     const auto v = check(g.build().inputs());
-    const Verdict& x = verdict(v, 2);
-    INFO(all_details(x));
-    CHECK(x.status == Status::fail);
-    CHECK_THAT(all_details(x), ContainsSubstring("ufs1 seq"));
-    CHECK_THAT(all_details(x), ContainsSubstring("+4096 units"));
+    fails(v, 2, {"ufs1 seq", "+4096 units"});
     CHECK(verdict(v, 1).status == Status::pass); // the key was right
 }
 
@@ -412,11 +417,7 @@ TEST_CASE("a wrong key in a slot fails invariant 1 at model level", "[checker][n
     GoodRun g;
     g.wrong_key = true;
     const auto v = check(g.build().inputs());
-    const Verdict& x = verdict(v, 1);
-    INFO(all_details(x));
-    CHECK(x.status == Status::fail);
-    CHECK_THAT(all_details(x), ContainsSubstring("ufs0 seq"));
-    CHECK_THAT(all_details(x), ContainsSubstring("the fscrypt model expects " + lblk64_fp()));
+    fails(v, 1, {"ufs0 seq", "the fscrypt model expects " + lblk64_fp()});
 }
 
 TEST_CASE("crypto I/O with a key other than the slot's last program fails invariant 1",
@@ -427,23 +428,15 @@ TEST_CASE("crypto I/O with a key other than the slot's last program fails invari
     f.io("ufs0", ev::IoOp::read, 5, 1, true, 2, 77, "bbbbbbbbbbbbbbbb");
     f.step("sync", json::object());
     const auto v = check(f.inputs());
-    const Verdict& x = verdict(v, 1);
-    INFO(all_details(x));
-    CHECK(x.status == Status::fail);
+    const Verdict& x = fails(v, 1, {"slot 2 was last programmed with aaaaaaaaaaaaaaaa"});
     CHECK(x.level == "consistency");
-    CHECK_THAT(all_details(x),
-               ContainsSubstring("slot 2 was last programmed with aaaaaaaaaaaaaaaa"));
 }
 
 TEST_CASE("a plaintext write under an encryption policy fails invariant 7", "[checker][negative]") {
     GoodRun g;
     g.plaintext = true;
     const auto v = check(g.build().inputs());
-    const Verdict& x = verdict(v, 7);
-    INFO(all_details(x));
-    CHECK(x.status == Status::fail);
-    CHECK_THAT(all_details(x), ContainsSubstring("ufs1 seq"));
-    CHECK_THAT(all_details(x), ContainsSubstring("not encrypted by the inline engine"));
+    fails(v, 7, {"ufs1 seq", "not encrypted by the inline engine"});
     CHECK(verdict(v, 3).status == Status::fail); // ufs1 got no crypto write for its part
 }
 
@@ -461,10 +454,7 @@ TEST_CASE("a stale slot after a dm reload fails invariant 4", "[checker][negativ
            "rm");
     const auto v = check(f.inputs());
     INFO(format_text(v));
-    const Verdict& x = verdict(v, 4);
-    CHECK(x.status == Status::fail);
-    CHECK_THAT(all_details(x), ContainsSubstring("ufs1 slot 1 still holds " + lblk64_fp()));
-    CHECK_THAT(all_details(x), ContainsSubstring("IV_INO_LBLK_64 key of master key"));
+    fails(v, 4, {"ufs1 slot 1 still holds " + lblk64_fp(), "IV_INO_LBLK_64 key of master key"});
     CHECK(verdict(v, 6).status == Status::pass); // the reload itself was legal
 }
 
@@ -478,10 +468,7 @@ TEST_CASE("a malformed log line is a failure with its line number", "[checker][n
     in.logs["ufs0"] = parse_log_text("ufs0", bad, "ufs0.events.jsonl");
     CHECK(in.logs["ufs0"].error_line == 2);
     const auto v = check(in);
-    const Verdict& x = verdict(v, 0);
-    INFO(all_details(x));
-    CHECK(x.status == Status::fail);
-    CHECK_THAT(all_details(x), ContainsSubstring("ufs0.events.jsonl: line 2"));
+    fails(v, 0, {"ufs0.events.jsonl: line 2"});
 }
 
 TEST_CASE("a torn last line is ignored and noted", "[checker]") {
@@ -514,10 +501,7 @@ TEST_CASE("a dm queue/crypto other than the intersection fails invariant 5",
     GoodRun g;
     g.sysfs_wrong = true;
     const auto v = check(g.build().inputs());
-    const Verdict& x = verdict(v, 5);
-    INFO(all_details(x));
-    CHECK(x.status == Status::fail);
-    CHECK_THAT(all_details(x), ContainsSubstring("dm device lin"));
+    fails(v, 5, {"dm device lin"});
 }
 
 TEST_CASE("crypto I/O after a wipe without reprogramming fails invariant 8",
@@ -749,11 +733,7 @@ TEST_CASE("striped segments map file extents onto each stripe's LU", "[checker]"
 
 TEST_CASE("a DUN off by one chunk on the second stripe fails invariant 2", "[checker][negative]") {
     const auto v = check(striped_run(16).inputs());
-    const Verdict& x = verdict(v, 2);
-    INFO(all_details(x));
-    CHECK(x.status == Status::fail);
-    CHECK_THAT(all_details(x), ContainsSubstring("ufs1 seq"));
-    CHECK_THAT(all_details(x), ContainsSubstring("+16 units"));
+    fails(v, 2, {"ufs1 seq", "+16 units"});
 }
 
 TEST_CASE("thin-pool passes crypto from its data device only, on 7.x but not on 6.12",
@@ -766,10 +746,7 @@ TEST_CASE("thin-pool passes crypto from its data device only, on 7.x but not on 
     Options o612;
     o612.kernel = icemu::models::dm::KernelVersion::v6_12;
     const auto v6 = check(f.inputs(), o612);
-    const Verdict& x = verdict(v6, 5);
-    INFO(all_details(x));
-    CHECK(x.status == Status::fail);
-    CHECK_THAT(all_details(x), ContainsSubstring("dm device pool: present, the model says absent"));
+    fails(v6, 5, {"dm device pool: present, the model says absent"});
 }
 
 TEST_CASE("steps the runner skipped for the kernel are not fed to the models", "[checker]") {
@@ -892,10 +869,7 @@ TEST_CASE("dm-inlinecrypt: a DUN without iv_offset fails invariant 2", "[checker
     IcRun r;
     r.ignore_iv_offset = true;
     const auto v = check(r.build().inputs());
-    const Verdict& x = verdict(v, 2);
-    INFO(all_details(x));
-    CHECK(x.status == Status::fail);
-    CHECK_THAT(all_details(x), ContainsSubstring("-8 units"));
+    fails(v, 2, {"-8 units"});
 }
 
 TEST_CASE("dm-inlinecrypt: a key left on one controller after dm_remove fails invariant 4",
@@ -903,12 +877,7 @@ TEST_CASE("dm-inlinecrypt: a key left on one controller after dm_remove fails in
     IcRun r;
     r.miss_evict_ufs1 = true;
     const auto v = check(r.build().inputs());
-    const Verdict& x = verdict(v, 4);
-    INFO(all_details(x));
-    CHECK(x.status == Status::fail);
-    CHECK_THAT(all_details(x), ContainsSubstring("ufs1 slot 1 still holds"));
-    CHECK_THAT(all_details(x), ContainsSubstring("dm-inlinecrypt key of ic"));
-    CHECK_THAT(all_details(x), !ContainsSubstring("ufs0 slot"));
+    fails(v, 4, {"ufs1 slot 1 still holds", "dm-inlinecrypt key of ic"}, {"ufs0 slot"});
 }
 
 namespace {
@@ -1080,10 +1049,7 @@ TEST_CASE("dm over UFS + eMMC: a 64-bit DUN claim on the dm device fails invaria
     EmmcDmRun r;
     r.sysfs_64 = true;
     const auto v = check(r.build().inputs());
-    const Verdict& x = verdict(v, 5);
-    INFO(all_details(x));
-    CHECK(x.status == Status::fail);
-    CHECK_THAT(all_details(x), ContainsSubstring("max_dun_bits"));
+    fails(v, 5, {"max_dun_bits"});
 }
 
 TEST_CASE("dm over UFS + eMMC: the eMMC's half judged on its own (plaintext, fallback decision, "
@@ -1093,22 +1059,15 @@ TEST_CASE("dm over UFS + eMMC: the eMMC's half judged on its own (plaintext, fal
         EmmcDmRun r;
         r.plain_on_emmc = true;
         const auto v = check(r.build().inputs());
-        const Verdict& x = verdict(v, 7);
-        INFO(all_details(x));
-        CHECK(x.status == Status::fail);
-        CHECK_THAT(all_details(x), ContainsSubstring("emmc0 seq"));
-        CHECK_THAT(all_details(x), ContainsSubstring("/mnt/d32/big (file offset 16384"));
+        fails(v, 7, {"emmc0 seq", "/mnt/d32/big (file offset 16384"});
     }
     {
         EmmcDmRun r;
         r.ce_on_fallback = true;
         const auto v = check(r.build().inputs());
-        const Verdict& x = verdict(v, 7);
-        INFO(all_details(x));
-        CHECK(x.status == Status::fail);
-        CHECK_THAT(all_details(x), ContainsSubstring("emmc0 seq"));
-        CHECK_THAT(all_details(x), ContainsSubstring("inside /mnt/d64/a (IV_INO_LBLK_64 policy): "
-                                                     "the models predict blk-crypto-fallback"));
+        const Verdict& x = fails(v, 7,
+                                 {"emmc0 seq", "inside /mnt/d64/a (IV_INO_LBLK_64 policy): "
+                                               "the models predict blk-crypto-fallback"});
         CHECK_THAT(x.reason, ContainsSubstring("1 CE I/O(s) inside files the models send to "
                                                "blk-crypto-fallback"));
     }
@@ -1116,20 +1075,12 @@ TEST_CASE("dm over UFS + eMMC: the eMMC's half judged on its own (plaintext, fal
         EmmcDmRun r;
         r.emmc_dun_shift = true;
         const auto v = check(r.build().inputs());
-        const Verdict& x = verdict(v, 2);
-        INFO(all_details(x));
-        CHECK(x.status == Status::fail);
-        CHECK_THAT(all_details(x), ContainsSubstring("emmc0 seq"));
-        CHECK_THAT(all_details(x), ContainsSubstring("+1 units"));
+        fails(v, 2, {"emmc0 seq", "+1 units"});
     }
     {
         EmmcDmRun r;
         r.miss_evict_emmc = true;
         const auto v = check(r.build().inputs());
-        const Verdict& x = verdict(v, 4);
-        INFO(all_details(x));
-        CHECK(x.status == Status::fail);
-        CHECK_THAT(all_details(x), ContainsSubstring("emmc0 slot 0 still holds"));
-        CHECK_THAT(all_details(x), !ContainsSubstring("ufs0 slot"));
+        fails(v, 4, {"emmc0 slot 0 still holds"}, {"ufs0 slot"});
     }
 }

@@ -11,6 +11,7 @@
 #include <exception>
 #include <fstream>
 #include <iostream>
+#include <stdexcept>
 #include <string>
 
 namespace {
@@ -165,6 +166,9 @@ int main(int argc, char** argv) {
     std::vector<Verdict> v;
     try {
         v = check(in, opt);
+    } catch (const std::invalid_argument& e) { // run.json names an op outside the vocabulary
+        std::fprintf(stderr, "icemu-check: %s\n", e.what());
+        return 2;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "icemu-check: internal error: %s\n", e.what());
         return 2;

@@ -25,6 +25,7 @@
 #pragma once
 
 #include "icemu/models/ufshci_crypto.hpp"
+#include "icemu/models/xts.hpp"
 
 #include <array>
 #include <cstdint>
@@ -32,6 +33,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace icemu::models::dm {
@@ -95,6 +97,68 @@ using DeviceProfiles = std::map<std::string, Profile>;
 /// The profile a table would get, before the reload check and before empty -> nullopt.
 /// Throws std::out_of_range if a device is not in `devices`.
 CryptoCaps construct_caps(const Table& t, const DeviceProfiles& devices, KernelVersion v);
+
+// ---- Table lines: what a target's parameters say about its devices and its mapping -----------
+
+/// One line of a dm table (`<start> <len> <type> <params>`, as DM_TABLE_LOAD takes it) with what
+/// the models need from its parameters (7.3.4 / 6.12 drivers/md constructors):
+///   - linear, flakey `<dev> <offset> ...`; delay `<dev> <offset> <ms>` (one device group maps
+///     reads and writes like linear): `dev`, `offset`;
+///   - striped `<n> <chunk> (<dev> <offset>){n}` (stripe_ctr): `chunk`, `stripes`;
+///   - inlinecrypt `<cipher> <hex key> <iv_offset> <dev> <start> [<#opts> sector_size:N ...]`
+///     (7.x dm-inlinecrypt.c inlinecrypt_ctr): `inline_crypt`, `dev`, `offset`;
+///   - `device_tokens`: what the target's iterate_devices yields: linear, flakey, thin the first
+///     argument (thin_iterate_devices: the pool), thin-pool only the data device (the second;
+///     pool_iterate_devices), striped every stripe device, crypt and inlinecrypt the 4th, delay
+///     its 1-3 device groups; other types every token (a superset).
+/// Parameters that do not parse leave the mapping fields empty (the segment is not mapped).
+struct Segment {
+    std::uint64_t start = 0, len = 0; ///< sectors on the dm device
+    std::string type;
+    std::vector<std::string> device_tokens;
+    std::string dev;          ///< linear/flakey/delay/inlinecrypt device token ("" = not mapped)
+    std::uint64_t offset = 0; ///< sectors on `dev`
+    std::uint64_t chunk = 0;  ///< striped: chunk size in sectors
+    std::vector<std::pair<std::string, std::uint64_t>> stripes; ///< (device token, start sector)
+    struct InlineCrypt {
+        Bytes key;
+        std::uint64_t iv_offset = 0;
+        unsigned sector_bits = 9; ///< log2 of the `sector_size:` option (512..4096)
+    };
+    std::optional<InlineCrypt> inline_crypt; ///< an inlinecrypt line whose key parsed
+
+    /// The target's Target (type + devices) with each device token resolved by `resolve`
+    /// (tokens it returns nullopt for are left out).
+    template <class Resolve>
+    Target target(Resolve&& resolve) const {
+        Target t;
+        t.type = type;
+        for (const auto& w : device_tokens) {
+            if (auto r = resolve(w)) {
+                t.devices.push_back(*r);
+            }
+        }
+        return t;
+    }
+};
+
+/// Parses one table line's parameters (`params` as in the table, whitespace-separated).
+Segment parse_segment(std::uint64_t start, std::uint64_t len, std::string type,
+                      std::string_view params);
+
+/// A byte range of an underlying device that a byte range of the dm device maps onto.
+struct MappedRange {
+    std::string dev;           ///< device token
+    std::uint64_t dev_off = 0; ///< bytes on `dev`
+    std::uint64_t len = 0;     ///< bytes
+    std::uint64_t dm_off = 0;  ///< bytes on the dm device where it starts
+};
+
+/// Where [off, off+len) bytes of the dm device go through one segment: linear, flakey and delay
+/// (one device group) shift by the segment's offset; striped splits at chunk boundaries, chunk c
+/// (of the segment) going to stripe c mod n, row c / n (dm-stripe.c stripe_map_sector). Other
+/// types (and segments whose parameters did not parse) map nothing.
+std::vector<MappedRange> map_bytes(const Segment& s, std::uint64_t off, std::uint64_t len);
 
 /// What /sys/block/<dm>/queue/crypto/ shows (blk-crypto-sysfs.c, §3.3 and delta §2.5).
 struct SysfsCrypto {

@@ -99,6 +99,8 @@ struct Finding {
         evict_of_empty_slot,     ///< an evict (after init) of a slot holding no key
         duplicate_key,           ///< a key fingerprint programmed while another slot holds it
         missing_reprogram,       ///< an enable after a wipe without re-programming a held key
+        io_before_reprogram,     ///< CE io (even refused) on a slot that held a key at the last
+                                 ///< wipe, before the slot was programmed or evicted again
         io_on_unprogrammed_slot, ///< CE io on a slot holding no key
         io_key_mismatch,         ///< CE io whose key_fp differs from the slot's programmed key
     };
@@ -126,6 +128,9 @@ private:
     std::vector<std::string> keys_;
     std::vector<std::string> before_wipe_; ///< slot keys at the last wipe (for reprogram checks)
     std::vector<bool> reprogrammed_;
+    std::vector<bool> armed_;             ///< CFGE=1 with a key (a disarm clears it, keys_ stays)
+    std::vector<std::string> awaiting_;   ///< key held at the last wipe, until a program / evict
+    std::vector<std::uint64_t> wipe_seq_; ///< seq of the wipe that set awaiting_[slot]
     bool pending_reprogram_ = false;
     bool init_phase_ = true;
     std::vector<Finding> findings_;

@@ -1,5 +1,5 @@
-// icemu-check: judges one conformance-scenario run against the reference models (issue 4,
-// "The checker"; docs/models.md "icemu-check").
+// icemu-check: judges one conformance-scenario run against the reference models
+// (docs/checker.md).
 //
 // Inputs (one scenario run, as guest-tests/runner writes it, docs/conformance.md "Artifacts"):
 //   - run.json (RunRecord::to_json(): steps with request/reply, snapshots with crypto_state and
@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -67,7 +68,7 @@ enum class Status { pass, fail, not_applicable };
 std::string_view to_string(Status s);
 
 struct Verdict {
-    int invariant = 0; ///< 1..8 as in issue 4; 0 = the logs themselves
+    int invariant = 0; ///< 1..8; 0 = the logs themselves
     std::string name;  ///< short id, e.g. "keys-armed"
     std::string title;
     Status status = Status::not_applicable;
@@ -83,6 +84,28 @@ struct Options {
     std::size_t max_details = 20;                    ///< per verdict (the count is always given)
 };
 
+namespace detail {
+struct Run; // the facts, models and replay results of one run (src/run.hpp)
+}
+
+/// One invariant: the row of docs/checker.md's table of invariants (a unit test compares the
+/// two) and the function that judges it. check() runs the table in order and takes each
+/// verdict's number, name and title from it; the runner's TAP names are
+/// "icemu-check <name>: <title>".
+struct Invariant {
+    int number;                      ///< 0 = the logs themselves
+    std::string_view name;           ///< short id, e.g. "keys-armed"
+    std::string_view title;          ///< one line
+    std::string_view kernel;         ///< which kernel's rules the prediction depends on
+    std::string_view level;          ///< the levels it can be judged at (docs)
+    std::string_view not_applicable; ///< when it does not apply (docs)
+    Verdict (*judge)(const detail::Run&);
+};
+/// The invariant table, in order.
+std::span<const Invariant> invariants();
+
+/// Judges the run: one verdict per row of invariants(), in order. Throws std::invalid_argument
+/// when a run.json step names an op outside the guest-op vocabulary (icemu/guest_ops.hpp).
 std::vector<Verdict> check(const Inputs& in, const Options& opt = {});
 
 bool any_failed(const std::vector<Verdict>& v);

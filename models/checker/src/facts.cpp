@@ -1,0 +1,603 @@
+// icemu-check, stage 1: the facts of one run. The scenario gives the disks; run.json's steps,
+// in order, feed the dm_passthrough model (dm_load / dm_resume / dm_clear / dm_remove) and give
+// the guest's facts (mkfs UUID, mounts, master keys, policies, files with inode, nonce and
+// FIEMAP extents). One handler per guest op (guest_ops.hpp); ops without a handler carry no
+// fact the checker uses.
+#include "icemu/guest_ops.hpp"
+#include "run.hpp"
+
+#include "icemu/models/ufshci_crypto.hpp"
+
+#include <stdexcept>
+
+namespace icemu::checker::detail {
+
+namespace uc = models::ufshci;
+
+std::string Facts::step_name(std::size_t i) const {
+    if (i == 0) {
+        return "boot";
+    }
+    const json& steps = at(in.run, "steps");
+    if (i > steps.size()) {
+        return "end";
+    }
+    const json& st = steps[i - 1];
+    std::string s = "step " + std::to_string(i) + " " + str(st, "op");
+    if (!str(st, "label").empty()) {
+        s += " [" + str(st, "label") + "]";
+    }
+    return s;
+}
+
+std::optional<std::string> Facts::resolve(const std::string& token) const {
+    if (token.rfind("/dev/mapper/", 0) == 0) {
+        const std::string n = token.substr(12);
+        return "dm:" + n;
+    }
+    for (const auto& [name, d] : dms) {
+        if ((!d.sysname.empty() && (token == "/dev/" + d.sysname || token == d.sysname)) ||
+            (!d.devnum.empty() && token == d.devnum)) {
+            return "dm:" + name;
+        }
+    }
+    for (const auto& [name, d] : disks) {
+        if (token == name || (!d.dev_path.empty() && token == d.dev_path) ||
+            (!d.sys.empty() && token == d.sys) || (!d.devnum.empty() && token == d.devnum)) {
+            return name;
+        }
+    }
+    return std::nullopt;
+}
+
+namespace {
+// CQHCI crypto has 32-bit DUNs (Linux cqhci_crypto_init: max_dun_bytes_supported = 4); the
+// capability registers are UFSHCI's.
+dm::CryptoCaps cqhci_dun(dm::CryptoCaps p, bool cqhci) {
+    if (cqhci) {
+        p.max_dun_bytes = 4;
+    }
+    return p;
+}
+} // namespace
+
+dm::Profile Facts::lu_profile(const Disk& d) const {
+    if (d.ctrl.empty() || !d.crypto_ctrl) {
+        return std::nullopt;
+    }
+    auto it = in.logs.find(d.ctrl);
+    if (it != in.logs.end() && !it->second.events.empty()) {
+        if (const auto* r = std::get_if<ev::Realize>(&it->second.events.front().body)) {
+            std::vector<uc::CryptoCap> caps;
+            for (const auto& c : r->caps) {
+                caps.push_back(uc::CryptoCap{static_cast<uc::AlgId>(c.algid),
+                                             static_cast<std::uint8_t>(c.sdusb),
+                                             static_cast<uc::KeySize>(c.ks)});
+            }
+            return cqhci_dun(dm::ufs_profile(caps, r->slots), d.emmc || r->frontend == "cqhci");
+        }
+    }
+    if (in.run.is_object() && !in.run.value("engine", true)) {
+        return std::nullopt; // QEMU without the engine: the controller has no crypto
+    }
+    try {
+        return cqhci_dun(
+            dm::ufs_profile(uc::parse_crypto_caps(d.caps.empty() ? "aes-xts-256:0x0f" : d.caps),
+                            d.keyslots),
+            d.emmc);
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
+}
+
+dm::Profile Facts::profile_of(const std::string& token) const {
+    auto r = resolve(token);
+    if (!r) {
+        return std::nullopt;
+    }
+    if (r->rfind("dm:", 0) == 0) {
+        auto it = dms.find(r->substr(3));
+        return it == dms.end() ? std::nullopt : it->second.model.queue_profile();
+    }
+    return lu_profile(disks.at(*r));
+}
+
+dm::DeviceProfiles Facts::device_profiles() const {
+    dm::DeviceProfiles p;
+    for (const auto& [name, d] : disks) {
+        p[name] = lu_profile(d);
+    }
+    for (const auto& [name, d] : dms) {
+        p["dm:" + name] = d.model.queue_profile();
+    }
+    return p;
+}
+
+void Facts::end_file(const std::string& path, std::size_t step) {
+    for (auto& f : files) {
+        if (f.path == path && f.end_step == kNever) {
+            f.end_step = step;
+        }
+    }
+}
+
+FileF Facts::new_file(const std::string& path, std::size_t write_step) const {
+    FileF f;
+    f.path = path;
+    f.write_step = write_step;
+    f.segs = live_segs();
+    for (const auto& fsys : fss) {
+        if (fsys.umount_step == kNever && starts_under(path, fsys.mnt)) {
+            f.dev_profile = profile_of(fsys.dev);
+        }
+    }
+    return f;
+}
+
+void Facts::take_info(FileF& f, const json& facts, std::size_t step) {
+    f.have_info = true;
+    f.info_step = step;
+    if (facts.contains("ino")) {
+        f.ino = u64(facts, "ino");
+        f.have_ino = true;
+    }
+    if (facts.contains("nonce") && facts["nonce"].is_string()) {
+        f.nonce = models::from_hex(facts["nonce"].get<std::string>());
+    }
+    f.extents = at(facts, "extents");
+}
+
+SegMap Facts::live_segs() const {
+    SegMap m;
+    for (const auto& [name, d] : dms) {
+        m[name] = d.live;
+    }
+    return m;
+}
+
+void Facts::record_sysfs(std::size_t i, const json& reported) {
+    if (!reported.is_array()) {
+        return;
+    }
+    for (const auto& d : reported) {
+        const std::string dmn = str(d, "dm_name");
+        if (!dmn.empty()) {
+            auto it = dms.find(dmn);
+            if (it != dms.end()) {
+                sysfs.push_back({i, dmn, "dm device", it->second.model.sysfs(), at(d, "crypto")});
+            }
+            continue;
+        }
+        for (const auto& [name, disk] : disks) {
+            if (!disk.sys.empty() && disk.sys == str(d, "name") && !disk.ctrl.empty()) {
+                sysfs.push_back({i, name,
+                                 disk.emmc ? "eMMC " + disk.ctrl
+                                           : "UFS LU " + disk.ctrl + "/" + std::to_string(disk.lun),
+                                 dm::sysfs_view(lu_profile(disk), true, kv), at(d, "crypto")});
+            }
+        }
+    }
+}
+
+namespace {
+
+void load_disks(Facts& w) {
+    const json& sc = w.in.scenario;
+    const json& dmap = at(w.in.run, "disk_map");
+    auto fill = [&](Disk& d) {
+        if (dmap.contains(d.name) && dmap[d.name].is_object()) {
+            const json& g = dmap[d.name];
+            d.sys = str(g, "name");
+            d.dev_path = str(g, "dev_path", d.sys.empty() ? "" : "/dev/" + d.sys);
+            d.devnum = str(g, "dev");
+        }
+    };
+    if (sc.is_object()) {
+        for (const auto& c : at(sc, "controllers")) {
+            // an eMMC controller's one disk is named on the controller (runner scenario.cpp)
+            const bool emmc = str(c, "type") == "emmc";
+            const json lus =
+                emmc ? json::array({{{"name", str(c, "name")}, {"lun", 0}}}) : at(c, "lus");
+            for (const auto& lu : lus) {
+                Disk d;
+                d.name = str(lu, "name");
+                d.ctrl = str(c, "id");
+                d.emmc = emmc;
+                d.lun = static_cast<unsigned>(u64(lu, "lun"));
+                d.crypto_ctrl = c.value("crypto", true);
+                d.caps = str(c, "caps");
+                d.keyslots = static_cast<unsigned>(u64(c, "keyslots", 32));
+                fill(d);
+                w.disks[d.name] = d;
+            }
+        }
+        for (const auto& v : at(sc, "virtio_disks")) {
+            Disk d;
+            d.name = str(v, "name");
+            fill(d);
+            w.disks[d.name] = d;
+        }
+    }
+}
+
+// One step of run.json as a handler sees it.
+struct Step {
+    std::size_t i; ///< 1-based step number
+    const json& rq;
+    const json& rp;
+    bool ok; ///< the guest replied ok
+    std::string label;
+};
+
+void on_dm_create(Facts& w, const Step& s) {
+    if (!s.ok) {
+        return;
+    }
+    auto [it, _] = w.dms.insert_or_assign(str(s.rq, "name"), DmState(w.kv));
+    it->second.sysname = str(s.rp, "sysname");
+    it->second.devnum = str(s.rp, "dev");
+}
+
+// Every load, failed or not, is a reload-rule fact; only a successful one becomes the inactive
+// table.
+void on_dm_load(Facts& w, const Step& s) {
+    const std::string name = str(s.rq, "name");
+    auto it = w.dms.find(name);
+    if (it == w.dms.end()) {
+        return;
+    }
+    dm::Table t;
+    std::vector<dm::Segment> segs;
+    std::string why;
+    for (const auto& e : at(s.rq, "table")) {
+        segs.push_back(
+            dm::parse_segment(u64(e, "start"), u64(e, "len"), str(e, "type"), str(e, "params")));
+        t.targets.push_back(
+            segs.back().target([&](const std::string& tok) { return w.resolve(tok); }));
+    }
+    const bool reload = it->second.loads > 0;
+    int rc;
+    try {
+        rc = it->second.model.load(t, w.device_profiles());
+    } catch (const std::exception& e) {
+        rc = 0;
+        why = std::string("model: ") + e.what();
+    }
+    ++it->second.loads;
+    w.loads.push_back({s.i, s.label, name, rc, reload, s.ok, str(s.rp, "errno_name"), why});
+    if (s.ok) {
+        it->second.inactive = segs;
+    }
+}
+
+void on_dm_resume(Facts& w, const Step& s) {
+    auto it = w.dms.find(str(s.rq, "name"));
+    if (!s.ok || it == w.dms.end()) {
+        return;
+    }
+    it->second.model.resume();
+    if (!it->second.inactive.empty()) {
+        it->second.live = std::move(it->second.inactive);
+        it->second.inactive.clear();
+    }
+}
+
+void on_dm_clear(Facts& w, const Step& s) {
+    auto it = w.dms.find(str(s.rq, "name"));
+    if (!s.ok || it == w.dms.end()) {
+        return;
+    }
+    it->second.model.clear();
+    it->second.inactive.clear();
+}
+
+// inlinecrypt_dtr evicts the table's key from its underlying device (7.x): a key removal.
+void on_dm_remove(Facts& w, const Step& s) {
+    if (!s.ok) {
+        return;
+    }
+    auto it = w.dms.find(str(s.rq, "name"));
+    if (it != w.dms.end()) {
+        IcRemoval rc{s.i, w.step_name(s.i) + " " + it->first, {}};
+        for (const auto* segs : {&it->second.live, &it->second.inactive}) {
+            for (const auto& sg : *segs) {
+                if (sg.inline_crypt) {
+                    rc.keys[models::key_fingerprint(sg.inline_crypt->key)] =
+                        "dm-inlinecrypt key of " + it->first;
+                }
+            }
+        }
+        if (!rc.keys.empty()) {
+            w.ic_removals.push_back(std::move(rc));
+        }
+    }
+    w.dms.erase(str(s.rq, "name"));
+}
+
+// A known-pattern write to a dm-inlinecrypt device: one modelled range per segment.
+void on_write_dev(Facts& w, const Step& s) {
+    if (!s.ok) {
+        return;
+    }
+    const std::string dev = str(s.rq, "dev");
+    const auto r = w.resolve(dev);
+    const std::uint64_t off = u64(s.rq, "offset"), len = u64(s.rq, "size");
+    if (!is_dm(r)) {
+        return;
+    }
+    auto it = w.dms.find(r->substr(3));
+    for (const auto& sg : it == w.dms.end() ? std::vector<dm::Segment>{} : it->second.live) {
+        const std::uint64_t a = sg.start * 512, b = (sg.start + sg.len) * 512;
+        const std::uint64_t lo = std::max(off, a), hi = std::min(off + len, b);
+        if (sg.type != "inlinecrypt" || !sg.inline_crypt || lo >= hi) {
+            continue;
+        }
+        const auto& ic = *sg.inline_crypt;
+        FileF f;
+        f.path = "write_dev " + dev + " [" + std::to_string(lo) + ", " + std::to_string(hi) + ")";
+        f.written = true;
+        f.have_info = true;
+        f.write_step = s.i;
+        f.seed = u64(s.rq, "seed");
+        f.size = hi; // pattern offsets are device offsets; units below lo are not mapped
+        f.segs = w.live_segs();
+        f.ic = InlineRange{it->first, ic.key, sg.start, ic.iv_offset, ic.sector_bits};
+        f.ic_dev = sg.dev;
+        f.ic_dev_off = sg.offset * 512 + (lo - a);
+        f.extents = json::array({{{"logical", lo}, {"length", hi - lo}}});
+        f.dev_profile = w.profile_of(sg.dev);
+        for (auto& old : w.files) {
+            if (old.ic && old.path == f.path && old.end_step == kNever) {
+                old.end_step = s.i;
+            }
+        }
+        w.files.push_back(std::move(f));
+    }
+}
+
+void on_disks(Facts& w, const Step& s) {
+    if (s.ok) {
+        w.record_sysfs(s.i, at(s.rp, "disks"));
+    }
+}
+
+void on_mkfs(Facts& w, const Step& s) {
+    if (!s.ok) {
+        return;
+    }
+    const unsigned bs = static_cast<unsigned>(u64(s.rq, "block_size", 4096));
+    unsigned bits = 12;
+    while ((1u << bits) < bs && bits < 16) {
+        ++bits;
+    }
+    while ((1u << bits) > bs && bits > 9) {
+        --bits;
+    }
+    w.mkfs[str(s.rq, "dev")] = {parse_uuid(str(s.rq, "uuid")), bits};
+}
+
+void on_mount(Facts& w, const Step& s) {
+    if (!s.ok) {
+        return;
+    }
+    Fs f;
+    f.mnt = str(s.rq, "dir");
+    f.dev = str(s.rq, "dev");
+    f.mount_step = s.i;
+    f.inlinecrypt = str(s.rq, "options").find("inlinecrypt") != std::string::npos;
+    if (auto m = w.mkfs.find(f.dev); m != w.mkfs.end()) {
+        f.uuid = m->second.first;
+        f.blkbits = m->second.second;
+    }
+    // The mounted filesystem's block size as the guest reports it (statvfs) wins over the one
+    // derived from the mkfs request.
+    if (const std::uint64_t bs = u64(s.rp, "block_size", 0); bs >= 512 && bs <= 65536) {
+        unsigned bits = 9;
+        while ((1ull << bits) < bs) {
+            ++bits;
+        }
+        f.blkbits = bits;
+    }
+    w.fss.push_back(f);
+}
+
+void on_umount(Facts& w, const Step& s) {
+    if (!s.ok) {
+        return;
+    }
+    for (auto& f : w.fss) {
+        if (f.mnt == str(s.rq, "dir") && f.umount_step == kNever) {
+            f.umount_step = s.i;
+            RemovalCheck rc{s.i, w.step_name(s.i) + " " + f.mnt, f.mnt, {}, false};
+            for (std::size_t k = 0; k < w.mks.size(); ++k) {
+                if (w.mks[k].mnt == f.mnt && w.mks[k].add_step >= f.mount_step) {
+                    rc.keys.push_back(k);
+                }
+            }
+            w.removals.push_back(rc);
+        }
+    }
+}
+
+void on_add_key(Facts& w, const Step& s) {
+    if (!s.ok) {
+        return;
+    }
+    MasterKey mk;
+    mk.mnt = str(s.rq, "mnt");
+    mk.key = models::from_hex(str(s.rq, "key"));
+    mk.identifier = str(s.rp, "identifier");
+    mk.add_step = s.i;
+    const std::string want = models::to_hex(fc::key_identifier(mk.key));
+    if (mk.identifier != want) {
+        w.identifier_fails.push_back(w.step_name(s.i) + ": the kernel returned identifier " +
+                                     mk.identifier + ", the model derives " + want);
+    } else {
+        w.identifier_checks.push_back(w.step_name(s.i) + ": identifier " + want);
+    }
+    w.mks.push_back(mk);
+}
+
+void on_remove_key(Facts& w, const Step& s) {
+    if (!s.ok) {
+        return;
+    }
+    RemovalCheck rc{s.i, w.step_name(s.i) + " " + str(s.rq, "mnt"), str(s.rq, "mnt"), {}, false};
+    rc.busy = s.rp.value("files_busy", false);
+    for (std::size_t k = 0; k < w.mks.size(); ++k) {
+        MasterKey& mk = w.mks[k];
+        if (mk.mnt == rc.mnt && mk.identifier == str(s.rq, "identifier") &&
+            mk.remove_step == kNever) {
+            mk.remove_step = s.i;
+            rc.keys.push_back(k);
+        }
+    }
+    w.removals.push_back(rc);
+}
+
+void on_set_policy(Facts& w, const Step& s) {
+    if (!s.ok) {
+        return;
+    }
+    Pol p;
+    p.dir = str(s.rq, "dir");
+    p.identifier = str(s.rq, "identifier");
+    const json& pol = at(s.rp, "policy");
+    p.flags = static_cast<unsigned>(u64(pol, "flags", 0));
+    p.log2_du =
+        static_cast<unsigned>(u64(pol, "log2_data_unit_size", u64(s.rq, "log2_data_unit_size", 0)));
+    if (!pol.contains("flags")) {
+        const std::string fl = str(s.rq, "flags", "none");
+        p.flags = fl == "iv_ino_lblk_64"   ? 0x08
+                  : fl == "iv_ino_lblk_32" ? 0x10
+                  : fl == "direct_key"     ? 0x04
+                                           : 0;
+    }
+    p.step = s.i;
+    w.pols.push_back(p);
+}
+
+void on_write_file(Facts& w, const Step& s) {
+    if (!s.ok) {
+        return;
+    }
+    const std::string path = str(s.rq, "path");
+    w.end_file(path, s.i);
+    FileF f = w.new_file(path, s.i);
+    f.written = true;
+    f.seed = u64(s.rq, "seed");
+    f.size = u64(s.rp, "size", u64(s.rq, "size"));
+    if (s.rp.contains("ino")) {
+        f.ino = u64(s.rp, "ino");
+        f.have_ino = true;
+    }
+    w.files.push_back(std::move(f));
+}
+
+void on_file_info(Facts& w, const Step& s) {
+    if (!s.ok) {
+        return;
+    }
+    const std::string path = str(s.rq, "path");
+    FileF* f = nullptr;
+    for (auto& x : w.files) {
+        if (x.path == path && x.end_step == kNever) {
+            f = &x;
+        }
+    }
+    if (!f) {
+        w.files.push_back(w.new_file(path, 0));
+        f = &w.files.back();
+    }
+    Facts::take_info(*f, s.rp, s.i);
+    if (!f->written) {
+        f->size = u64(s.rp, "size");
+    }
+}
+
+// Several files written concurrently in one step; the reply carries each file's file_info
+// facts (inode, nonce, extents) taken after all of them were written.
+void on_write_files(Facts& w, const Step& s) {
+    if (!s.ok) {
+        return;
+    }
+    const json& facts = at(s.rp, "files");
+    for (const auto& e : at(s.rq, "files")) {
+        const std::string path = str(e, "path");
+        w.end_file(path, s.i);
+        FileF f = w.new_file(path, s.i);
+        f.written = true;
+        f.seed = u64(e, "seed");
+        f.size = u64(e, "size");
+        for (const auto& fi : facts) {
+            if (str(fi, "path") == path) {
+                Facts::take_info(f, fi, s.i);
+                f.size = u64(fi, "size", f.size);
+            }
+        }
+        w.files.push_back(std::move(f));
+    }
+}
+
+void on_remove_file(Facts& w, const Step& s) {
+    if (s.ok) {
+        w.end_file(str(s.rq, "path"), s.i);
+    }
+}
+
+using Handler = void (*)(Facts&, const Step&);
+
+const std::map<guest_ops::Op, Handler>& handlers() {
+    using guest_ops::Op;
+    static const std::map<Op, Handler> m = {
+        {Op::dm_create, on_dm_create},
+        {Op::dm_load, on_dm_load},
+        {Op::dm_resume, on_dm_resume},
+        {Op::dm_clear, on_dm_clear},
+        {Op::dm_remove, on_dm_remove},
+        {Op::write_dev, on_write_dev},
+        {Op::disks, on_disks},
+        {Op::mkfs, on_mkfs},
+        {Op::mount, on_mount},
+        {Op::umount, on_umount},
+        {Op::add_key, on_add_key},
+        {Op::remove_key, on_remove_key},
+        {Op::set_policy, on_set_policy},
+        {Op::write_file, on_write_file},
+        {Op::file_info, on_file_info},
+        {Op::write_files, on_write_files},
+        {Op::remove_file, on_remove_file},
+    };
+    return m;
+}
+
+} // namespace
+
+Facts gather_facts(const Inputs& in, dm::KernelVersion kv) {
+    Facts w(in, kv);
+    load_disks(w);
+    w.record_sysfs(0, at(at(in.run, "boot_disks"), "disks"));
+    const json& steps = at(in.run, "steps");
+    for (std::size_t i = 1; i <= steps.size(); ++i) {
+        const json& st = steps[i - 1];
+        const std::string op = str(st, "op");
+        const auto known = guest_ops::parse(op);
+        if (!known && !guest_ops::is_host_op(op)) {
+            throw std::invalid_argument("run.json step " + std::to_string(i) + ": unknown op '" +
+                                        op + "'");
+        }
+        if (st.contains("skipped") || !known) {
+            continue; // not run on this kernel (the step's "kernel" condition), or a host op
+        }
+        auto h = handlers().find(*known);
+        if (h == handlers().end()) {
+            continue; // no fact the checker uses
+        }
+        const json& rp = at(st, "reply");
+        h->second(w, Step{i, at(st, "request"), rp, rp.is_object() && rp.value("ok", false),
+                          str(st, "label")});
+    }
+    return w;
+}
+
+} // namespace icemu::checker::detail

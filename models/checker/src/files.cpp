@@ -1,0 +1,219 @@
+// icemu-check, stage 2: the models of the run's files. Every file with enough facts becomes a
+// FileModel with the fscrypt model's key and DUN function (or, for a write_dev range under
+// dm-inlinecrypt, the table's key and DUN rule), its extents mapped through the dm tables onto
+// (controller, LUN, byte range).
+#include "run.hpp"
+
+#include "icemu/models/xts.hpp"
+
+namespace icemu::checker::detail {
+
+namespace {
+
+// Maps [off, off+len) bytes of device `token` through the dm tables `segs` onto LUs and virtio
+// disks (dm_passthrough map_bytes per segment, recursively for stacked dm devices).
+void map_range(const Facts& w, const SegMap& segs, const std::string& token, std::uint64_t off,
+               std::uint64_t len, std::uint64_t file_off, std::size_t file, std::vector<Piece>& out,
+               int depth) {
+    auto r = w.resolve(token);
+    if (!r || depth > 8 || len == 0) {
+        return;
+    }
+    if (!is_dm(r)) {
+        const Disk& d = w.disks.at(*r);
+        out.push_back(Piece{file, d.name, d.ctrl, d.lun, off, len, file_off});
+        return;
+    }
+    auto it = segs.find(r->substr(3));
+    if (it == segs.end()) {
+        return;
+    }
+    for (const auto& s : it->second) {
+        for (const auto& m : dm::map_bytes(s, off, len)) {
+            map_range(w, segs, m.dev, m.dev_off, m.len, file_off + (m.dm_off - off), file, out,
+                      depth + 1);
+        }
+    }
+}
+
+} // namespace
+
+Models build_models(const Facts& w) {
+    Models out;
+    auto& fms = out.fms;
+    auto& pieces = out.pieces;
+    auto& derivable = out.derivable;
+    for (const FileF& f : w.files) {
+        FileModel m;
+        m.f = &f;
+        m.path = f.path;
+        if (f.ic) {
+            m.encrypted = true;
+            m.predictable = true;
+            m.key = f.ic->key;
+            m.key_fp = models::key_fingerprint(m.key);
+            m.policy_name = "dm-inlinecrypt " + f.ic->dm;
+            m.du_bits = f.ic->sector_bits;
+            m.from = f.write_step;
+            m.to = f.end_step;
+            m.on_dm = is_dm(w.resolve(f.ic_dev));
+            // blk_crypto_config_supported_natively: mode + data unit + DUN bytes of the device
+            const std::uint64_t max_dun = f.ic->iv_offset + (f.size / 512 - f.ic->seg_start);
+            unsigned dun_bytes = 1;
+            while (dun_bytes < 8 && (max_dun >> (8 * dun_bytes)) != 0) {
+                ++dun_bytes;
+            }
+            m.decided = f.dev_profile.has_value();
+            if (f.dev_profile && f.dev_profile->has_value()) {
+                const auto& caps = **f.dev_profile;
+                m.native =
+                    (caps.modes[1] & (1u << m.du_bits)) != 0 && caps.max_dun_bytes >= dun_bytes;
+            }
+            const std::uint64_t lo = u64(f.extents[0], "logical"),
+                                len = u64(f.extents[0], "length");
+            map_range(w, f.segs, f.ic_dev, f.ic_dev_off, len, lo, fms.size(), pieces, 0);
+            derivable.emplace(m.key_fp, std::pair{"the dm-inlinecrypt key of " + f.ic->dm,
+                                                  fc::Policy::v2_default});
+            fms.push_back(std::move(m));
+            continue;
+        }
+        const std::size_t when = f.written ? f.write_step : f.info_step;
+        m.from = f.written ? f.write_step : 1;
+        m.to = f.end_step;
+        const Fs* fsys = nullptr;
+        for (const auto& x : w.fss) {
+            if (x.mount_step <= when && x.umount_step > when && starts_under(f.path, x.mnt)) {
+                fsys = &x;
+            }
+        }
+        const Pol* pol = nullptr;
+        for (const auto& p : w.pols) {
+            if (p.step <= when && (starts_under(f.path, p.dir) || f.path == p.dir) &&
+                (!pol || p.dir.size() > pol->dir.size())) {
+                pol = &p;
+            }
+        }
+        m.encrypted = pol != nullptr;
+        if (!fsys) {
+            m.why_not = "no mounted filesystem holds it";
+        } else if (!pol) {
+            m.why_not = "not under an encryption policy";
+        }
+        if (fsys) {
+            m.blkbits = fsys->blkbits;
+            m.on_dm = is_dm(w.resolve(fsys->dev));
+        }
+        if (fsys && pol) {
+            m.du_bits = pol->log2_du ? pol->log2_du : fsys->blkbits;
+            if (pol->flags & 0x08) {
+                m.policy = fc::Policy::iv_ino_lblk_64;
+                m.policy_name = "IV_INO_LBLK_64";
+            } else if (pol->flags & 0x10) {
+                m.policy = fc::Policy::iv_ino_lblk_32;
+                m.policy_name = "IV_INO_LBLK_32";
+            } else {
+                m.policy_name = "default (per-file key)";
+            }
+            for (const auto& mk : w.mks) {
+                if (mk.mnt == fsys->mnt && mk.identifier == pol->identifier &&
+                    mk.add_step <= when && mk.remove_step > when) {
+                    m.mk = &mk;
+                }
+            }
+            if (pol->flags & 0x04) {
+                m.why_not = "DIRECT_KEY policies are not modelled";
+            } else if (!m.mk) {
+                m.why_not = "the master key was not added by a reported step";
+            } else if (!f.have_ino) {
+                m.why_not = "no inode number reported";
+            } else if (m.policy == fc::Policy::v2_default && !f.nonce) {
+                m.why_not = f.have_info ? "file_info reported no nonce"
+                                        : "no file_info step (nonce, extents)";
+            } else if (m.policy != fc::Policy::v2_default && fsys->uuid.size() != 16) {
+                m.why_not = "no filesystem UUID reported (mkfs uuid)";
+            } else {
+                fc::FileParams fp;
+                fp.policy = m.policy;
+                fp.master_key = m.mk->key;
+                if (fsys->uuid.size() == 16) {
+                    std::copy(fsys->uuid.begin(), fsys->uuid.end(), fp.fs_uuid.begin());
+                }
+                if (f.nonce && f.nonce->size() == 16) {
+                    std::copy(f.nonce->begin(), f.nonce->end(), fp.nonce.begin());
+                }
+                fp.ino = f.ino;
+                fp.blkbits = fsys->blkbits;
+                fp.du_bits = m.du_bits;
+                try {
+                    m.key = fc::expected_for_block(fp, 0).key;
+                    m.key_fp = models::key_fingerprint(m.key);
+                    if (m.policy == fc::Policy::iv_ino_lblk_32) {
+                        m.hashed = fc::hashed_ino(fc::inode_hash_key(m.mk->key), f.ino);
+                    }
+                    m.predictable = true;
+                } catch (const std::exception& e) {
+                    m.why_not = std::string("fscrypt model: ") + e.what();
+                }
+            }
+            // Native inline crypto (fscrypt_select_encryption_impl + blk_crypto_config_supported).
+            const std::uint64_t s_maxbytes = ((1ull << 32) - 1) << fsys->blkbits;
+            const unsigned need = fc::dun_bytes(m.policy, s_maxbytes, m.du_bits);
+            const bool lblk32_ok = m.policy != fc::Policy::iv_ino_lblk_32 || fsys->blkbits == 12;
+            bool supported = false;
+            if (f.dev_profile && f.dev_profile->has_value()) {
+                const auto& caps = **f.dev_profile;
+                supported = (caps.modes[1] & (1u << m.du_bits)) != 0 && caps.max_dun_bytes >= need;
+            }
+            m.native = fsys->inlinecrypt && lblk32_ok && supported;
+            m.decided = f.dev_profile.has_value();
+        }
+        if (f.have_info && f.extents.is_array() && fsys) {
+            for (const auto& e : f.extents) {
+                const std::uint64_t flags = u64(e, "flags");
+                if (flags & 0x6) { // FIEMAP_EXTENT_UNKNOWN | DELALLOC: no physical location yet
+                    continue;
+                }
+                map_range(w, f.segs, fsys->dev, u64(e, "physical"), u64(e, "length"),
+                          u64(e, "logical"), fms.size(), pieces, 0);
+            }
+        }
+        fms.push_back(std::move(m));
+    }
+    out.only_lblk = !w.pols.empty();
+    for (const auto& p : w.pols) {
+        out.only_lblk = out.only_lblk && (p.flags & 0x18) != 0;
+    }
+    for (const auto& mk : w.mks) {
+        for (const auto& fsys : w.fss) {
+            if (fsys.mnt != mk.mnt || fsys.uuid.size() != 16) {
+                continue;
+            }
+            const std::string id = mk.identifier.substr(0, 8);
+            derivable.emplace(models::key_fingerprint(fc::iv_ino_lblk_64_key(mk.key, fsys.uuid)),
+                              std::pair{"the IV_INO_LBLK_64 key of master key " + id,
+                                        fc::Policy::iv_ino_lblk_64});
+            derivable.emplace(models::key_fingerprint(fc::iv_ino_lblk_32_key(mk.key, fsys.uuid)),
+                              std::pair{"the IV_INO_LBLK_32 key of master key " + id,
+                                        fc::Policy::iv_ino_lblk_32});
+        }
+    }
+    for (const auto& fm : fms) {
+        if (fm.predictable) {
+            derivable.emplace(fm.key_fp, std::pair{"the key of " + fm.path, fm.policy});
+        }
+        if (fm.encrypted && fm.policy == fc::Policy::iv_ino_lblk_64 && fm.f->have_ino) {
+            out.lblk64_inos.insert(fm.f->ino);
+        }
+    }
+    for (std::size_t i = 0; i < pieces.size(); ++i) {
+        const Piece& p = pieces[i];
+        fms[p.file].bytes_on_ctrl[p.ctrl.empty() ? p.disk : p.ctrl] += p.len;
+        ++fms[p.file].npieces;
+        if (!p.ctrl.empty()) {
+            out.pieces_by_lu[{p.ctrl, p.lun}].push_back(i);
+        }
+    }
+    return out;
+}
+
+} // namespace icemu::checker::detail
