@@ -39,6 +39,10 @@ std::vector<std::string> qemu_argv(const Scenario& s, const MachinePaths& p,
                                    const EngineOptions& e);
 std::string kernel_append(const Scenario& s);
 
+// A command-line number of seconds ("300", "1.5"): the whole text must be a finite number > 0.
+// Throws std::invalid_argument with a one-line reason naming the text otherwise.
+double parse_seconds(const std::string& text);
+
 // Shell-quoted command line for the artifacts' README (copy-paste reproducible).
 std::string shell_join(const std::vector<std::string>& argv);
 

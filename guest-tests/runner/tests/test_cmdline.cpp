@@ -1,5 +1,7 @@
 #include <algorithm>
 #include <catch2/catch_test_macros.hpp>
+#include <stdexcept>
+#include <string>
 
 #include "cmdline.hpp"
 
@@ -88,4 +90,21 @@ TEST_CASE("an emmc controller is sdhci-pci with a CQHCI, a soldered eMMC and the
     CHECK_FALSE(has_substr(a, "bus=emmc0"));
     auto b = qemu_argv(s, p, EngineOptions{true, true});
     CHECK(has(b, "sdhci-pci,id=emmc0,addr=0x05,cqhci=on,emmc-drive=emmc0-emmc,crypto=off"));
+}
+
+TEST_CASE("a command-line timeout is a plain positive number of seconds; anything else is named") {
+    CHECK(parse_seconds("300") == 300);
+    CHECK(parse_seconds("1.5") == 1.5);
+    for (const char* bad : {"abc", "5abc", "", " 5", "5 ", "-1", "0", "0.0", "inf", "nan", "0x10",
+                            "1e3", "1e999", "."}) {
+        INFO('\'' << bad << '\'');
+        try {
+            (void)parse_seconds(bad);
+            FAIL("accepted");
+        } catch (const std::invalid_argument& e) {
+            const std::string msg = e.what();
+            CHECK(msg.find(std::string("'") + bad + "'") == 0);
+            CHECK(msg.find('\n') == std::string::npos);
+        }
+    }
 }
