@@ -82,6 +82,9 @@ void ufs_crypto_init_hc(UfsHc *u)
 
 void ufs_crypto_exit(UfsHc *u)
 {
+    if (u->crypto_cfg.container) {
+        memory_region_del_subregion(&u->iomem, &u->crypto_cfg);
+    }
     inline_crypto_unrealize(&u->crypto);
 }
 
