@@ -29,7 +29,7 @@
  * freed (see ice_key_unref()).  Configure QEMU with --enable-gcrypt.
  */
 #ifndef CONFIG_GCRYPT
-#error "the inline crypto engine needs QEMU's libgcrypt backend (--enable-gcrypt)"
+#error "inline crypto needs --enable-gcrypt (only gcrypt wipes cipher contexts)"
 #endif
 
 static const char *const ice_error_str[ICE_ERR__MAX] = {
