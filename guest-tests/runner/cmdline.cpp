@@ -1,6 +1,10 @@
 #include "cmdline.hpp"
 
+#include <cerrno>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <stdexcept>
 
 namespace icemu::runner {
 
@@ -135,6 +139,19 @@ std::vector<std::string> qemu_argv(const Scenario& s, const MachinePaths& p,
         append += " " + p.extra_append;
     add({"-kernel", p.kernel, "-initrd", p.initrd, "-append", append});
     return a;
+}
+
+double parse_seconds(const std::string& text) {
+    const char* p = text.c_str();
+    char* end = nullptr;
+    errno = 0;
+    const double v = std::strtod(p, &end);
+    // strtod skips leading blanks and accepts "inf", "nan" and hex: accept plain decimals only
+    const bool plain = !text.empty() && text.find_first_not_of("0123456789.") == std::string::npos;
+    if (!plain || end == p || *end != '\0' || errno == ERANGE || !std::isfinite(v) || v <= 0)
+        throw std::invalid_argument(
+            "'" + text + "' is not a number of seconds greater than 0 (e.g. 300 or 1.5)");
+    return v;
 }
 
 std::string shell_join(const std::vector<std::string>& argv) {

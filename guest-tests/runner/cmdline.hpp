@@ -46,6 +46,10 @@ std::string kernel_append(const Scenario& s);
 // "ua@0000:00:04.0:0,ea@0000:00:05.0,vd@0000:00:0c.0" (UFS LUs carry their LUN).
 std::string disk_locations(const Scenario& s);
 
+// A command-line number of seconds ("300", "1.5"): the whole text must be a finite number > 0.
+// Throws std::invalid_argument with a one-line reason naming the text otherwise.
+double parse_seconds(const std::string& text);
+
 // Shell-quoted command line for the artifacts' README (copy-paste reproducible).
 std::string shell_join(const std::vector<std::string>& argv);
 

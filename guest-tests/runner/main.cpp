@@ -98,9 +98,15 @@ Options parse_args(int argc, char** argv) {
             o.artifacts = val();
         else if (a == "--junit")
             o.junit = val();
-        else if (a == "--timeout")
-            o.timeout = std::stod(val());
-        else if (a == "--checker")
+        else if (a == "--timeout") {
+            const std::string v = val();
+            try {
+                o.timeout = parse_seconds(v);
+            } catch (const std::invalid_argument& e) {
+                std::fprintf(stderr, "icemu-run: --timeout: %s\n", e.what());
+                std::exit(2);
+            }
+        } else if (a == "--checker")
             o.checker = val();
         else if (a == "--no-check")
             o.checker.clear();

@@ -480,6 +480,12 @@ TestPoint check_expectation(const Scenario& s, const Expectation& x, const RunRe
                     why << c << ": no crypto-state snapshot" << no_engine_hint(r) << "\n";
                     continue;
                 }
+                // a misspelt counter would read as 0 and pass "eq": 0 or a "max"
+                if (!(*b)["counters"].contains(counter)) {
+                    p.passed = false;
+                    why << c << ": crypto-state has no counter \"" << counter << "\"\n";
+                    continue;
+                }
                 double v = (*b)["counters"].value(counter, 0.0);
                 if (!j.value("absolute", false) && a && a->contains("counters"))
                     v -= (*a)["counters"].value(counter, 0.0);

@@ -220,3 +220,19 @@ TEST_CASE("preflight: a crypto=on disk without queue/crypto stops the run with t
     // With the engine forced off (--crypto off) nothing is expected.
     CHECK(crypto_preflight(s, disks, false).empty());
 }
+
+TEST_CASE("a counter the device does not report fails instead of reading as 0") {
+    Scenario s = parse_scenario(json::parse(R"J({
+	  "name": "k",
+	  "controllers": [{"id": "ufs0", "lus": [{"name": "ua", "size": "16M"}]},
+	                  {"id": "ufs1", "lus": [{"name": "ub", "size": "16M"}]}],
+	  "steps": [{"op": "write_file", "label": "w"}, {"op": "remove_key", "label": "rm"},
+	            {"op": "disks", "label": "d"}, {"op": "dm_load", "label": "bad"}],
+	  "expect": [{"kind": "counter", "ctrl": "ufs0", "counter": "ce_writse", "eq": 0, "to": "w"},
+	             {"kind": "counter", "ctrl": "ufs0", "counter": "ce_writes", "eq": 3, "to": "w"}]})J"));
+    RunRecord r = record(true);
+    TestPoint p = check_expectation(s, s.expectations[0], r);
+    CHECK_FALSE(p.passed);
+    CHECK(p.diag.find("ufs0: crypto-state has no counter \"ce_writse\"") != std::string::npos);
+    CHECK(check_expectation(s, s.expectations[1], r).passed);
+}

@@ -1,5 +1,7 @@
 #include <algorithm>
 #include <catch2/catch_test_macros.hpp>
+#include <stdexcept>
+#include <string>
 
 #include "cmdline.hpp"
 
@@ -142,4 +144,21 @@ TEST_CASE("the shell's disk locations name each LU by PCI address and LUN, an eM
 	  "steps": [{"op": "sysinfo"}]})"));
     CHECK(disk_locations(s) ==
           "ua@0000:00:04.0:0,ub@0000:00:04.0:2,ea@0000:00:05.0,vd@0000:00:0c.0");
+}
+
+TEST_CASE("a command-line timeout is a plain positive number of seconds; anything else is named") {
+    CHECK(parse_seconds("300") == 300);
+    CHECK(parse_seconds("1.5") == 1.5);
+    for (const char* bad : {"abc", "5abc", "", " 5", "5 ", "-1", "0", "0.0", "inf", "nan", "0x10",
+                            "1e3", "1e999", "."}) {
+        INFO('\'' << bad << '\'');
+        try {
+            (void)parse_seconds(bad);
+            FAIL("accepted");
+        } catch (const std::invalid_argument& e) {
+            const std::string msg = e.what();
+            CHECK(msg.find(std::string("'") + bad + "'") == 0);
+            CHECK(msg.find('\n') == std::string::npos);
+        }
+    }
 }

@@ -1,5 +1,9 @@
 #include <catch2/catch_test_macros.hpp>
 #include <filesystem>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <vector>
 
 #include "scenario.hpp"
 
@@ -158,4 +162,156 @@ TEST_CASE(
     CHECK(s.checker_xfail.at("medium") == "known bug");
     j["steps"][1]["kernel"] = "7.x";
     CHECK_THROWS_AS(parse_scenario(j), ScenarioError);
+}
+
+// The message of the ScenarioError that parse_scenario(j) throws ("" if it parses).
+static std::string load_error(const json& j) {
+    try {
+        (void)parse_scenario(j);
+    } catch (const ScenarioError& e) {
+        return e.what();
+    }
+    return "";
+}
+
+static json with_expect(json e) {
+    json j = minimal();
+    j["expect"] = json::array({std::move(e)});
+    return j;
+}
+
+TEST_CASE("the format is strict: an unknown key anywhere is a load error naming it") {
+    CHECK(load_error(minimal()).empty());
+    struct Case {
+        const char* what;
+        std::function<void(json&)> mutate;
+        const char* needle;
+    };
+    const std::vector<Case> cases = {
+        {"top level", [](json& j) { j["tiemout_s"] = 10; }, "\"tiemout_s\""},
+        {"machine",
+         [](json& j) {
+             j["machine"] = {{"memroy", "1G"}};
+         },
+         "machine: unknown key \"memroy\""},
+        {"controller", [](json& j) { j["controllers"][0]["keyslot"] = 2; },
+         "controllers[0] (ufs0): unknown key \"keyslot\""},
+        {"ufs controller with an emmc field", [](json& j) { j["controllers"][0]["size"] = "1M"; },
+         "unknown key \"size\""},
+        {"LU", [](json& j) { j["controllers"][0]["lus"][0]["lnu"] = 1; },
+         "lus[0]: unknown key \"lnu\""},
+        {"virtio disk", [](json& j) { j["virtio_disks"][0]["sise"] = 1; },
+         "virtio_disks[0]: unknown key \"sise\""},
+        {"step expectation",
+         [](json& j) {
+             j["steps"][0]["expect"] = {{"errrno", "EINVAL"}};
+         },
+         "steps[0] (mkfs) expect: unknown key \"errrno\""},
+        {"inject step", [](json& j) { j["steps"][2]["valeu"] = 1; },
+         "steps[2] (inject): unknown key \"valeu\""},
+        {"inject on an unknown controller", [](json& j) { j["steps"][2]["ctrl"] = "ufs9"; },
+         "unknown controller \"ufs9\""},
+        {"expectation", [](json& j) { j["expect"][0]["uptp"] = "mk"; },
+         "expect[0] \"kmsg\": unknown key \"uptp\""},
+        {"xfail that is not a reason", [](json& j) { j["expect"][0]["xfail"] = true; },
+         "\"xfail\" has the wrong type"},
+        {"wrong type", [](json& j) { j["controllers"][0]["keyslots"] = "8"; },
+         "controllers[0] (ufs0): \"keyslots\" has the wrong type"},
+    };
+    for (const auto& c : cases) {
+        INFO(c.what);
+        json j = minimal();
+        c.mutate(j);
+        const std::string err = load_error(j);
+        CHECK_FALSE(err.empty());
+        CHECK(err.find(c.needle) != std::string::npos);
+    }
+}
+
+TEST_CASE("counter and events expectations must be able to fail") {
+    const json counter = {
+        {"kind", "counter"}, {"name", "c"}, {"ctrl", "ufs0"}, {"counter", "ce_writes"}, {"min", 1}};
+    const json events = {{"kind", "events"},
+                         {"name", "e"},
+                         {"ctrls", {"ufs0"}},
+                         {"match", {{"ev", "program"}}},
+                         {"eq", 2}};
+    CHECK(load_error(with_expect(counter)).empty());
+    CHECK(load_error(with_expect(events)).empty());
+    for (const json& good : {counter, events}) {
+        INFO(good.dump());
+        json e = good;
+        // a misspelt controller list names no controller: nothing would be checked
+        e.erase(e.contains("ctrl") ? "ctrl" : "ctrls");
+        e["ctlrs"] = {"ufs0"};
+        CHECK(load_error(with_expect(e)).find("unknown key \"ctlrs\"") != std::string::npos);
+        e.erase("ctlrs");
+        CHECK(load_error(with_expect(e)).find("needs \"ctrl\" or \"ctrls\"") != std::string::npos);
+        // no comparator: any value would pass
+        e = good;
+        e.erase(e.contains("min") ? "min" : "eq");
+        CHECK(load_error(with_expect(e)).find("at least one of \"eq\", \"min\", \"max\"") !=
+              std::string::npos);
+        // a misspelt comparator is an unknown key
+        e["mn"] = 1;
+        CHECK(load_error(with_expect(e)).find("unknown key \"mn\"") != std::string::npos);
+        // a controller the scenario does not have
+        e = good;
+        e["ctrls"] = {"ufs0", "ufs1"};
+        CHECK(load_error(with_expect(e)).find("unknown controller \"ufs1\"") != std::string::npos);
+        e["ctrls"] = json::array();
+        CHECK_FALSE(load_error(with_expect(e)).empty());
+        // comparators are numbers, and a range must not be empty
+        e = good;
+        e["max"] = "3";
+        CHECK(load_error(with_expect(e)).find("\"max\" must be a number") != std::string::npos);
+        e["min"] = 4;
+        e["max"] = 3;
+        CHECK(load_error(with_expect(e)).find("greater than") != std::string::npos);
+    }
+    json e = counter;
+    e.erase("counter");
+    CHECK(load_error(with_expect(e)).find("\"counter\" is missing") != std::string::npos);
+    e = events;
+    e.erase("match");
+    CHECK(load_error(with_expect(e)).find("\"match\" is missing") != std::string::npos);
+}
+
+TEST_CASE("the other expectation kinds reject what they would ignore") {
+    const std::vector<std::pair<json, const char*>> bad = {
+        {{{"kind", "disk_crypto"}, {"disk", "ua"}}, "exactly one of"},
+        {{{"kind", "disk_crypto"}, {"disk", "ua"}, {"none", true}, {"equals", json::object()}},
+         "exactly one of"},
+        {{{"kind", "disk_crypto"}, {"disk", "ua"}, {"none", false}}, "\"none\" can only be true"},
+        {{{"kind", "key_on_all"}, {"ctrl_ids", {"ufs0"}}}, "unknown key \"ctrl_ids\""},
+        {{{"kind", "keys_evicted"}, {"ctrls", {"ufsO"}}}, "unknown controller \"ufsO\""},
+        {{{"kind", "reply"}, {"step", 1}, {"pointer", "/x"}, {"equals", 1}, {"contains", "x"}},
+         "exclude each other"},
+        {{{"kind", "kmsg"}, {"contain", "x"}}, "unknown key \"contain\""},
+        {{{"kind", "kmsg"}, {"contains", "x"}, {"at", "nope"}}, "unknown key \"at\""},
+        {{{"kind", "kmsg"}, {"contains", "x"}, {"upto", "nope"}}, "\"upto\": unknown step label"},
+    };
+    for (const auto& [e, needle] : bad) {
+        INFO(e.dump());
+        CHECK(load_error(with_expect(e)).find(needle) != std::string::npos);
+    }
+}
+
+TEST_CASE("a load error names the file and the field") {
+    icemu::runner::json j = minimal();
+    j["expect"][0]["ctrls"] = {"ufs0"};
+    const auto path = std::filesystem::temp_directory_path() / "icemu-strict-scenario.json";
+    {
+        std::ofstream f(path);
+        f << j.dump(2);
+    }
+    std::string err;
+    try {
+        (void)load_scenario(path.string());
+    } catch (const ScenarioError& e) {
+        err = e.what();
+    }
+    std::filesystem::remove(path);
+    CHECK(err.find(path.string()) == 0);
+    CHECK(err.find("expect[0] \"kmsg\": unknown key \"ctrls\"") != std::string::npos);
 }

@@ -92,6 +92,9 @@ public:
     explicit CqhciHost(qtest::Machine& m, std::uint64_t bar_addr = 0xe0000000ull);
 
     std::uint64_t bar_size() const { return bar_.size; }
+    std::uint64_t bar_addr() const { return bar_.addr; }
+    // Guest address of tag's transfer descriptor list (16-byte entries, as prepare() writes).
+    std::uint64_t transfer_list(unsigned tag) const { return kTrans + std::uint64_t{tag} * 0x1000; }
     std::uint32_t subsystem() const { return subsystem_; }
 
     std::uint32_t rreg(std::uint32_t off) { return m_.readl(bar_.addr + kCqhciOffset + off); }

@@ -28,6 +28,7 @@ struct EmmcOptions {
     std::string props; // extra sdhci-pci properties
     bool event_log = false;
     std::string drive_opts; // extra -drive options (e.g. throttling.*)
+    std::size_t medium_bytes = kMediumBytes;
 };
 
 inline EmmcOptions cq_options(bool crypto, std::string props = {}, bool event_log = false) {
@@ -56,7 +57,7 @@ public:
         {
             std::ofstream f(medium_path(), std::ios::binary | std::ios::trunc);
             const std::vector<char> zero(65536, 0);
-            for (std::size_t done = 0; done < kMediumBytes; done += zero.size()) {
+            for (std::size_t done = 0; done < o.medium_bytes; done += zero.size()) {
                 f.write(zero.data(), static_cast<std::streamsize>(zero.size()));
             }
         }

@@ -1,5 +1,6 @@
 #include "host.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <sstream>
@@ -226,14 +227,22 @@ void UfsHost::setup_mcq() {
     cq_head_ = rreg(cq_dao_);
 }
 
-std::uint32_t UfsHost::execute(const std::array<std::uint8_t, 32>& utrd, Completion& c) {
+std::uint32_t UfsHost::execute(const std::array<std::uint8_t, 32>& utrd, Completion& c,
+                               bool detach) {
     if (!enabled_) {
         throw qtest::Error("UFS: request submitted to a disabled host");
+    }
+    if (detach && cfg_.queue != QueueMode::legacy) {
+        throw qtest::Error("UFS: detached requests need the legacy queue");
     }
     if (cfg_.queue == QueueMode::legacy) {
         const std::uint64_t slot0 = cfg_.ram_base + kUtrlOff;
         m_.memwrite(slot0, utrd);
         wreg(reg::kUtrldbr, 1);
+        if (detach) {
+            enabled_ = false;
+            return ocs::kInvalid;
+        }
         wait_for("UTRLDBR bit 0 to clear", [&] { return (rreg(reg::kUtrldbr) & 1u) == 0; });
         const auto done = m_.memread(slot0, 32);
         c.is = rreg(reg::kIs);
@@ -279,7 +288,9 @@ Completion UfsHost::submit(const Request& req) {
         }
         seg_total += s;
     }
-    if (!req.no_prdt && (req.short_prdt ? seg_total > len : seg_total != len)) {
+    if (!req.no_prdt && (req.short_prdt  ? seg_total > len
+                         : req.long_prdt ? seg_total < len
+                                         : seg_total != len)) {
         throw qtest::Error("UFS: PRDT segments do not add up to the data length");
     }
     if (segs.size() > kMaxPrdt) {
@@ -302,7 +313,11 @@ Completion UfsHost::submit(const Request& req) {
             put_le64(e, static_cast<int>(i) == req.unmapped_segment ? kUnassignedAddr : data + off);
             put_le32(e + 12, segs[i] - 1);
             if (req.dir == DataDir::to_device) {
-                std::memcpy(image.data() + off, req.out.data() + src, segs[i]);
+                const std::size_t n = std::min<std::size_t>(segs[i], len - std::min(len, src));
+                if (n > 0) {
+                    std::memcpy(image.data() + off, req.out.data() + src, n);
+                }
+                std::memset(image.data() + off + n, kLongPrdtFill, segs[i] - n);
             } else {
                 std::memset(image.data() + off, kReadFill, segs[i]);
             }
@@ -347,7 +362,10 @@ Completion UfsHost::submit(const Request& req) {
     const std::uint32_t prdtl = req.no_prdt ? 0u : static_cast<std::uint32_t>(segs.size());
     put_le32(utrd.data() + 28, prdtl | ((kPrdtOff / 4) << 16));
 
-    c.ocs = static_cast<std::uint8_t>(execute(utrd, c) & 0xff);
+    c.ocs = static_cast<std::uint8_t>(execute(utrd, c, req.detach) & 0xff);
+    if (req.detach) {
+        return c;
+    }
 
     const auto rsp = m_.memread(ucd + kRspOff, 64);
     c.response = rsp[6];

@@ -64,6 +64,7 @@ constexpr std::uint8_t kInvalid = 0xf;
 } // namespace ocs
 
 constexpr std::uint32_t kLuBlockSize = 4096; // QEMU's ufs-lu logical block
+constexpr std::uint8_t kLongPrdtFill = 0xc3; // guest bytes past a write's data (long_prdt)
 
 enum class QueueMode { legacy, mcq };
 enum class DataDir { none, to_device, from_device };
@@ -88,6 +89,12 @@ struct Request {
     bool no_prdt = false;
     // Allow `segments` to cover less than the data length (a PRDT shorter than the command).
     bool short_prdt = false;
+    // Allow `segments` to cover more than the data length (a PRDT longer than the command);
+    // the guest bytes past the data are kLongPrdtFill on a write.
+    bool long_prdt = false;
+    // Ring the doorbell (legacy queue) and return at once: the request stays in flight, the
+    // Completion is empty (OCS kInvalid). The host is unusable until it is brought up again.
+    bool detach = false;
     // Read the guest data buffer back after a write (to check it was not modified).
     bool read_back_out = false;
     // Index of a PRDT entry that points at unassigned guest-physical memory (-1: none).
@@ -152,7 +159,8 @@ private:
     void link_startup();
     void setup_legacy();
     void setup_mcq();
-    std::uint32_t execute(const std::array<std::uint8_t, 32>& utrd, Completion& c);
+    std::uint32_t execute(const std::array<std::uint8_t, 32>& utrd, Completion& c,
+                          bool detach = false);
     void wait_for(const char* what, const std::function<bool()>& done);
 
     qtest::Machine& m_;

@@ -23,6 +23,15 @@
 #include "hw/block/inline-crypto.h"
 #include "trace.h"
 
+/*
+ * Keys must not outlive their keyslot in freed host memory: only the
+ * libgcrypt backend of QEMU's crypto/ wipes a cipher context when it is
+ * freed (see ice_key_unref()).  Configure QEMU with --enable-gcrypt.
+ */
+#ifndef CONFIG_GCRYPT
+#error "inline crypto needs --enable-gcrypt (only gcrypt wipes cipher contexts)"
+#endif
+
 static const char *const ice_error_str[ICE_ERR__MAX] = {
     [ICE_OK] = "",
     [ICE_ERR_CGE] = "cge",
@@ -111,7 +120,12 @@ static void ice_key_unref(InlineCryptoKey *key)
 {
     assert(key->refs > 0);
     if (--key->refs == 0) {
-        /* libgcrypt / gnutls / nettle contexts are wiped by their free */
+        /*
+         * The key schedule lives in the backend's context: libgcrypt's
+         * gcry_cipher_close() wipes it before freeing it (QEMU 10.0's
+         * nettle, gnutls and built-in backends free it without wiping,
+         * which is why this file requires CONFIG_GCRYPT).
+         */
         qcrypto_cipher_free(key->cipher);
         ice_wipe(key, sizeof(*key));
         g_free(key);

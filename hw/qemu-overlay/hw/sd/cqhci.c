@@ -40,6 +40,7 @@
 #include "qemu/log.h"
 #include "qemu/main-loop.h"
 #include "qemu/memalign.h"
+#include "qemu/atomic.h"
 #include "hw/qdev-core.h"
 #include "migration/blocker.h"
 #include "hw/sd/cqhci.h"
@@ -136,6 +137,16 @@ static void cqhci_task_free(CQHCITask *t)
         qemu_sglist_destroy(&t->sg);
     }
     if (t->buf) {
+        if (t->crypto.ce) {
+            /*
+             * A CE task's buffer held plaintext (a write before it was
+             * encrypted in place, a read after it was decrypted): never
+             * leave it in freed host memory.  The barrier keeps the
+             * compiler from dropping the stores before the free.
+             */
+            memset(t->buf, 0, t->len);
+            barrier();
+        }
         qemu_vfree(t->buf);
         t->buf = NULL;
     }
@@ -226,23 +237,43 @@ static void cqhci_fatal(CQHCIState *cq, int tag)
     }
 }
 
-/* Copy between the bounce buffer and the transfer descriptors' memory */
+/*
+ * Copy between the bounce buffer and the transfer descriptors' memory.
+ *
+ * A transfer descriptor may point anywhere, the controller's own BAR
+ * included.  A read's copy runs from the block layer's completion callback,
+ * outside any MMIO access or guarded bottom half, so the device's
+ * re-entrancy guard would not stop it from writing CQHCI or SDHCI
+ * registers; a write to CFG, CTL, TCLR, the SDHCI software reset or one
+ * that sends CMD48 frees this very task (its bounce buffer and list) while
+ * the copy is still reading them.  Engage the guard for the copy, as
+ * aio_bh_call() does for a guarded bottom half: accesses to this device's
+ * own registers then fail with MEMTX_ACCESS_ERROR and the task with
+ * IS.RED, and nothing can free the task under the copy.
+ */
 static MemTxResult cqhci_sg_rw(CQHCITask *t, DMADirection dir)
 {
+    MemReentrancyGuard *guard = &t->cq->owner->mem_reentrancy_guard;
+    bool was_engaged = guard->engaged_in_io;
     uint8_t *buf = t->buf;
     uint64_t len = t->len;
+    MemTxResult res = MEMTX_OK;
 
+    guard->engaged_in_io = true;
     for (int i = 0; i < t->sg.nsg && len; i++) {
         uint64_t n = MIN(t->sg.sg[i].len, len);
-        MemTxResult res;
 
         res = dma_memory_rw(t->sg.as, t->sg.sg[i].base, buf, n, dir,
                             MEMTXATTRS_UNSPECIFIED);
         if (res != MEMTX_OK) {
-            return res;
+            break;
         }
         buf += n;
         len -= n;
+    }
+    guard->engaged_in_io = was_engaged;
+    if (res != MEMTX_OK) {
+        return res;
     }
     return len ? MEMTX_DECODE_ERROR : MEMTX_OK;
 }

@@ -82,6 +82,9 @@ void ufs_crypto_init_hc(UfsHc *u)
 
 void ufs_crypto_exit(UfsHc *u)
 {
+    if (u->crypto_cfg.container) {
+        memory_region_del_subregion(&u->iomem, &u->crypto_cfg);
+    }
     inline_crypto_unrealize(&u->crypto);
 }
 
@@ -101,34 +104,59 @@ void ufs_crypto_write_hce(UfsHc *u, uint32_t data)
                              FIELD_EX32(u->reg.hce, HCE, CGE));
 }
 
-static bool ufs_crypto_is_cfg(UfsHc *u, hwaddr addr, unsigned size)
+/*
+ * The x-CRYPTOCFG array is a region of its own inside BAR0, 32-bit accesses
+ * only (UFSHCI 4.0 5.2: registers are dwords), so that a byte or word
+ * access can never land on the wrong bits of a dword: the memory core
+ * refuses it (a read returns 0, a write is dropped).  Its writes are traced
+ * here, not by ufs_mmio_write(), so that key material never reaches a
+ * trace: a CRYPTOKEY dword is traced without its value.
+ */
+static uint64_t ufs_crypto_cfg_read(void *opaque, hwaddr addr, unsigned size)
 {
-    hwaddr base = ufs_crypto_cfgptr(u) * 0x100;
+    UfsHc *u = opaque;
+    uint64_t value = inline_crypto_cfg_read(&u->crypto, addr);
 
-    return ufs_crypto_on(u) && addr >= base &&
-           addr + size <= base + inline_crypto_cfg_size(&u->crypto);
+    trace_ufs_mmio_read(ufs_crypto_cfgptr(u) * 0x100 + addr, value, size);
+    return value;
 }
 
-bool ufs_crypto_mmio_read(UfsHc *u, hwaddr addr, unsigned size,
-                          uint64_t *value)
+static void ufs_crypto_cfg_write(void *opaque, hwaddr addr, uint64_t data,
+                                 unsigned size)
 {
-    if (!ufs_crypto_is_cfg(u, addr, size)) {
-        return false;
+    UfsHc *u = opaque;
+
+    if (addr % INLINE_CRYPTO_CFG_SIZE < INLINE_CRYPTO_KEY_DWORDS * 4) {
+        trace_ufs_crypto_key_write(ufs_crypto_cfgptr(u) * 0x100 + addr);
+    } else {
+        trace_ufs_crypto_cfg_write(ufs_crypto_cfgptr(u) * 0x100 + addr, data);
     }
-    *value = inline_crypto_cfg_read(&u->crypto,
-                                    addr - ufs_crypto_cfgptr(u) * 0x100);
-    return true;
+    inline_crypto_cfg_write(&u->crypto, addr, data);
 }
 
-bool ufs_crypto_mmio_write(UfsHc *u, hwaddr addr, uint64_t data,
-                           unsigned size)
+static const MemoryRegionOps ufs_crypto_cfg_ops = {
+    .read = ufs_crypto_cfg_read,
+    .write = ufs_crypto_cfg_write,
+    .endianness = DEVICE_LITTLE_ENDIAN,
+    .valid = {
+        .min_access_size = 4,
+        .max_access_size = 4,
+    },
+    .impl = {
+        .min_access_size = 4,
+        .max_access_size = 4,
+    },
+};
+
+void ufs_crypto_init_pci(UfsHc *u)
 {
-    if (!ufs_crypto_is_cfg(u, addr, size)) {
-        return false;
+    if (!ufs_crypto_on(u)) {
+        return;
     }
-    inline_crypto_cfg_write(&u->crypto, addr - ufs_crypto_cfgptr(u) * 0x100,
-                            data);
-    return true;
+    memory_region_init_io(&u->crypto_cfg, OBJECT(u), &ufs_crypto_cfg_ops, u,
+                          "ufs-crypto-cfg", inline_crypto_cfg_size(&u->crypto));
+    memory_region_add_subregion(&u->iomem, ufs_crypto_cfgptr(u) * 0x100,
+                                &u->crypto_cfg);
 }
 
 void ufs_crypto_clear_req(UfsRequest *req)

@@ -31,10 +31,8 @@ void ufs_crypto_init_hc(UfsHc *u);
 void ufs_crypto_exit(UfsHc *u);
 void ufs_crypto_reset(UfsHc *u);
 void ufs_crypto_write_hce(UfsHc *u, uint32_t data);
-bool ufs_crypto_mmio_read(UfsHc *u, hwaddr addr, unsigned size,
-                          uint64_t *value);
-bool ufs_crypto_mmio_write(UfsHc *u, hwaddr addr, uint64_t data,
-                           unsigned size);
+/* After BAR0 (u->iomem) exists: maps the x-CRYPTOCFG array into it */
+void ufs_crypto_init_pci(UfsHc *u);
 void ufs_crypto_clear_req(UfsRequest *req);
 
 /* Data path (lu.c) */

@@ -1,0 +1,439 @@
+// A guest that controls every register and descriptor: a CQHCI transfer descriptor aimed at the
+// controller's own registers, a PRDT longer than the command, byte and word accesses to the
+// keyslot registers, a machine reset while a CE request is in flight, and QEMU's own trace of
+// a key being programmed. Each case crashed QEMU, corrupted the medium, leaked the request or
+// put key bytes in a trace before it was fixed. Expected ciphertext: icemu::models::xts only.
+#include <catch2/catch_test_macros.hpp>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "device/test_cqhci_rig.hpp"
+#include "icemu/models/xts.hpp"
+#include "ufs/crypto.hpp"
+#include "ufs/host.hpp"
+
+using namespace icemu;
+namespace reg = cqhci::reg;
+namespace bits = cqhci::bits;
+namespace sdhci = cqhci::sdhci;
+
+namespace {
+
+// ---------------------------------------------------------------- eMMC / CQHCI
+
+void put_le32(std::vector<std::uint8_t>& b, std::size_t off, std::uint32_t v) {
+    for (unsigned i = 0; i < 4; ++i) {
+        b[off + i] = static_cast<std::uint8_t>(v >> (8 * i));
+    }
+}
+
+// A 16-byte transfer descriptor (dma64): valid, act=tran, length (0 = 64 KiB), address.
+std::vector<std::uint8_t> tran_desc(std::uint64_t addr, std::uint32_t len, bool end) {
+    std::vector<std::uint8_t> d(16, 0);
+    const std::uint64_t w0 = 1u | (end ? 2u : 0u) | (4u << 3) |
+                             (std::uint64_t{len & 0xffff} << 16) | ((addr & 0xffffffffull) << 32);
+    for (unsigned i = 0; i < 8; ++i) {
+        d[i] = static_cast<std::uint8_t>(w0 >> (8 * i));
+        d[8 + i] = static_cast<std::uint8_t>((addr >> 32) >> (8 * i));
+    }
+    return d;
+}
+
+struct HostileTarget {
+    const char* what;
+    std::uint32_t bar_offset;          // where the first descriptor points (BAR0 offset)
+    std::vector<std::uint32_t> dwords; // data the copy writes there, dword by dword
+    bool card_in_cmdq = false;         // CMD48 needs the card in command queue mode
+};
+
+// Each register write a read's copy could make that, before the fix, freed the task under the
+// copy (CFG.ENABLE 1 -> 0, CTL halt + clear all, halt then TCLR, SDHCI Software Reset For All,
+// CMD48 "discard queue" through the SDHCI command register).
+std::vector<HostileTarget> hostile_targets() {
+    constexpr std::uint32_t cq = cqhci::kCqhciOffset;
+    std::vector<HostileTarget> t;
+    t.push_back({"CQHCI CFG := 0", cq + reg::kCfg, {0}});
+    t.push_back(
+        {"CQHCI CTL := HALT | CLEAR_ALL", cq + reg::kCtl, {bits::kCtlHalt | bits::kCtlClearAll}});
+    {
+        // CTL (halt), IS, ISTE, ISGE, IC, TDLBA, TDLBAU, TDBR, TCN, DQS, DPT, TCLR := all
+        std::vector<std::uint32_t> d((reg::kTclr - reg::kCtl) / 4 + 1, 0);
+        d.front() = bits::kCtlHalt;
+        d.back() = 0xffffffffu;
+        t.push_back({"CQHCI CTL := HALT, then TCLR := all tasks", cq + reg::kCtl, d});
+    }
+    // 0x2c: clock control (16 bits), timeout control, software reset (bits 31:24)
+    t.push_back({"SDHCI software reset for all",
+                 sdhci::kClkCon,
+                 {0x0007u | (std::uint32_t{sdhci::kResetAll} << 24)}});
+    // ARGUMENT = 1 (discard the queue); TRNMOD = 0, COMMAND = CMD48, R1b, CRC and index check
+    t.push_back({"SDHCI CMD48 discard queue",
+                 sdhci::kArgument,
+                 {1u, (std::uint32_t{(48u << 8) | 0x1bu}) << 16},
+                 true});
+    return t;
+}
+
+} // namespace
+
+TEST_CASE("cqhci: a read whose transfer descriptor aims at the controller's own registers fails "
+          "the task instead of freeing it under the copy",
+          "[device][cqhci][hostile]") {
+    // 65535 blocks: the bounce buffer (32 MiB) is an mmap of its own, so a copy that goes on
+    // reading it after it was freed faults at once (a smaller one needs valgrind to see it).
+    constexpr std::uint16_t kBlocks = 0xffff;
+    constexpr std::size_t kMedium = 64u << 20; // the eMMC model wants a power of 2
+    for (const auto& target : hostile_targets()) {
+        DYNAMIC_SECTION(target.what) {
+            cqhci_test::EmmcOptions o;
+            o.medium_bytes = kMedium;
+            cqhci_test::EmmcRig r(o);
+            auto& h = r.host();
+            auto& m = r.machine();
+            if (target.card_in_cmdq) {
+                REQUIRE(h.init_card(true));
+            }
+            // the medium's first bytes are what the read's copy writes into the registers
+            {
+                std::vector<std::uint8_t> head(target.dwords.size() * 4, 0);
+                for (std::size_t i = 0; i < target.dwords.size(); ++i) {
+                    put_le32(head, 4 * i, target.dwords[i]);
+                }
+                std::fstream f(r.medium_path(), std::ios::binary | std::ios::in | std::ios::out);
+                f.write(reinterpret_cast<const char*>(head.data()),
+                        static_cast<std::streamsize>(head.size()));
+            }
+            h.enable(false);
+            const std::uint32_t norintsten = h.rsdhci(sdhci::kNorIntStsEn);
+            const auto t = cqhci_test::task(0, false, 0, kBlocks);
+            h.prepare(t);
+            // first descriptor: 64 KiB at the register; the rest of the list into guest RAM
+            auto first = tran_desc(h.bar_addr() + target.bar_offset, 0, false);
+            m.memwrite(h.transfer_list(0), first);
+            h.ring(1u);
+
+            // Before the fix QEMU died here (SIGSEGV in the copy): every access below throws
+            // qtest::QemuDied with the signal.
+            const std::uint32_t tcn = h.wait_tcn(1u);
+            CHECK(tcn == 0u);
+            const std::uint32_t is = h.rreg(reg::kIs);
+            CHECK((is & bits::kIsRed) != 0);
+            CHECK((h.rreg(reg::kTerri) & bits::kTerriDValid) != 0);
+            // none of the register writes took effect: still enabled, not halted, no reset
+            CHECK((h.rreg(reg::kCfg) & bits::kCfgEnable) != 0);
+            CHECK((h.rreg(reg::kCtl) & bits::kCtlHalt) == 0);
+            CHECK(h.rsdhci(sdhci::kNorIntStsEn) == norintsten);
+            CHECK((h.rreg(reg::kTdbr) & 1u) != 0); // the failed task waits to be cleared
+            CHECK(m.alive());
+
+            // Linux's recovery clears the task; the queue works again
+            h.wreg(reg::kCtl, bits::kCtlHalt);
+            h.wreg(reg::kTclr, 1u);
+            h.wreg(reg::kCtl, 0);
+            h.wreg(reg::kIs, 0x3f);
+            h.wreg(reg::kTerri, 0);
+            CHECK(h.rreg(reg::kTdbr) == 0u);
+            const auto data = test::pattern_bytes(8 * 512, 77);
+            REQUIRE(h.write(1, 4096, data));
+            const auto back = h.read(2, 4096, 8);
+            REQUIRE(back);
+            CHECK(*back == data);
+        }
+    }
+}
+
+TEST_CASE("cqhci: a task crossing DUN 2^32 carries into tweak bit 32, like the kernel's fallback",
+          "[device][cqhci][hostile][crypto]") {
+    cqhci_test::EmmcRig r(cqhci_test::cq_options(true));
+    auto& h = r.host();
+    h.enable(true);
+    const auto key = cqhci_test::cryptokey(9);
+    h.program_keyslot(2, key, 512);
+    const auto plain = test::pattern_bytes(4 * 512, 10);
+    REQUIRE(h.write(0, 64, plain, cqhci::Crypto{true, 2, 0xfffffffeu}));
+    const auto medium = r.medium(64 * 512, plain.size());
+    // units 0-1 use tweaks 0xfffffffe, 0xffffffff; units 2-3 use 2^32 and 2^32 + 1
+    CHECK(medium == cqhci_test::model_encrypt(key, 0xfffffffeull, 512, plain));
+    const auto xts_key = models::xts_key_from_cryptokey(key, 256);
+    const std::vector<std::uint8_t> tail(plain.begin() + 1024, plain.end());
+    const auto wrapped = models::xts_encrypt(xts_key, 0, 512, tail);
+    CHECK(std::vector<std::uint8_t>(medium.begin() + 1024, medium.end()) != wrapped);
+    const auto back = h.read(1, 64, 4, cqhci::Crypto{true, 2, 0xfffffffeu});
+    REQUIRE(back);
+    CHECK(*back == plain);
+}
+
+// ---------------------------------------------------------------- UFS
+
+namespace {
+
+// One q35 machine with one UFS controller (crypto=on + `props`) at 00:04.0 and LU 0 on a raw
+// file of `lu_bytes` zeros, or on `blockdev` (a -blockdev spec; node-name lu0 is added).
+class UfsBox {
+public:
+    UfsBox(const std::string& props, std::vector<std::string> extra_args = {},
+           const std::string& blockdev = {}, std::size_t lu_bytes = 4u << 20)
+        : dir_("icemu-hostile") {
+        qtest::MachineOptions opts;
+        opts.qemu_binary = test::qemu_binary();
+        opts.extra_args = {"-m", "256M"};
+        opts.extra_args.insert(opts.extra_args.end(), extra_args.begin(), extra_args.end());
+        opts.extra_args.insert(opts.extra_args.end(),
+                               {"-device", "ufs,id=ufs0,serial=hostile,addr=4,crypto=on" +
+                                               (props.empty() ? "" : "," + props)});
+        if (blockdev.empty()) {
+            std::ofstream f(medium_path(), std::ios::binary | std::ios::trunc);
+            const std::vector<char> zero(65536, 0);
+            for (std::size_t done = 0; done < lu_bytes; done += zero.size()) {
+                f.write(zero.data(), static_cast<std::streamsize>(zero.size()));
+            }
+            opts.extra_args.insert(
+                opts.extra_args.end(),
+                {"-blockdev", "driver=file,node-name=lu0-file,filename=" + medium_path().string(),
+                 "-blockdev", "driver=raw,node-name=lu0,file=lu0-file"});
+        } else {
+            opts.extra_args.insert(opts.extra_args.end(),
+                                   {"-blockdev", blockdev + ",node-name=lu0"});
+        }
+        opts.extra_args.insert(opts.extra_args.end(),
+                               {"-device", "ufs-lu,bus=ufs0,lun=0,drive=lu0"});
+        machine_ = std::make_unique<qtest::Machine>(opts);
+        attach();
+    }
+
+    // Maps BAR0, enables the function and brings the controller up (Linux-like, then TEST
+    // UNIT READY until GOOD). After a machine reset: HCE 1 -> 0 first, as ufshcd does.
+    void attach(bool after_reset = false) {
+        ufs::PciConfig pci(*machine_);
+        const auto fns = pci.find(ufs::kRedHatVendor, ufs::kUfsDevice);
+        REQUIRE(fns.size() == 1);
+        fn_ = fns[0];
+        host_ = std::make_unique<ufs::UfsHost>(*machine_, fn_, ufs::HostConfig{});
+        if (after_reset) {
+            host_->disable();
+        }
+        host_->enable();
+        host_->wait_unit_ready(0);
+        caps_ = ufs::read_crypto_capabilities(*host_);
+    }
+
+    qtest::Machine& machine() { return *machine_; }
+    ufs::UfsHost& host() { return *host_; }
+    ufs::PciFunction fn() const { return fn_; }
+    const ufs::CryptoCapabilities& caps() const { return caps_; }
+    std::filesystem::path medium_path() const { return dir_ / "lu0.img"; }
+    std::filesystem::path file(const char* name) const { return dir_ / name; }
+    std::vector<std::uint8_t> medium(std::uint64_t off, std::size_t len) const {
+        std::ifstream f(medium_path(), std::ios::binary);
+        f.seekg(static_cast<std::streamoff>(off));
+        std::vector<std::uint8_t> out(len);
+        f.read(reinterpret_cast<char*>(out.data()), static_cast<std::streamsize>(len));
+        return out;
+    }
+    nlohmann::json counters() {
+        return machine_->qom_get("/machine/peripheral/ufs0", "crypto-state")["counters"];
+    }
+
+private:
+    qtest::TempDir dir_;
+    std::unique_ptr<qtest::Machine> machine_;
+    std::unique_ptr<ufs::UfsHost> host_;
+    ufs::PciFunction fn_;
+    ufs::CryptoCapabilities caps_;
+};
+
+std::array<std::uint8_t, 64> ufs_cryptokey(std::uint64_t seed) {
+    const auto k = test::pattern_bytes(64, seed);
+    std::array<std::uint8_t, 64> out{};
+    std::copy(k.begin(), k.end(), out.begin());
+    return out;
+}
+
+std::string slurp(const std::filesystem::path& p) {
+    std::ifstream f(p);
+    std::stringstream s;
+    s << f.rdbuf();
+    return s.str();
+}
+
+std::string hex32(std::uint32_t v) {
+    char b[16];
+    std::snprintf(b, sizeof b, "0x%x", v);
+    return b;
+}
+
+} // namespace
+
+TEST_CASE("ufs: QEMU's trace of register writes never shows a key being programmed",
+          "[device][crypto][hostile][trace]") {
+    // QEMU's default trace backend ("log") writes enabled events to the -D file.
+    const qtest::TempDir tmp("icemu-trace");
+    const auto trace = tmp / "trace.log";
+    const auto key = ufs_cryptokey(0x5eed);
+    {
+        UfsBox box("", {"-trace", "enable=ufs_*", "-D", trace.string()});
+        ufs::program_keyslot(box.host(), box.caps(), 3, key, 4096, 0);
+        ufs::evict_keyslot(box.host(), box.caps(), 3);
+        box.machine().shutdown();
+    }
+    const std::string log = slurp(trace);
+    // the trace works and shows register writes (so the check below can fail): HCE := 3
+    REQUIRE(log.find("ufs_mmio_write addr 0x34 data 0x3 ") != std::string::npos);
+    // the keyslot writes are traced, without the key's value
+    CHECK(log.find("ufs_crypto_key_write") != std::string::npos);
+    for (unsigned i = 0; i < 16; ++i) {
+        std::uint32_t dw = 0;
+        for (unsigned b = 0; b < 4; ++b) {
+            dw |= std::uint32_t{key[4 * i + b]} << (8 * b);
+        }
+        char h8[16];
+        std::snprintf(h8, sizeof h8, "%08x", dw);
+        INFO("CRYPTOKEY dword " << i << " = " << hex32(dw));
+        CHECK(log.find("data " + hex32(dw) + " ") == std::string::npos);
+        CHECK(log.find(h8) == std::string::npos);
+    }
+}
+
+TEST_CASE("ufs: byte and word accesses to a keyslot never land on the wrong bits of a dword",
+          "[device][crypto][hostile]") {
+    UfsBox box("crypto-caps=aes-xts-256:0x0f/aes-xts-128:0x08");
+    auto& m = box.machine();
+    const std::uint64_t dw16 = box.host().bar_addr() + box.caps().cfg_offset(1) + 0x40;
+    // DUSIZE 4096 (0x08), CAPIDX 1, CFGE 0
+    const std::uint32_t cfg = ufs::cfg_dword16(4096, 1, false);
+    REQUIRE(cfg == 0x0108u);
+    m.writel(dw16, cfg);
+    REQUIRE(m.readl(dw16) == cfg);
+    // byte 1 is CAPIDX: refused (0) or the right byte, never DUSIZE
+    const std::uint8_t b1 = m.readb(dw16 + 1);
+    CHECK((b1 == 0x00 || b1 == 0x01));
+    const std::uint16_t w1 = m.readw(dw16 + 2);
+    CHECK((w1 == 0x0000));
+    // writing the CFGE byte / the upper word: refused, or applied to bits 31:24 / 31:16
+    m.writeb(dw16 + 3, 0x80);
+    std::uint32_t now = m.readl(dw16);
+    CHECK((now == cfg || now == (cfg | 0x80000000u)));
+    m.writel(dw16, cfg);
+    m.writew(dw16 + 2, 0x8000);
+    now = m.readl(dw16);
+    CHECK((now == cfg || now == (cfg | 0x80000000u)));
+    // dword accesses still work
+    m.writel(dw16, cfg);
+    CHECK(m.readl(dw16) == cfg);
+}
+
+TEST_CASE("ufs: a PRDT longer than the command moves only the command's blocks, CE=0 and CE=1",
+          "[device][crypto][hostile]") {
+    const auto key = ufs_cryptokey(41);
+    const auto xts_key = models::xts_key_from_cryptokey(key, 256);
+    for (const char* staging : {"", "x-crypto-staging-size=0"}) {
+        for (const bool ce : {false, true}) {
+            INFO((ce ? "CE=1" : "CE=0") << (*staging ? " chunked" : ""));
+            UfsBox box(staging);
+            auto& h = box.host();
+            ufs::program_keyslot(h, box.caps(), 0, key, 4096, 0);
+            const ufs::CryptoFields c{ce, 0, 300};
+            // blocks 3 and 4 hold known data first
+            const auto old = test::pattern_bytes(2 * ufs::kLuBlockSize, 1);
+            REQUIRE(h.write(0, 3, old).ocs == ufs::ocs::kSuccess);
+            const auto before = box.medium(0, 4u << 20);
+
+            // WRITE(10) of block 3 with an 8 KiB PRDT
+            ufs::Request w;
+            w.cdb = ufs::cdb_write10(3, 1);
+            w.dir = ufs::DataDir::to_device;
+            w.out = test::pattern_bytes(ufs::kLuBlockSize, 2);
+            w.segments = {ufs::kLuBlockSize, ufs::kLuBlockSize};
+            w.long_prdt = true;
+            w.crypto = c;
+            const auto wc = h.submit(w);
+            CHECK(wc.ocs == ufs::ocs::kSuccess);
+            CHECK(wc.scsi_status == 0);
+            auto after = box.medium(0, 4u << 20);
+            CHECK(test::changed_blocks(before, after) == "changed blocks: 3");
+            const auto block3 = box.medium(3 * ufs::kLuBlockSize, ufs::kLuBlockSize);
+            CHECK(block3 == (ce ? models::xts_encrypt(xts_key, 300, 4096, w.out) : w.out));
+
+            // READ(10) of block 4 with an 8 KiB PRDT: the second 4 KiB of guest memory stay
+            ufs::Request rd;
+            rd.cdb = ufs::cdb_read10(4, 1);
+            rd.dir = ufs::DataDir::from_device;
+            rd.in_len = ufs::kLuBlockSize;
+            rd.segments = {ufs::kLuBlockSize, ufs::kLuBlockSize};
+            rd.long_prdt = true;
+            rd.crypto = ufs::CryptoFields{ce, 0, 301};
+            const auto rc = h.submit(rd);
+            CHECK(rc.ocs == ufs::ocs::kSuccess);
+            REQUIRE(rc.in.size() == 2 * ufs::kLuBlockSize);
+            const std::vector<std::uint8_t> got(rc.in.begin(), rc.in.begin() + 4096);
+            const std::vector<std::uint8_t> old4(old.begin() + 4096, old.end());
+            CHECK(got == (ce ? models::xts_decrypt(xts_key, 301, 4096, old4) : old4));
+            CHECK(std::all_of(rc.in.begin() + 4096, rc.in.end(),
+                              [](std::uint8_t b) { return b == 0xa5; }));
+            CHECK(box.medium(0, 4u << 20) == after);
+        }
+    }
+}
+
+TEST_CASE("ufs: a machine reset with a CE READ in flight frees its slot, its key and its staging "
+          "memory",
+          "[device][crypto][hostile][reset]") {
+    // 1 s per I/O; 64 KiB of staging memory: one granule, which the in-flight READ holds
+    UfsBox box("x-crypto-staging-size=65536", {},
+               "driver=null-co,size=4194304,read-zeroes=on,latency-ns=1000000000");
+    auto& m = box.machine();
+    const auto key = ufs_cryptokey(7);
+    ufs::program_keyslot(box.host(), box.caps(), 0, key, 4096, 0);
+    REQUIRE(box.counters()["staged"] == 0);
+
+    ufs::Request rd;
+    rd.cdb = ufs::cdb_read10(0, 1);
+    rd.dir = ufs::DataDir::from_device;
+    rd.in_len = ufs::kLuBlockSize;
+    rd.crypto = ufs::CryptoFields{true, 0, 0};
+    rd.detach = true;
+    box.host().submit(rd);
+    // wait until the engine admitted it (staging lent), then reset the machine under it
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (box.counters()["staged"] != 1 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    REQUIRE(box.counters()["staged"] == 1);
+    REQUIRE((box.host().rreg(ufs::reg::kUtrldbr) & 1u) != 0);
+    m.qmp("system_reset");
+    // the reset has run when the function's COMMAND register is 0 again (it drains the READ)
+    ufs::PciConfig pci(m);
+    const auto reset_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while ((pci.read32(box.fn(), 0x04) & 0x6) != 0 &&
+           std::chrono::steady_clock::now() < reset_deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    REQUIRE((pci.read32(box.fn(), 0x04) & 0x6) == 0);
+
+    // the request was dropped with the queue: its doorbell bit is clear
+    pci.map_bar(box.fn(), 0, 0xe0000000ull);
+    pci.enable(box.fn());
+    REQUIRE((m.readl(0xe0000000ull + ufs::reg::kUtrldbr) & 1u) == 0u);
+
+    // the driver comes back, reprograms its key (the reset wiped it) and reads again: the
+    // request gets the staging granule (it was released), and decrypts right
+    box.attach(true);
+    ufs::program_keyslot(box.host(), box.caps(), 0, key, 4096, 0);
+    const auto c = box.host().read(0, 0, 1, ufs::CryptoFields{true, 0, 0});
+    CHECK(c.ocs == ufs::ocs::kSuccess);
+    const auto counters = box.counters();
+    CHECK(counters["staged"] == 2);
+    CHECK(counters["chunked"] == 0);
+    const auto xts_key = models::xts_key_from_cryptokey(key, 256);
+    CHECK(c.in == models::xts_decrypt(xts_key, 0, 4096, std::vector<std::uint8_t>(4096, 0)));
+}
