@@ -13,7 +13,7 @@
 #include "icemu/models/keyslots.hpp"
 #include "icemu/models/ufshci_crypto.hpp"
 #include "icemu/models/xts.hpp"
-#include "pattern.hpp"
+#include "icemu/pattern.hpp"
 
 #include <algorithm>
 #include <fstream>
@@ -1464,7 +1464,9 @@ void take(Verdict& v, const Findings& f, std::size_t max) {
 }
 
 Verdict Checker::v0_logs() {
-    Verdict v = make(0, "event-logs", "the event logs parse and replay through the UFSHCI model");
+    Verdict v =
+        make(0, "event-logs",
+             "the event logs parse and replay through the crypto engine model (UFSHCI or CQHCI)");
     if (in_.logs.empty()) {
         v.reason = "no event log was given";
         return v;
