@@ -6,8 +6,9 @@
 #
 # Prints the path of the qemu-system-x86_64 binary on stdout. --tests also builds QEMU's
 # qos-test (the upstream peer suite). Cached under $ICEMU_CACHE/qemu/<version>-<key>/ where
-# key hashes the patch series, the device list, the configure flags and this script; our
-# overlay files are synced on every run, so editing one of them is an incremental rebuild.
+# key hashes RECIPE (a number bumped by hand when this script's configure flags or steps
+# change), hw/qemu-version, the patch series and the device list (icemu.mak); our overlay files
+# are synced on every run, so editing one of them is an incremental rebuild.
 set -euo pipefail
 . "$(dirname "$0")/../scripts/lib.sh"
 

@@ -8,7 +8,7 @@ command -v clang-format >/dev/null || { echo "clang-format not installed (script
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
 	mapfile -t files < <(git ls-files --cached --others --exclude-standard '*.cpp' '*.hpp' '*.h' | grep -v '^hw/qemu-overlay/')
 else
-	mapfile -t files < <(find bench guest-tests hw/tests models -name '*.cpp' -o -name '*.hpp' -o -name '*.h' | grep -v '^hw/qemu-overlay/')
+	mapfile -t files < <(find bench common guest-tests hw/tests models -name '*.cpp' -o -name '*.hpp' -o -name '*.h' | grep -v '^hw/qemu-overlay/')
 fi
 bad=()
 for f in "${files[@]}"; do

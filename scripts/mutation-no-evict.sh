@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Mutation check (issue 5): a QEMU whose crypto engine silently ignores key evictions must
+# Mutation check: a QEMU whose crypto engine silently ignores key evictions must
 # make the conformance suite fail, naming the controller and the key still held.
 #
 #   scripts/mutation-no-evict.sh [--build-only] [--scenario NAME]... [icemu-run options]

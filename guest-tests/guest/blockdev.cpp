@@ -1,4 +1,4 @@
-// Raw block-device I/O with the known pattern (guest-tests/common/pattern.hpp). The pattern is
+// Raw block-device I/O with the known pattern (common/icemu/pattern.hpp). The pattern is
 // addressed by DEVICE offset: byte o of the device written by write_dev with seed s is pattern byte
 // (s, o), so a host tool can compute the plaintext of any sector of a dm device (e.g. under
 // dm-inlinecrypt) from the seed alone.
@@ -9,7 +9,7 @@
 #include <memory>
 #include <unistd.h>
 
-#include "../common/pattern.hpp"
+#include "icemu/pattern.hpp"
 #include "ops.hpp"
 
 namespace icemu::guest {

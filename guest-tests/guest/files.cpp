@@ -1,4 +1,4 @@
-// Known-pattern file I/O (guest-tests/common/pattern.hpp) and layout facts: inode number,
+// Known-pattern file I/O (common/icemu/pattern.hpp) and layout facts: inode number,
 // the fscrypt nonce, and FIEMAP extents (the physical bytes a file occupies on its device).
 #include <cerrno>
 #include <cstring>
@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../common/pattern.hpp"
+#include "icemu/pattern.hpp"
 #include "ops.hpp"
 
 namespace icemu::guest {

@@ -270,8 +270,9 @@ void usage(std::FILE* f) {
            "  string, KEY:=JSON any JSON value (numbers, booleans, arrays, objects).\n"
            "  example: icemu-guest add_key mnt=/mnt key=$(head -c64 /dev/urandom | xxd -p -c64)\n"
            "  ops:");
-    for (const auto& [name, fn] : ops())
-        std::fprintf(f, " %s", name.c_str());
+    for (const auto name : guest_ops::kGuestOps)
+        if (name != "poweroff")
+            std::fprintf(f, " %.*s", static_cast<int>(name.size()), name.data());
     std::fprintf(
         f, "\n  Without arguments (as PID 1) it serves the icemu runner over virtio-serial.\n");
 }
@@ -282,7 +283,7 @@ int run_cli(int argc, char** argv) {
         usage(stdout);
         return 0;
     }
-    if (ops().find(op) == ops().end()) {
+    if (!guest_ops::parse(op) || op == "poweroff") {
         std::fprintf(stderr, "icemu-guest: unknown op '%s' (icemu-guest --help lists them)\n",
                      op.c_str());
         return 2;

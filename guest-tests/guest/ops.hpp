@@ -19,7 +19,6 @@ json op_mount(const json& req);
 json op_umount(const json& req);
 json op_sync(const json& req);
 json op_drop_caches(const json& req);
-json op_kmsg(const json& req); // filled in by main (needs the reader); see main.cpp
 
 // dm.cpp: device-mapper ioctls on /dev/mapper/control
 json op_dm_create(const json& req);

@@ -25,7 +25,11 @@ struct StepRecord {
 
 struct Event {
     std::uint64_t offset = 0; // byte offset of the line in the controller's log
+    // The event as the models' parser (icemu::models::events) decoded it, written back as JSON
+    // with the schema's field names (events::to_json_line); {"ev": "invalid"} when the parser
+    // rejected the line, with the reason in `error`.
     json e;
+    std::string error;
 };
 
 struct RunRecord {
@@ -43,7 +47,8 @@ struct RunRecord {
     json to_json() const;
 };
 
-// Parses a JSON-lines event log (ignores a torn last line).
+// Parses a JSON-lines event log through icemu::models::events (docs/event-log.md), line by line
+// (ignores a torn last line). A line the parser rejects is kept as an "invalid" Event.
 std::vector<Event> parse_event_log(const std::string& text);
 
 // Matches the guest's disks to scenario disks by PCI address and LUN.

@@ -1,5 +1,7 @@
 #include "scenario.hpp"
 
+#include "icemu/models/event_schema.hpp"
+
 #include <cctype>
 #include <fstream>
 #include <regex>
@@ -36,6 +38,40 @@ const std::set<std::string> kKinds = {"kmsg",       "disk_crypto",  "counter", "
                                       "key_on_all", "keys_evicted", "reply"};
 const std::set<std::string> kStepMeta = {"op",        "label", "expect", "save",
                                          "timeout_s", "note",  "kernel"};
+
+template <class T>
+T get_or(const json& j, const char* key, T dflt) {
+    auto it = j.find(key);
+    return it == j.end() || it->is_null() ? dflt : it->get<T>();
+}
+
+// An "events" expectation's match names fields and values of the event log schema
+// (docs/event-log.md): a misspelt field or value would silently match nothing.
+void check_event_match(const json& spec) {
+    namespace sc = icemu::models::events::schema;
+    if (!spec.contains("match"))
+        return;
+    const json& match = spec["match"];
+    if (!match.is_object())
+        throw ScenarioError("events: match must be an object");
+    const std::string ev = match.contains("ev") && match["ev"].is_string() ? match["ev"] : "";
+    for (const auto& [k, v] : match.items()) {
+        const sc::Field* f = nullptr;
+        for (const auto& x : sc::kFields)
+            if (x.name == k && (x.event.empty() || ev.empty() || x.event == ev)) {
+                f = &x;
+                break;
+            }
+        if (!f)
+            throw ScenarioError("events: match field '" + k + "' is not a field of " +
+                                (ev.empty() ? "any event" : "'" + ev + "' events") +
+                                " (docs/event-log.md)");
+        const auto values = sc::values_of(f->type);
+        if (!values.empty() && (!v.is_string() || sc::index_of(values, v.get<std::string>()) < 0))
+            throw ScenarioError("events: match " + k + " = " + v.dump() +
+                                " is not a value the event log can have (docs/event-log.md)");
+    }
+}
 
 void check_name(const std::string& what, const std::string& n) {
     static const std::regex re("^[A-Za-z][A-Za-z0-9_-]*$");
@@ -358,6 +394,8 @@ Scenario parse_scenario(const json& j) {
                 x.xfail = required<std::string>(e, "xfail", where);
             x.kernel = field<std::string>(e, "kernel", where, "");
             validate_kernel_condition(x.kernel);
+            if (x.kind == "events")
+                check_event_match(e);
             x.spec = e;
             s.expectations.push_back(x);
         }

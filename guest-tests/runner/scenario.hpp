@@ -29,7 +29,7 @@ struct Lu {
 
 struct Controller {
     std::string id; // qdev id, e.g. "ufs0"
-    // "ufs", or "emmc": sdhci-pci with cqhci=on and a soldered eMMC (issue 7); its one disk is
+    // "ufs", or "emmc": sdhci-pci with cqhci=on and a soldered eMMC; its one disk is
     // lus[0] (lun 0), given as "name" and "size" on the controller.
     std::string type = "ufs";
     bool is_emmc() const { return type == "emmc"; }

@@ -19,30 +19,41 @@ namespace icemu::models::events {
 LogError::LogError(std::size_t line, const std::string& message)
     : std::runtime_error("line " + std::to_string(line) + ": " + message), line_(line) {}
 
-std::string_view to_string(WipeReason r) {
-    switch (r) {
-    case WipeReason::disable:
-        return "disable";
-    case WipeReason::reset:
-        return "reset";
-    case WipeReason::unrealize:
-        return "unrealize";
+namespace {
+template <typename E, std::size_t N>
+std::string_view enum_text(E e, const schema::Value (&values)[N], bool has_none) {
+    auto i = static_cast<std::size_t>(e);
+    if (has_none) {
+        if (i == 0) {
+            return "";
+        }
+        --i;
     }
-    return "?";
+    return i < N ? values[i].text : "?";
 }
+} // namespace
 
+std::string_view to_string(Frontend f) {
+    return enum_text(f, schema::kFrontends, false);
+}
+std::string_view to_string(WipeReason r) {
+    return enum_text(r, schema::kWipeReasons, false);
+}
+std::string_view to_string(ProgramError e) {
+    return enum_text(e, schema::kProgramErrors, true);
+}
 std::string_view to_string(IoOp op) {
-    return op == IoOp::read ? "read" : "write";
+    return enum_text(op, schema::kIoOps, false);
 }
-
+std::string_view to_string(IoError e) {
+    return enum_text(e, schema::kIoErrors, true);
+}
 std::string_view to_string(FaultKind k) {
-    return k == FaultKind::ocs ? "ocs" : "fatal";
+    return enum_text(k, schema::kFaultKinds, false);
 }
 
 std::string_view event_name(const Body& body) {
-    static constexpr std::array<std::string_view, 8> names{"realize", "enable", "wipe", "program",
-                                                           "evict",   "disarm", "io",   "fault"};
-    return names[body.index()];
+    return schema::kEvents[body.index()].text;
 }
 
 namespace {
@@ -456,8 +467,10 @@ private:
 
 // ---- Schema -----------------------------------------------------------------------------------
 
-// Every field name the schema knows (one list: the enum and the names cannot drift apart);
-// top-level fields are stored by this index.
+// Every distinct field name of the schema (common/icemu/event-log.def), as an enum the parser
+// indexes its per-line table with. The .def lists fields per event (`slot` four times), so this
+// deduplicated list is written out here and checked against it at compile time
+// (kFieldsMatchSchema below): a field added to the schema and not here fails the build.
 // clang-format off
 #define ICEMU_EVENT_FIELDS(X)                                                                     \
     X(v) X(seq) X(t_ns) X(ctrl) X(ev)                                                             \
@@ -502,7 +515,7 @@ struct FieldHash {
 };
 constexpr FieldHash kFieldHash{};
 
-int field_index(std::string_view name) {
+constexpr int field_index(std::string_view name) {
     if (name.empty()) {
         return -1;
     }
@@ -521,6 +534,26 @@ int field_index(std::string_view name) {
     }
     return i;
 }
+
+// Every name in kFieldNames is a schema field and every schema field is in kFieldNames.
+constexpr bool fields_match_schema() {
+    for (const auto& f : schema::kFields) {
+        if (field_index(f.name) < 0) {
+            return false;
+        }
+    }
+    for (const auto name : kFieldNames) {
+        bool found = false;
+        for (const auto& f : schema::kFields) {
+            found = found || f.name == name;
+        }
+        if (!found) {
+            return false;
+        }
+    }
+    return true;
+}
+static_assert(fields_match_schema(), "the parser's field list differs from event-log.def");
 
 // Key prediction for the fast path. The device (and to_json_line) writes every kind's fields
 // in one fixed order, so after field X the next key is almost always kNextField[X] (the `io`
@@ -556,26 +589,26 @@ struct FieldOrder {
         for (auto& x : next) {
             x = -1;
         }
-        // Each kind's order as written by to_json_line / the device (docs/event-log.md).
-        const std::array<std::array<F, 22>, 7> orders{{
-            {F::v,      F::seq,    F::t_ns,   F::ctrl,   F::ev,    F::slot,       F::ce,  F::lun,
-             F::op,     F::opcode, F::lba,    F::blocks, F::bytes, F::block_size, F::dun, F::dusize,
-             F::key_fp, F::ocs,    F::status, F::queue,  F::error, F::count_},
-            {F::ev, F::slot, F::capidx, F::dusize, F::key_fp, F::ok, F::error, F::key, F::count_},
-            {F::ev, F::slots, F::cfgptr, F::caps, F::wipe_on_disable, F::log_keys, F::frontend,
-             F::count_},
-            {F::ev, F::on, F::cge, F::count_},
-            {F::ev, F::reason, F::armed, F::count_},
-            {F::slot, F::was_armed, F::count_},
-            {F::ev, F::kind, F::remaining, F::count_},
-        }};
-        for (const auto& order : orders) {
-            for (std::size_t i = 0; i + 1 < order.size() && order[i + 1] != F::count_; ++i) {
-                auto& n = next[static_cast<std::size_t>(order[i])];
-                if (n < 0) { // the first (io) order wins
-                    n = static_cast<signed char>(order[i + 1]);
+        // Each kind's order as the schema lists it (the device and to_json_line write that
+        // order): the header fields, then the kind's own. `io` goes first so that its order wins.
+        const auto chain = [&](std::string_view event) {
+            int prev = -1;
+            const auto link = [&](std::string_view name) {
+                const int cur = field_index(name);
+                if (prev >= 0 && next[static_cast<std::size_t>(prev)] < 0) {
+                    next[static_cast<std::size_t>(prev)] = static_cast<signed char>(cur);
+                }
+                prev = cur;
+            };
+            for (const auto& f : schema::kFields) {
+                if (f.event.empty() || f.event == event) {
+                    link(f.name);
                 }
             }
+        };
+        chain("io");
+        for (const auto& e : schema::kEvents) {
+            chain(e.text);
         }
         for (std::size_t i = 0; i < kNumFields; ++i) {
             const std::string_view name = kFieldNames[i];
@@ -706,14 +739,15 @@ void check_fp(Fields& f, std::string_view fp, bool allow_empty) {
     }
 }
 
+// The index of `s` among a schema enumeration's strings, or a LogError naming `what`.
 template <std::size_t N>
-bool one_of(std::string_view s, const std::array<std::string_view, N>& set) {
-    for (auto x : set) {
-        if (x == s) {
-            return true;
-        }
+std::size_t schema_value(Fields& f, std::string_view s, const schema::Value (&values)[N],
+                         const char* what) {
+    const int i = schema::index_of(values, s);
+    if (i < 0) [[unlikely]] {
+        f.reader().fail(std::string("unknown ") + what + " \"" + std::string(s) + "\"");
     }
-    return false;
+    return static_cast<std::size_t>(i);
 }
 
 std::vector<CapEntry> parse_caps(Fields& f, std::size_t line) {
@@ -741,13 +775,14 @@ std::vector<CapEntry> parse_caps(Fields& f, std::size_t line) {
                 o.expect(':');
                 Value v;
                 o.parse_value(v);
-                static constexpr std::array<std::string_view, 4> names{"idx", "algid", "sdusb",
-                                                                       "ks"};
-                for (std::size_t i = 0; i < names.size(); ++i) {
-                    if (std::string_view(k.str) == names[i]) {
+                // The schema's cap fields, in CapEntry's order (idx, algid, sdusb, ks).
+                constexpr auto& names = schema::kCapFields;
+                static_assert(std::size(names) == 4);
+                for (std::size_t i = 0; i < std::size(names); ++i) {
+                    if (std::string_view(k.str) == names[i].name) {
                         if (v.type != Value::Type::number || !v.integer || v.negative ||
                             v.overflow || v.magnitude > 0xffffffffu) {
-                            f.reader().fail("caps." + std::string(names[i]) +
+                            f.reader().fail("caps." + std::string(names[i].name) +
                                             " must be an unsigned integer");
                         }
                         const auto x = static_cast<unsigned>(v.magnitude);
@@ -785,14 +820,7 @@ void parse_body(std::string_view ev, Fields& f, std::size_t line, Body& body) {
         const std::int64_t slot = f.i64(F::slot);
         io.ce = f.boolean(F::ce);
         io.lun = f.u32(F::lun);
-        const auto op = f.str(F::op);
-        if (op == "read") {
-            io.op = IoOp::read;
-        } else if (op == "write") {
-            io.op = IoOp::write;
-        } else {
-            f.reader().fail("op must be \"read\" or \"write\"");
-        }
+        io.op = static_cast<IoOp>(schema_value(f, f.str(F::op), schema::kIoOps, "io op"));
         io.opcode = f.u32(F::opcode);
         io.lba = f.u64(F::lba);
         io.blocks = f.u64(F::blocks);
@@ -809,12 +837,7 @@ void parse_body(std::string_view ev, Fields& f, std::size_t line, Body& body) {
         io.status = static_cast<int>(status);
         io.queue.assign(f.str(F::queue));
         if (const auto e = f.opt_str(F::error)) {
-            static constexpr std::array<std::string_view, 9> errors{"cge",     "cci",    "disarmed",
-                                                                    "invalid", "align",  "injected",
-                                                                    "dma",     "cipher", "no-prdt"};
-            if (!one_of(*e, errors)) {
-                f.reader().fail("unknown io error \"" + std::string(*e) + "\"");
-            }
+            schema_value(f, *e, schema::kIoErrors, "io error");
             io.error.assign(*e);
         }
         if (io.ce) {
@@ -843,14 +866,10 @@ void parse_body(std::string_view ev, Fields& f, std::size_t line, Body& body) {
             f.reader().fail("program with ok=true must not have an error");
         }
         if (!p.ok) {
-            static constexpr std::array<std::string_view, 5> errors{"capidx", "dusize", "alg",
-                                                                    "key-size", "cipher"};
             if (!e) {
                 f.reader().fail("program with ok=false needs an error");
             }
-            if (!one_of(*e, errors)) {
-                f.reader().fail("unknown program error \"" + std::string(*e) + "\"");
-            }
+            schema_value(f, *e, schema::kProgramErrors, "program error");
             p.error = std::string(*e);
         }
         if (const auto k = f.opt_str(F::key)) {
@@ -872,30 +891,16 @@ void parse_body(std::string_view ev, Fields& f, std::size_t line, Body& body) {
     }
     if (ev == "wipe") {
         Wipe w;
-        const auto r = f.str(F::reason);
-        if (r == "disable") {
-            w.reason = WipeReason::disable;
-        } else if (r == "reset") {
-            w.reason = WipeReason::reset;
-        } else if (r == "unrealize") {
-            w.reason = WipeReason::unrealize;
-        } else {
-            f.reader().fail("unknown wipe reason \"" + std::string(r) + "\"");
-        }
+        w.reason = static_cast<WipeReason>(
+            schema_value(f, f.str(F::reason), schema::kWipeReasons, "wipe reason"));
         w.armed = f.u32(F::armed);
         body = w;
         return;
     }
     if (ev == "fault") {
         Fault x;
-        const auto k = f.str(F::kind);
-        if (k == "ocs") {
-            x.kind = FaultKind::ocs;
-        } else if (k == "fatal") {
-            x.kind = FaultKind::fatal;
-        } else {
-            f.reader().fail("unknown fault kind \"" + std::string(k) + "\"");
-        }
+        x.kind = static_cast<FaultKind>(
+            schema_value(f, f.str(F::kind), schema::kFaultKinds, "fault kind"));
         x.remaining = f.u32(F::remaining);
         body = x;
         return;
@@ -907,7 +912,9 @@ void parse_body(std::string_view ev, Fields& f, std::size_t line, Body& body) {
         r.caps = parse_caps(f, line);
         r.wipe_on_disable = f.boolean(F::wipe_on_disable);
         r.log_keys = f.boolean(F::log_keys);
-        r.frontend = std::string(f.str(F::frontend));
+        const auto fe = f.str(F::frontend);
+        schema_value(f, fe, schema::kFrontends, "frontend");
+        r.frontend = std::string(fe);
         body = std::move(r);
         return;
     }

@@ -1,4 +1,4 @@
-// Unit tests for dm_passthrough.hpp (linux-inline-crypto.md §3.3-3.5, §4; 7.3 delta §3).
+// Unit tests for dm_passthrough.hpp (drivers/md/dm-table.c, block/blk-crypto-profile.c).
 #include "icemu/models/dm_passthrough.hpp"
 
 #include <catch2/catch_test_macros.hpp>
@@ -27,7 +27,8 @@ Table linear(const std::string& dev) {
 } // namespace
 
 TEST_CASE("ufshcd counts only AES-XTS-256 caps and scales SDUSB by 512", "[dm]") {
-    // §1.2: SDUSB=0x08 means 4096-byte data units only -> modes/AES-256-XTS = 0x1000.
+    // ufshcd_hba_init_crypto_capabilities: SDUSB=0x08 means 4096-byte data units only ->
+    // modes/AES-256-XTS = 0x1000.
     const auto p = ufs("aes-xts-256:0x08/aes-xts-128:0x0f/aes-ecb-256:0x0f");
     CHECK(p.modes[kXts] == 0x1000u);
     CHECK(p.max_dun_bytes == 8);
@@ -60,7 +61,8 @@ TEST_CASE("a dm profile is the intersection of its devices' profiles", "[dm]") {
     CHECK(p.modes[kXts] == 0x1000u);
     CHECK(p.max_dun_bytes == 8);
     CHECK(p.num_slots == 0);
-    // §4.2 example: UFS (8 bytes) + CQHCI (4 bytes) -> max_dun_bits 32.
+    // dm_table_construct_crypto_profile intersects: UFS (8 bytes) + CQHCI (4 bytes) ->
+    // max_dun_bits 32.
     const auto q = construct_caps(Table{{Target{"linear", {"ufs0"}}, Target{"linear", {"mmc0"}}}},
                                   devs, KernelVersion::v6_12);
     CHECK(q.max_dun_bytes == 4);

@@ -1,5 +1,5 @@
 // Unit tests for fscrypt.hpp: RFC 5869 (SHA-256) and a hand-rolled HMAC-SHA512 second path for
-// HKDF, the SipHash paper's reference vectors, and the DUN rules of linux-inline-crypto.md §5.2.
+// HKDF, the SipHash paper's reference vectors, and the DUN rules of fs/crypto/inline_crypt.c.
 #include "icemu/models/fscrypt.hpp"
 
 #include "test_util.hpp"
@@ -26,7 +26,7 @@ Bytes hmac_sha512(ByteView key, ByteView msg) {
     return out;
 }
 
-// Second path, written from hkdf.c's description (linux-inline-crypto.md §5.3): PRK =
+// Second path, written from fs/crypto/hkdf.c's description: PRK =
 // HMAC(64 zero bytes, master); T(i) = HMAC(PRK, T(i-1) || "fscrypt\0" || ctx || info || i).
 Bytes reference_fscrypt_hkdf(ByteView master, std::uint8_t ctx, ByteView info, std::size_t len) {
     const Bytes salt(64, 0);

@@ -1,7 +1,7 @@
 // Cross-model tests: the blk-crypto keyslot policy (keyslots) drives the register model
 // (ufshci_crypto) with Linux's 19-write sequences; the resulting event log must satisfy the
-// traffic invariants, and the dm stale-slot scenario (linux-inline-crypto.md §4.5) must be
-// visible in it.
+// traffic invariants, and the dm stale-slot scenario (drivers/md/dm-table.c: a reload does not
+// evict the old table's keys) must be visible in it.
 #include "icemu/models/dm_passthrough.hpp"
 #include "icemu/models/keyslots.hpp"
 #include "icemu/models/ufshci_crypto.hpp"
@@ -128,9 +128,9 @@ TEST_CASE("Linux-driven traffic with LRU replacement and a host reset satisfies 
 
 TEST_CASE("after a dm table swap the old device keeps the key and a re-created key duplicates it",
           "[integration][dm]") {
-    // §4.5: fs key K via dm-linear -> ufs0; reload+resume to ufs1; REMOVE_KEY evicts through
-    // the live table only (ufs1); ufs0 keeps K. A new blk_crypto_key with the same bytes later
-    // used on ufs0 is programmed into another slot: the traffic shows a duplicate key.
+    // The stale slot: fs key K via dm-linear -> ufs0; reload+resume to ufs1; REMOVE_KEY evicts
+    // through the live table only (ufs1); ufs0 keeps K. A new blk_crypto_key with the same bytes
+    // later used on ufs0 is programmed into another slot: the traffic shows a duplicate key.
     std::map<keyslots::KeyId, Bytes> keys{{1, random_bytes(64)}};
     std::map<std::string, Controller*> dev;
     Controller ufs0(4, keys);

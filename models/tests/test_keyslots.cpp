@@ -1,4 +1,4 @@
-// Unit tests for keyslots.hpp: the blk-crypto profile policy (linux-inline-crypto.md §3.2) and
+// Unit tests for keyslots.hpp: the blk-crypto profile policy (block/blk-crypto-profile.c) and
 // the traffic invariants.
 #include "icemu/models/keyslots.hpp"
 

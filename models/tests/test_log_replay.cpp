@@ -181,6 +181,51 @@ TEST_CASE("replay reports CE on a non-READ/WRITE opcode that was not refused", "
     CHECK_THAT(m[0].what, ContainsSubstring("\"opcode\""));
 }
 
+TEST_CASE("replay accepts CE on WRITE AND VERIFY (10/12/16) as a WRITE", "[replay]") {
+    // The device encrypts them (docs/device.md "Errors"); a replay that demanded an "opcode"
+    // refusal would fail every such log.
+    for (const unsigned opcode : {0x2eu, 0xaeu, 0x8eu}) {
+        auto b = linux_session();
+        for (auto& e : b.log) {
+            if (auto* io = std::get_if<events::Io>(&e.body); io && io->ce) {
+                io->opcode = opcode;
+            }
+        }
+        const auto m = replay(b.log);
+        for (const auto& x : m) {
+            UNSCOPED_INFO(x.seq << ": " << x.what);
+        }
+        CHECK(m.empty());
+    }
+}
+
+TEST_CASE("a log with a CE WRITE SAME refusal (io error \"opcode\") parses and replays",
+          "[replay]") {
+    auto b = linux_session();
+    const Request req{true, 0, 0, 8 * 4096, 4 * 4096, CommandKind::other_data_out};
+    events::Io refusal = b.engine.predict_io(req, b.engine.submit(req));
+    refusal.opcode = 0x41; // WRITE SAME(10)
+    refusal.lba = 8;
+    refusal.blocks = 4;
+    refusal.block_size = 4096;
+    refusal.queue = "sdb";
+    REQUIRE(refusal.error == "opcode");
+    REQUIRE(refusal.ocs == kOcsInvalidCryptoConfig);
+    b.push(refusal);
+    // Through the text form, as icemu-check reads a log file.
+    std::string text;
+    for (const auto& e : b.log) {
+        text += events::to_json_line(e) + "\n";
+    }
+    std::vector<events::Event> parsed;
+    REQUIRE_NOTHROW(parsed = events::parse_log(text));
+    const auto m = replay(parsed);
+    for (const auto& x : m) {
+        UNSCOPED_INFO(x.seq << ": " << x.what);
+    }
+    CHECK(m.empty());
+}
+
 TEST_CASE("replay accepts CE on CMD46/47 from the CQHCI front end only", "[replay]") {
     auto b = linux_session();
     for (auto& e : b.log) {

@@ -1,6 +1,6 @@
 // Unit tests for ufshci_crypto.hpp. Register values are written as literal numbers taken from
-// linux-inline-crypto.md §1 (e.g. "dword16 for a 4 KiB DU with cap 0: 0x80000008"), not from
-// the model's own encoders.
+// the register layout of include/ufs/ufshci.h (e.g. "dword16 for a 4 KiB DU with cap 0:
+// 0x80000008"), not from the model's own encoders.
 #include "icemu/models/ufshci_crypto.hpp"
 
 #include "test_util.hpp"
@@ -16,7 +16,7 @@ using icemu::models::test::random_bytes;
 
 namespace {
 
-// Linux's ufshcd_program_key sequence (linux-inline-crypto.md §1.4): dword16=0, key dwords
+// Linux's ufshcd_program_key sequence (drivers/ufs/core/ufshcd-crypto.c): dword16=0, key dwords
 // 0..15 (little-endian), dword17=0, dword16 last. Returns every effect of the 19 writes.
 std::vector<Effect> linux_program(Engine& e, unsigned slot, const std::array<std::uint8_t, 64>& ck,
                                   std::uint32_t dw16) {

@@ -23,6 +23,19 @@ static Scenario scen() {
 	  ]})J"));
 }
 
+// Event log lines as the device writes them (docs/event-log.md).
+constexpr const char* kFp = "00000000000000aa";
+constexpr const char* kRealize =
+    R"({"v":1,"seq":0,"t_ns":0,"ctrl":"ufs0","ev":"realize","slots":8,"cfgptr":32,"caps":[],)"
+    R"("wipe_on_disable":true,"log_keys":false,"frontend":"ufs"})";
+constexpr const char* kProgram =
+    R"({"v":1,"seq":1,"t_ns":5,"ctrl":"ufs0","ev":"program","slot":0,"capidx":0,"dusize":4096,)"
+    R"("key_fp":"00000000000000aa","ok":true})";
+constexpr const char* kIo =
+    R"({"v":1,"seq":2,"t_ns":9,"ctrl":"ufs0","ev":"io","slot":0,"ce":true,"lun":0,"op":"write",)"
+    R"("opcode":42,"lba":0,"blocks":1,"bytes":4096,"block_size":4096,"dun":0,"dusize":4096,)"
+    R"("key_fp":"00000000000000aa","ocs":0,"status":0,"queue":"sdb"})";
+
 static StepRecord step(std::size_t i, const char* op, const char* label, json reply) {
     StepRecord r;
     r.index = i;
@@ -77,15 +90,15 @@ static RunRecord record(bool evicted) {
                {"device-mapper: table: Inline encryption capabilities of new DM table were more "
                 "restrictive"}}})};
     r.snapshots = {{{"ufs0", state(0, "")}, {"ufs1", state(0, "")}},
-                   {{"ufs0", state(3, "aa")}, {"ufs1", state(2, "aa")}},
-                   {{"ufs0", state(3, evicted ? "" : "aa")}, {"ufs1", state(2, "")}},
+                   {{"ufs0", state(3, kFp)}, {"ufs1", state(2, kFp)}},
+                   {{"ufs0", state(3, evicted ? "" : kFp)}, {"ufs1", state(2, "")}},
                    {{"ufs0", state(3, "")}, {"ufs1", state(2, "")}},
                    {{"ufs0", state(3, "")}, {"ufs1", state(2, "")}}};
-    r.events["ufs0"] = parse_event_log(
-        "{\"ev\":\"realize\"}\n{\"ev\":\"program\",\"ok\":true,\"key_fp\":\"aa\",\"slot\":0}\n"
-        "{\"ev\":\"io\",\"ce\":true,\"op\":\"write\"}\n");
+    r.events["ufs0"] = parse_event_log(std::string(kRealize) + "\n" + kProgram + "\n" + kIo + "\n");
+    // boot ends after the realize line; the program and io lines are logged by step 1
+    const std::uint64_t boot = std::string(kRealize).size() + 1, end = 1000;
     r.event_marks = {
-        {{"ufs0", 17}}, {{"ufs0", 200}}, {{"ufs0", 200}}, {{"ufs0", 200}}, {{"ufs0", 200}}};
+        {{"ufs0", boot}}, {{"ufs0", end}}, {{"ufs0", end}}, {{"ufs0", end}}, {{"ufs0", end}}};
     return r;
 }
 
@@ -116,7 +129,7 @@ TEST_CASE("a key left in a slot after removal names the controller and slot") {
     Scenario s = scen();
     TestPoint p = check_expectation(s, s.expectations[0], record(false));
     CHECK_FALSE(p.passed);
-    CHECK(p.diag.find("ufs0 slot 0 still holds key aa") != std::string::npos);
+    CHECK(p.diag.find("ufs0 slot 0 still holds key 00000000000000aa") != std::string::npos);
 }
 
 TEST_CASE("a step expected to fail with EINVAL fails the check when it succeeds") {
@@ -156,12 +169,60 @@ TEST_CASE("without an engine, device checks fail and say why") {
 }
 
 TEST_CASE("the event log parser keeps byte offsets and ignores a torn last line") {
-    auto ev = parse_event_log("{\"ev\":\"realize\"}\nnot json\n{\"ev\":\"io\"}\n{\"ev\":\"pro");
+    const std::string a = kRealize, b = "not json", c = kIo;
+    auto ev = parse_event_log(a + "\n" + b + "\n" + c + "\n{\"ev\":\"pro");
     REQUIRE(ev.size() == 3);
     CHECK(ev[0].offset == 0);
-    CHECK(ev[1].e["ev"] == "unparsable");
-    CHECK(ev[2].offset == 26);
+    CHECK(ev[0].e["ev"] == "realize");
+    CHECK(ev[1].e["ev"] == "invalid");
+    CHECK(ev[1].error.find("line 2") != std::string::npos);
+    CHECK(ev[2].offset == a.size() + b.size() + 2);
     CHECK(ev[2].e["ev"] == "io");
+    CHECK(ev[2].e["key_fp"] == kFp);
+}
+
+TEST_CASE("the runner reads event logs with the schema's parser: a line outside it is invalid") {
+    // A misspelt io error and a missing field are rejected, as icemu-check rejects them.
+    std::string bad = kIo;
+    bad.insert(bad.size() - 1, R"(,"error":"opcod")");
+    auto ev = parse_event_log(bad + "\n");
+    REQUIRE(ev.size() == 1);
+    CHECK(ev[0].e["ev"] == "invalid");
+    CHECK(ev[0].error.find("unknown io error") != std::string::npos);
+    // The CE WRITE SAME refusal the device logs (error "opcode") is a valid line.
+    std::string refusal = kIo;
+    refusal.insert(refusal.size() - 1, R"(,"error":"opcode")");
+    ev = parse_event_log(refusal + "\n");
+    REQUIRE(ev.size() == 1);
+    CHECK(ev[0].error == "");
+    CHECK(ev[0].e["error"] == "opcode");
+}
+
+TEST_CASE("an events expectation fails on an invalid log line and names it") {
+    Scenario s = scen();
+    RunRecord r = record(true);
+    r.events["ufs0"] =
+        parse_event_log(std::string(kRealize) + "\n" + kProgram + "\n" + kIo + "\n{\"v\":1}\n");
+    TestPoint p = check_expectation(s, s.expectations[3], r);
+    CHECK_FALSE(p.passed);
+    CHECK(p.diag.find("invalid event log, line 4") != std::string::npos);
+}
+
+TEST_CASE("an events match must name the schema's fields and values") {
+    auto with_match = [](const char* match) {
+        return json::parse(std::string(R"J({"name": "m", "controllers": [{"id": "ufs0",
+            "lus": [{"name": "ua", "size": "16M"}]}], "steps": [{"op": "sync"}],
+            "expect": [{"kind": "events", "ctrl": "ufs0", "min": 1, "match": )J") +
+                           match + "}]}");
+    };
+    CHECK_NOTHROW(parse_scenario(with_match(R"({"ev": "fault", "kind": "fatal"})")));
+    CHECK_NOTHROW(parse_scenario(with_match(R"({"ev": "io", "error": "opcode"})")));
+    CHECK_THROWS_AS(parse_scenario(with_match(R"({"ev": "fault", "kinds": "fatal"})")),
+                    ScenarioError);
+    CHECK_THROWS_AS(parse_scenario(with_match(R"({"ev": "fault", "kind": "fatl"})")),
+                    ScenarioError);
+    CHECK_THROWS_AS(parse_scenario(with_match(R"({"ev": "evicted"})")), ScenarioError);
+    CHECK_THROWS_AS(parse_scenario(with_match(R"({"ev": "wipe", "slot": 1})")), ScenarioError);
 }
 
 TEST_CASE("a step or expectation for another kernel is a SKIP, not a pass or a failure") {

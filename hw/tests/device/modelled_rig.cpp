@@ -230,6 +230,28 @@ IoCheck ModelledRig::finish(std::size_t ctrl, std::uint8_t lun, const mu::Reques
     return chk;
 }
 
+std::string ModelledRig::replay_log(std::size_t ctrl) const {
+    std::vector<models::events::Event> log;
+    try {
+        log = rig_.log_events(ctrl);
+    } catch (const models::events::LogError& e) {
+        return std::string("event log rejected by the parser: ") + e.what();
+    }
+    if (log.empty()) {
+        return "no event log";
+    }
+    mu::LogReplay replay(std::get<models::events::Realize>(log.front().body));
+    for (std::size_t i = 1; i < log.size(); ++i) {
+        replay.apply(log[i]);
+    }
+    replay.finish();
+    std::string out;
+    for (const auto& m : replay.mismatches()) {
+        out += "seq " + std::to_string(m.seq) + ": " + m.what + "; ";
+    }
+    return out;
+}
+
 std::string ModelledRig::compare_medium(std::size_t ctrl, std::uint8_t lun) const {
     const auto got = rig_.whole_medium(ctrl, lun);
     return first_difference(got, shadow_.at({ctrl, lun}));

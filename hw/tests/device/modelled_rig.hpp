@@ -87,6 +87,11 @@ public:
     // Empty when the whole backing file equals the shadow, else the first differing offset.
     std::string compare_medium(std::size_t ctrl, std::uint8_t lun) const;
 
+    // Controller ctrl's event log (needs CryptoOptions::event_log) read by the models' parser
+    // and replayed by ufshci::LogReplay, as icemu-check does: "" when it replays cleanly, else
+    // the parse error or the mismatches.
+    std::string replay_log(std::size_t ctrl) const;
+
 private:
     IoCheck finish(std::size_t ctrl, std::uint8_t lun, const mu::Request& mreq,
                    const ufs::Request& req, IoCheck chk);

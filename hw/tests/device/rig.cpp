@@ -154,23 +154,11 @@ std::filesystem::path Rig::log_path(std::size_t ctrl) const {
     return dir_ / ("ufs" + std::to_string(ctrl) + "-crypto.jsonl");
 }
 
-std::vector<nlohmann::json> Rig::log_events(std::size_t ctrl) const {
-    std::ifstream f(log_path(ctrl));
-    std::vector<nlohmann::json> out;
-    std::string line;
-    std::size_t n = 0;
-    while (std::getline(f, line)) {
-        ++n;
-        if (line.empty()) {
-            continue;
-        }
-        try {
-            out.push_back(nlohmann::json::parse(line));
-        } catch (const nlohmann::json::exception& e) {
-            throw qtest::Error("event log line " + std::to_string(n) + " is not JSON: " + e.what());
-        }
+std::vector<models::events::Event> Rig::log_events(std::size_t ctrl) const {
+    if (!std::filesystem::exists(log_path(ctrl))) {
+        return {};
     }
-    return out;
+    return models::events::read_log_file(log_path(ctrl).string());
 }
 
 } // namespace icemu::test

@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "icemu/models/events.hpp"
 #include "qtest/machine.hpp"
 #include "ufs/crypto.hpp"
 #include "ufs/host.hpp"
@@ -60,8 +61,9 @@ public:
     std::vector<std::uint8_t> whole_medium(std::size_t ctrl, std::uint8_t lun) const;
 
     std::filesystem::path log_path(std::size_t ctrl) const;
-    // Every line of controller i's event log, parsed (throws on a malformed line).
-    std::vector<nlohmann::json> log_events(std::size_t ctrl) const;
+    // Controller i's event log through the models' parser (icemu::models::events: schema,
+    // types, seq without gaps, realize first); throws LogError on a line outside the schema.
+    std::vector<models::events::Event> log_events(std::size_t ctrl) const;
 
 private:
     std::vector<ControllerSpec> specs_;

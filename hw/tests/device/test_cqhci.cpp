@@ -260,18 +260,14 @@ TEST_CASE("cqhci crypto: the event log records programs and crypto I/O with the 
     h.program_keyslot(2, cryptokey(12), 512);
     REQUIRE(h.write(0, 0, test::pattern_bytes(1024, 4), Crypto{true, 2, 9}));
     r.machine().shutdown();
-    std::ifstream f(r.log_path());
-    std::string line;
+    namespace events = icemu::models::events;
     bool realize = false, io = false;
-    while (std::getline(f, line)) {
-        const auto j = nlohmann::json::parse(line);
-        if (j.value("ev", std::string()) == "realize") {
-            realize = j.value("frontend", std::string()) == "cqhci";
+    for (const auto& e : events::read_log_file(r.log_path().string())) {
+        if (const auto* x = std::get_if<events::Realize>(&e.body)) {
+            realize = x->frontend == "cqhci";
         }
-        if (j.value("ev", std::string()) == "io") {
-            io = j.value("slot", -1) == 2 && j.value("dun", -1) == 9 &&
-                 j.value("op", std::string()) == "write" &&
-                 j.value("queue", std::string()) == "cq:0";
+        if (const auto* x = std::get_if<events::Io>(&e.body)) {
+            io = x->slot == 2 && x->dun == 9 && x->op == events::IoOp::write && x->queue == "cq:0";
         }
     }
     CHECK(realize);

@@ -37,18 +37,18 @@ std::uint32_t status(cqhci::CqhciHost& h) {
     return *st;
 }
 
-// Events of one kind (and optional string field value) in the crypto event log.
+// Events of one kind (and optional string field value) in the crypto event log, read through
+// the models' parser (a line outside the schema throws).
 std::size_t count_events(const std::filesystem::path& log, const std::string& ev,
                          const std::string& field = {}, const std::string& value = {}) {
-    std::ifstream f(log);
-    std::string line;
+    namespace events = icemu::models::events;
     std::size_t n = 0;
-    while (std::getline(f, line)) {
-        const auto j = nlohmann::json::parse(line);
-        if (j.value("ev", std::string()) != ev) {
+    for (const auto& e : events::read_log_file(log.string())) {
+        if (events::event_name(e.body) != ev) {
             continue;
         }
-        if (!field.empty() && j.value(field, std::string()) != value) {
+        if (!field.empty() &&
+            nlohmann::json::parse(events::to_json_line(e)).value(field, std::string()) != value) {
             continue;
         }
         ++n;

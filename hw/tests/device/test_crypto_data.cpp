@@ -330,9 +330,9 @@ TEST_CASE("a CE request whose PRDT points at unassigned memory fails with GENERA
     const auto events = r.rig().log_events(0);
     int dma_errors = 0;
     for (const auto& e : events) {
-        if (e["ev"] == "io" && e.value("error", "") == "dma") {
+        if (const auto* io = std::get_if<models::events::Io>(&e.body); io && io->error == "dma") {
             ++dma_errors;
-            CHECK(e["ocs"] == ufs::ocs::kGeneralCryptoError);
+            CHECK(io->ocs == ufs::ocs::kGeneralCryptoError);
         }
     }
     CHECK(dma_errors == 2);
@@ -365,6 +365,30 @@ TEST_CASE("reprogramming an armed slot makes later I/O use the new key only",
     const auto rd2 = r.read(0, 0, 2, 2, {true, 1, 5});
     CHECK(rd2.ok());
     CHECK(rd2.got.in == data);
+}
+
+TEST_CASE("WRITE AND VERIFY with CE set is encrypted like WRITE, and its log replays cleanly",
+          "[device][crypto][data]") {
+    CryptoOptions o;
+    o.event_log = true;
+    ModelledRig r(test::crypto_controller(o));
+    r.program(0, 0, test::test_cryptokey(256, 41), 4096);
+    const auto data = test::pattern_bytes(2 * 4096, 42);
+    ufs::Request w;
+    w.cdb = {0x2e, 0, 0, 0, 0, 6, 0, 0, 2}; // WRITE AND VERIFY(10), BYTCHK 0, LBA 6, 2 blocks
+    w.dir = ufs::DataDir::to_device;
+    w.out = data;
+    w.crypto = {true, 0, 77};
+    const auto chk = r.command(0, w, mu::CommandKind::write, 6, data.size());
+    INFO(chk.divergence);
+    CHECK(chk.ok());
+    CHECK(chk.got.ocs == ufs::ocs::kSuccess);
+    CHECK(r.rig().medium(0, 0, 6 * 4096, data.size()) != data); // ciphertext on the medium
+    const auto rd = r.read(0, 0, 6, 2, {true, 0, 77});
+    INFO(rd.divergence);
+    CHECK(rd.got.in == data);
+    r.rig().machine().clock_step(1000);
+    CHECK(r.replay_log(0) == "");
 }
 
 TEST_CASE("INQUIRY with CE set is executed without crypto", "[device][crypto][data]") {

@@ -154,9 +154,12 @@ TEST_CASE("a transfer whose start or length is not a multiple of the data unit i
     CHECK(r.write(0, 0, 2, two, {true, 0, 3}).ok());
 }
 
-TEST_CASE("WRITE SAME with CE set is refused because the engine cannot encrypt it",
+TEST_CASE("WRITE SAME with CE set is refused because the engine cannot encrypt it, and the "
+          "log of the refusal replays cleanly",
           "[device][crypto][errors]") {
-    ModelledRig r(test::crypto_controller(CryptoOptions{}));
+    CryptoOptions o;
+    o.event_log = true;
+    ModelledRig r(test::crypto_controller(o));
     r.program(0, 0, test::test_cryptokey(256, 13), 4096);
     ErrorCase ec(r);
     ufs::Request req;
@@ -166,6 +169,16 @@ TEST_CASE("WRITE SAME with CE set is refused because the engine cannot encrypt i
     req.crypto = {true, 0, 0};
     ec.expect_refused(r.command(0, req, mu::CommandKind::other_data_out, 8, 4 * 4096),
                       ufs::ocs::kInvalidCryptoConfig);
+    // The refusal is logged as io error "opcode", which the parser accepts and the replay
+    // (icemu-check's) expects.
+    r.rig().machine().clock_step(1000);
+    const auto log = r.rig().log_events(0);
+    REQUIRE_FALSE(log.empty());
+    const auto* io = std::get_if<models::events::Io>(&log.back().body);
+    REQUIRE(io != nullptr);
+    CHECK(io->error == "opcode");
+    CHECK(io->opcode == 0x41);
+    CHECK(r.replay_log(0) == "");
 }
 
 TEST_CASE("READ or WRITE with CE set and PRDTL=0 completes with an error and QEMU survives",
@@ -215,7 +228,7 @@ TEST_CASE("a CE transfer whose PRDT is shorter than the command is refused with 
     req.crypto = {true, 0, 0};
     const auto c = r.host().submit(req);
     r.rig().machine().clock_step(1000);
-    INFO("last event: " << r.rig().log_events(0).back().dump());
+    INFO("last event: " << models::events::to_json_line(r.rig().log_events(0).back()));
     CHECK(c.ocs == ufs::ocs::kMismatchDataBufSize);
     CHECK(test::changed_blocks(before, r.rig().whole_medium(0, 0)) == "");
     if (!write) {

@@ -11,10 +11,6 @@ namespace icemu::checker {
 namespace fs = std::filesystem;
 namespace ev = models::events;
 
-#ifndef ICEMU_CHECK_SCENARIO_DIR
-#define ICEMU_CHECK_SCENARIO_DIR ""
-#endif
-
 LogInput parse_log_text(std::string ctrl, std::string_view text, std::string path) {
     LogInput out;
     out.ctrl = std::move(ctrl);
@@ -72,7 +68,8 @@ std::string read_text(const std::string& path) {
 
 } // namespace
 
-Inputs load_artifacts(const std::string& dir, const std::string& scenario_path) {
+Inputs load_artifacts(const std::string& dir, const std::string& scenario_path,
+                      const std::string& scenario_dir) {
     Inputs in;
     const fs::path d(dir);
     in.run = read_json_file((d / "run.json").string());
@@ -80,9 +77,9 @@ Inputs load_artifacts(const std::string& dir, const std::string& scenario_path) 
     if (sp.empty() && fs::exists(d / "scenario.json")) {
         sp = (d / "scenario.json").string();
     }
-    if (sp.empty()) {
+    if (sp.empty() && !scenario_dir.empty()) {
         const std::string name = fs::absolute(d).lexically_normal().filename().string();
-        const fs::path guess = fs::path(ICEMU_CHECK_SCENARIO_DIR) / (name + ".json");
+        const fs::path guess = fs::path(scenario_dir) / (name + ".json");
         if (!name.empty() && fs::exists(guess)) {
             sp = guess.string();
         }

@@ -4,7 +4,7 @@
 #include "run.hpp"
 
 #include "icemu/models/xts.hpp"
-#include "pattern.hpp"
+#include "icemu/pattern.hpp"
 
 #include <fstream>
 #include <sstream>

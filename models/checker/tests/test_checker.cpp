@@ -4,7 +4,7 @@
 
 #include "icemu/models/fscrypt.hpp"
 #include "icemu/models/xts.hpp"
-#include "pattern.hpp"
+#include "icemu/pattern.hpp"
 
 #include <catch2/catch_test_macros.hpp>
 #include <catch2/matchers/catch_matchers_string.hpp>

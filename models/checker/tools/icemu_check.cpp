@@ -138,7 +138,7 @@ int main(int argc, char** argv) {
     Inputs in;
     try {
         if (!dir.empty()) {
-            in = load_artifacts(dir, scenario_path);
+            in = load_artifacts(dir, scenario_path, ICEMU_CHECK_SCENARIO_DIR);
         }
         if (!run_path.empty()) {
             in.run = read_json_file(run_path);

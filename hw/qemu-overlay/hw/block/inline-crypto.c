@@ -32,19 +32,98 @@
 #error "inline crypto needs --enable-gcrypt (only gcrypt wipes cipher contexts)"
 #endif
 
-static const char *const ice_error_str[ICE_ERR__MAX] = {
-    [ICE_OK] = "",
-    [ICE_ERR_CGE] = "cge",
-    [ICE_ERR_CCI] = "cci",
-    [ICE_ERR_DISARMED] = "disarmed",
-    [ICE_ERR_INVALID] = "invalid",
-    [ICE_ERR_ALIGN] = "align",
-    [ICE_ERR_OPCODE] = "opcode",
-    [ICE_ERR_NO_PRDT] = "no-prdt",
-    [ICE_ERR_INJECTED] = "injected",
-    [ICE_ERR_DMA] = "dma",
-    [ICE_ERR_CIPHER] = "cipher",
+/*
+ * The event log's vocabulary.  inline-crypto-events.def is a byte-identical
+ * copy of icemu's schema definition (common/icemu/event-log.def, a test
+ * compares them), from which icemu's parser takes the values it accepts.
+ * A name the enums below lack fails to compile; one the .def lacks is NULL
+ * and trips the assertion in ice_name().
+ */
+typedef struct IceName {
+    const char *s;
+} IceName;
+
+typedef enum {
+    ICE_EV_REALIZE,
+    ICE_EV_ENABLE,
+    ICE_EV_WIPE,
+    ICE_EV_PROGRAM,
+    ICE_EV_EVICT,
+    ICE_EV_DISARM,
+    ICE_EV_IO,
+    ICE_EV_FAULT,
+    ICE_EV__MAX,
+} IceEvent;
+
+typedef enum {
+    ICE_WIPE_DISABLE,
+    ICE_WIPE_RESET,
+    ICE_WIPE_UNREALIZE,
+    ICE_WIPE__MAX,
+} IceWipeReason;
+
+enum {
+    ICE_PROG_ERR_CAPIDX,
+    ICE_PROG_ERR_DUSIZE,
+    ICE_PROG_ERR_ALG,
+    ICE_PROG_ERR_KEY_SIZE,
+    ICE_PROG_ERR_CIPHER,
+    ICE_PROG_ERR__MAX,
 };
+
+enum {
+    ICE_IO_OP_READ,
+    ICE_IO_OP_WRITE,
+    ICE_IO_OP__MAX,
+};
+
+enum {
+    ICE_FAULT_OCS,
+    ICE_FAULT_FATAL,
+    ICE_FAULT__MAX,
+};
+
+static const IceName ice_error_str[ICE_ERR__MAX] = {
+    [ICE_OK] = { .s = "" },
+#define ICEMU_IO_ERROR(ID, id, str) [ICE_ERR_##ID] = { .s = str },
+#include "hw/block/inline-crypto-events.def"
+};
+
+static const IceName ice_event_str[ICE_EV__MAX] = {
+#define ICEMU_EVENT(ID, id, str) [ICE_EV_##ID] = { .s = str },
+#include "hw/block/inline-crypto-events.def"
+};
+
+static const IceName ice_frontend_str[ICE_FRONTEND__MAX] = {
+#define ICEMU_FRONTEND(ID, id, str) [ICE_FRONTEND_##ID] = { .s = str },
+#include "hw/block/inline-crypto-events.def"
+};
+
+static const IceName ice_wipe_reason_str[ICE_WIPE__MAX] = {
+#define ICEMU_WIPE_REASON(ID, id, str) [ICE_WIPE_##ID] = { .s = str },
+#include "hw/block/inline-crypto-events.def"
+};
+
+static const IceName ice_program_error_str[ICE_PROG_ERR__MAX] = {
+#define ICEMU_PROGRAM_ERROR(ID, id, str) [ICE_PROG_ERR_##ID] = { .s = str },
+#include "hw/block/inline-crypto-events.def"
+};
+
+static const IceName ice_io_op_str[ICE_IO_OP__MAX] = {
+#define ICEMU_IO_OP(ID, id, str) [ICE_IO_OP_##ID] = { .s = str },
+#include "hw/block/inline-crypto-events.def"
+};
+
+static const IceName ice_fault_kind_str[ICE_FAULT__MAX] = {
+#define ICEMU_FAULT_KIND(ID, id, str) [ICE_FAULT_##ID] = { .s = str },
+#include "hw/block/inline-crypto-events.def"
+};
+
+static const char *ice_name(const IceName *table, unsigned idx)
+{
+    assert(table[idx].s);
+    return table[idx].s;
+}
 
 static const char *const ice_alg_names[] = {
     [ICE_ALG_AES_XTS] = "aes-xts",
@@ -56,7 +135,7 @@ static const char *const ice_alg_names[] = {
 const char *inline_crypto_error_str(InlineCryptoError err)
 {
     assert(err < ICE_ERR__MAX);
-    return ice_error_str[err];
+    return ice_name(ice_error_str, err);
 }
 
 /* A memset the compiler may not drop for memory that dies right after. */
@@ -78,14 +157,14 @@ static bool ice_log_on(InlineCrypto *ic)
     return qemu_chr_fe_backend_connected(&ic->p.log);
 }
 
-static GString *ice_log_begin(InlineCrypto *ic, const char *ev)
+static GString *ice_log_begin(InlineCrypto *ic, IceEvent ev)
 {
     GString *s = g_string_new(NULL);
 
     g_string_append_printf(s, "{\"v\":1,\"seq\":%" PRIu64 ",\"t_ns\":%" PRId64
                            ",\"ctrl\":\"%s\",\"ev\":\"%s\"",
                            ic->seq++, qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL),
-                           ic->ctrl, ev);
+                           ic->ctrl, ice_name(ice_event_str, ev));
     return s;
 }
 
@@ -181,8 +260,9 @@ static bool ice_slot_clear(InlineCryptoSlot *s)
  * Clear every keyslot.  A device reset that finds no slot armed (the one at
  * machine start, for instance) is not an event worth logging.
  */
-static void ice_wipe_all(InlineCrypto *ic, const char *reason, bool quiet)
+static void ice_wipe_all(InlineCrypto *ic, IceWipeReason why, bool quiet)
 {
+    const char *reason = ice_name(ice_wipe_reason_str, why);
     unsigned armed = 0;
     GString *s;
 
@@ -196,7 +276,7 @@ static void ice_wipe_all(InlineCrypto *ic, const char *reason, bool quiet)
     ic->stats.wipes++;
     trace_inline_crypto_wipe(ic->ctrl, reason, armed);
     if (ice_log_on(ic)) {
-        s = ice_log_begin(ic, "wipe");
+        s = ice_log_begin(ic, ICE_EV_WIPE);
         g_string_append_printf(s, ",\"reason\":\"%s\",\"armed\":%u",
                                reason, armed);
         ice_log_end(ic, s);
@@ -235,7 +315,7 @@ static const char *ice_slot_program(InlineCrypto *ic, unsigned idx,
 
     *keylen = 0;
     if (capidx >= ic->ncaps) {
-        return "capidx";
+        return ice_name(ice_program_error_str, ICE_PROG_ERR_CAPIDX);
     }
     cap = &ic->caps[capidx];
 
@@ -258,13 +338,13 @@ static const char *ice_slot_program(InlineCrypto *ic, unsigned idx,
     }
 
     if (!du_bytes || !(dusize & cap->sdusb)) {
-        return "dusize";
+        return ice_name(ice_program_error_str, ICE_PROG_ERR_DUSIZE);
     }
     if (cap->algid != ICE_ALG_AES_XTS) {
-        return "alg";
+        return ice_name(ice_program_error_str, ICE_PROG_ERR_ALG);
     }
     if (!*keylen) {
-        return "key-size";
+        return ice_name(ice_program_error_str, ICE_PROG_ERR_KEY_SIZE);
     }
 
     alg = cap->ks == ICE_KS_128 ? QCRYPTO_CIPHER_ALGO_AES_128
@@ -276,7 +356,7 @@ static const char *ice_slot_program(InlineCrypto *ic, unsigned idx,
         trace_inline_crypto_cipher_error(ic->ctrl, idx,
                                          error_get_pretty(err));
         g_free(k);
-        return "cipher";
+        return ice_name(ice_program_error_str, ICE_PROG_ERR_CIPHER);
     }
     k->refs = 1;
     k->du_size = du_bytes;
@@ -314,7 +394,7 @@ static void ice_write_dw16(InlineCrypto *ic, unsigned idx, uint32_t val)
             ic->stats.evicts++;
             trace_inline_crypto_evict(ic->ctrl, idx, was_armed);
             if (ice_log_on(ic)) {
-                log = ice_log_begin(ic, "evict");
+                log = ice_log_begin(ic, ICE_EV_EVICT);
                 g_string_append_printf(log, ",\"slot\":%u,\"was_armed\":%s",
                                        idx, ice_bool(was_armed));
                 ice_log_end(ic, log);
@@ -323,7 +403,7 @@ static void ice_write_dw16(InlineCrypto *ic, unsigned idx, uint32_t val)
             ic->stats.disarms++;
             trace_inline_crypto_disarm(ic->ctrl, idx);
             if (ice_log_on(ic)) {
-                log = ice_log_begin(ic, "disarm");
+                log = ice_log_begin(ic, ICE_EV_DISARM);
                 g_string_append_printf(log, ",\"slot\":%u", idx);
                 ice_log_end(ic, log);
             }
@@ -351,7 +431,7 @@ static void ice_write_dw16(InlineCrypto *ic, unsigned idx, uint32_t val)
             trace_inline_crypto_program(ic->ctrl, idx, capidx, du);
         }
         if (ice_log_on(ic)) {
-            log = ice_log_begin(ic, "program");
+            log = ice_log_begin(ic, ICE_EV_PROGRAM);
             g_string_append_printf(log, ",\"slot\":%u,\"capidx\":%u,"
                                    "\"dusize\":%u,\"key_fp\":\"%s\","
                                    "\"ok\":%s", idx, capidx, du, s->fp,
@@ -448,13 +528,13 @@ void inline_crypto_set_enable(InlineCrypto *ic, bool on, bool cge)
     ic->cge = cge;
     trace_inline_crypto_enable(ic->ctrl, on, cge);
     if (ice_log_on(ic)) {
-        s = ice_log_begin(ic, "enable");
+        s = ice_log_begin(ic, ICE_EV_ENABLE);
         g_string_append_printf(s, ",\"on\":%s,\"cge\":%s", ice_bool(on),
                                ice_bool(cge));
         ice_log_end(ic, s);
     }
     if (was_on && !on && ic->p.wipe_on_disable) {
-        ice_wipe_all(ic, "disable", false);
+        ice_wipe_all(ic, ICE_WIPE_DISABLE, false);
     }
 }
 
@@ -463,7 +543,7 @@ void inline_crypto_reset(InlineCrypto *ic)
     if (!ic->realized) {
         return;
     }
-    ice_wipe_all(ic, "reset", true);
+    ice_wipe_all(ic, ICE_WIPE_RESET, true);
 }
 
 /*
@@ -492,9 +572,11 @@ InlineCryptoError inline_crypto_req_begin(InlineCrypto *ic,
         r->fatal = ic->fault_fatal;
         trace_inline_crypto_fault(ic->ctrl, cci, ic->fault_count, r->fatal);
         if (ice_log_on(ic)) {
-            log = ice_log_begin(ic, "fault");
+            log = ice_log_begin(ic, ICE_EV_FAULT);
             g_string_append_printf(log, ",\"kind\":\"%s\",\"remaining\":%u",
-                                   r->fatal ? "fatal" : "ocs",
+                                   ice_name(ice_fault_kind_str,
+                                            r->fatal ? ICE_FAULT_FATAL
+                                                     : ICE_FAULT_OCS),
                                    ic->fault_count);
             ice_log_end(ic, log);
         }
@@ -910,7 +992,7 @@ void inline_crypto_log_io(InlineCrypto *ic, const InlineCryptoIo *io)
     if (!key && r->ce && r->slot >= 0 && r->slot < ic->p.nslots) {
         key = ic->slots[r->slot].key;
     }
-    s = ice_log_begin(ic, "io");
+    s = ice_log_begin(ic, ICE_EV_IO);
     g_string_append_printf(s, ",\"slot\":%d,\"ce\":%s,\"lun\":%u,"
                            "\"op\":\"%s\",\"opcode\":%u,\"lba\":%" PRIu64
                            ",\"blocks\":%" PRIu64 ",\"bytes\":%" PRIu64
@@ -918,7 +1000,9 @@ void inline_crypto_log_io(InlineCrypto *ic, const InlineCryptoIo *io)
                            ",\"dusize\":%u,\"key_fp\":\"%s\",\"ocs\":%u,"
                            "\"status\":%d,\"queue\":\"%s\"",
                            r->ce ? r->slot : -1, ice_bool(r->ce), io->lun,
-                           io->write ? "write" : "read", io->opcode, io->lba,
+                           ice_name(ice_io_op_str, io->write ? ICE_IO_OP_WRITE
+                                                             : ICE_IO_OP_READ),
+                           io->opcode, io->lba,
                            io->blocks, io->bytes, io->block_size,
                            r->ce ? r->dun : 0, key ? key->du_size : 0,
                            key ? key->fp : "",
@@ -1016,7 +1100,7 @@ static bool ice_parse_caps(InlineCrypto *ic, const char *str,
 }
 
 bool inline_crypto_realize(InlineCrypto *ic, DeviceState *dev,
-                           const char *frontend, uint8_t cfgptr,
+                           InlineCryptoFrontend frontend, uint8_t cfgptr,
                            unsigned max_caps, Error **errp)
 {
     GString *s;
@@ -1034,7 +1118,6 @@ bool inline_crypto_realize(InlineCrypto *ic, DeviceState *dev,
                         MIN(max_caps, INLINE_CRYPTO_MAX_CAPS), errp)) {
         return false;
     }
-    ic->frontend = frontend;
     ic->cfgptr = cfgptr;
     ic->ctrl = dev->id ? g_strdup(dev->id)
                        : object_get_canonical_path(OBJECT(dev));
@@ -1044,7 +1127,7 @@ bool inline_crypto_realize(InlineCrypto *ic, DeviceState *dev,
     ic->realized = true;
 
     if (ice_log_on(ic)) {
-        s = ice_log_begin(ic, "realize");
+        s = ice_log_begin(ic, ICE_EV_REALIZE);
         g_string_append_printf(s, ",\"slots\":%u,\"cfgptr\":%u,\"caps\":[",
                                ic->p.nslots, cfgptr);
         for (unsigned i = 0; i < ic->ncaps; i++) {
@@ -1056,7 +1139,8 @@ bool inline_crypto_realize(InlineCrypto *ic, DeviceState *dev,
         g_string_append_printf(s, "],\"wipe_on_disable\":%s,"
                                "\"log_keys\":%s,\"frontend\":\"%s\"",
                                ice_bool(ic->p.wipe_on_disable),
-                               ice_bool(ic->p.log_keys), frontend);
+                               ice_bool(ic->p.log_keys),
+                               ice_name(ice_frontend_str, frontend));
         ice_log_end(ic, s);
     }
     return true;
@@ -1067,7 +1151,7 @@ void inline_crypto_unrealize(InlineCrypto *ic)
     if (!ic->realized) {
         return;
     }
-    ice_wipe_all(ic, "unrealize", false);
+    ice_wipe_all(ic, ICE_WIPE_UNREALIZE, false);
     ice_staging_unrealize(ic);
     g_free(ic->slots);
     ic->slots = NULL;

@@ -78,7 +78,7 @@
 
 static bool cqhci_crypto_on(CQHCIState *cq)
 {
-    return inline_crypto_enabled(&cq->crypto);
+    return inline_crypto_realized(&cq->crypto);
 }
 
 static void cqhci_update_irq(CQHCIState *cq)
@@ -861,7 +861,7 @@ bool cqhci_realize(CQHCIState *cq, DeviceState *owner, AddressSpace *as,
     if (migrate_add_blocker(&cq->migration_blocker, errp) < 0) {
         return false;
     }
-    if (!inline_crypto_realize(&cq->crypto, owner, "cqhci",
+    if (!inline_crypto_realize(&cq->crypto, owner, ICE_FRONTEND_CQHCI,
                                CQHCI_CRYPTO_CFGPTR, max_caps, errp)) {
         migrate_del_blocker(&cq->migration_blocker);
         return false;

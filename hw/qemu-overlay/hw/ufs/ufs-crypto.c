@@ -38,7 +38,7 @@ REG32(UTRD_DW0, 0x0)
 
 static bool ufs_crypto_on(UfsHc *u)
 {
-    return inline_crypto_enabled(&u->crypto);
+    return inline_crypto_realized(&u->crypto);
 }
 
 void ufs_crypto_instance_init(UfsHc *u)
@@ -49,7 +49,7 @@ void ufs_crypto_instance_init(UfsHc *u)
 
 bool ufs_crypto_realize(UfsHc *u, Error **errp)
 {
-    if (!inline_crypto_realize(&u->crypto, DEVICE(u), "ufs",
+    if (!inline_crypto_realize(&u->crypto, DEVICE(u), ICE_FRONTEND_UFS,
                                ufs_crypto_cfgptr(u),
                                ARRAY_SIZE(u->reg.rsvd9), errp)) {
         return false;

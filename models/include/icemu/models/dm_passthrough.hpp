@@ -1,7 +1,7 @@
 // dm_passthrough: how device-mapper exposes inline-crypto capabilities and evicts keys.
 //
-// Models (drivers/md/dm-table.c, block/blk-crypto-profile.c; 6.12 per linux-inline-crypto.md
-// §3.3-3.5 and §4, 7.3.4 per linux-7.3-delta.md §3 and the 7.3.4 source):
+// Models (drivers/md/dm-table.c, drivers/md/dm-ioctl.c, block/blk-crypto-profile.c; read in
+// Linux 6.12 and 7.3.4, line numbers 7.3.4):
 //   - a crypto profile = per-mode data-unit-size masks (bit n = 2^n bytes), max DUN bytes and
 //     (7.x) supported key types; no profile (nullopt) = no crypto;
 //   - intersect(parent, child): min(max_dun), AND of masks and key types; a device without a
@@ -12,16 +12,18 @@
 //     otherwise intersect with every device the target iterates; then the reload rule (below);
 //     then an all-zero profile becomes "no profile";
 //   - passthrough target types: 6.12 linear, flakey; 7.x linear, flakey, striped, thin-pool,
-//     thin (DM_TARGET_PASSES_CRYPTO; reference §4.1 / delta §3.1);
+//     thin (the target types with DM_TARGET_PASSES_CRYPTO in drivers/md/dm-*.c);
 //   - reload rule: DM_TABLE_LOAD fails with -EINVAL when the new profile does not have every
 //     capability of the device queue's current profile (blk_crypto_has_capabilities, 7.3.4
 //     blk-crypto-profile.c:583-608; 7.x also compares key types; num_slots is not compared).
 //     The queue profile is set by the FIRST load (dm_setup_md_queue before add_disk,
 //     dm-ioctl.c:1659-1665) and widened at each resume (dm_update_crypto_profile);
-//   - sysfs queue/crypto exists only if the first loaded table had a profile (§4.2 step 5);
+//   - sysfs queue/crypto exists only if the first loaded table had a profile (the profile is
+//     registered with the disk, block/blk-crypto-sysfs.c blk_crypto_sysfs_register);
 //   - eviction: a key evicted from the dm device is evicted from every device of the LIVE table,
 //     in target order (dm_keyslot_evict, 7.3.4 dm-table.c:1157-1181); errors are ignored; the
-//     previous table's devices are not evicted (§4.5), which can leave stale keyslots.
+//     previous table's devices are not evicted (a reload swaps the table without an evict),
+//     which can leave stale keyslots.
 #pragma once
 
 #include "icemu/models/ufshci_crypto.hpp"
@@ -69,7 +71,8 @@ struct CryptoCaps {
 
 using Profile = std::optional<CryptoCaps>;
 
-/// The profile ufshcd builds from CCAP/x-CRYPTOCAP (linux-inline-crypto.md §1.2): only
+/// The profile ufshcd builds from CCAP/x-CRYPTOCAP (ufshcd_hba_init_crypto_capabilities,
+/// drivers/ufs/core/ufshcd-crypto.c): only
 /// {AES-XTS, KS=256} caps count, modes[AES_256_XTS] |= SDUSB * 512, max DUN 8 bytes, raw keys.
 CryptoCaps ufs_profile(const std::vector<ufshci::CryptoCap>& caps, unsigned slots);
 
@@ -160,7 +163,7 @@ struct MappedRange {
 /// types (and segments whose parameters did not parse) map nothing.
 std::vector<MappedRange> map_bytes(const Segment& s, std::uint64_t off, std::uint64_t len);
 
-/// What /sys/block/<dm>/queue/crypto/ shows (blk-crypto-sysfs.c, §3.3 and delta §2.5).
+/// What /sys/block/<dm>/queue/crypto/ shows (block/blk-crypto-sysfs.c, 6.12 and 7.3.4).
 struct SysfsCrypto {
     bool present = false; ///< directory exists
     unsigned max_dun_bits = 0;

@@ -11,7 +11,12 @@
 //   - integers are exact: 64-bit fields (`dun`, `lba`, ...) are parsed as unsigned 64-bit and a
 //     negative, fractional or out-of-range number is an error; unknown fields are ignored.
 // Errors are reported as LogError with the 1-based line number and a message.
+//
+// The event types, field names and enumerated values come from the schema definition
+// (common/icemu/event-log.def, see event_schema.hpp); the enums below are generated from it.
 #pragma once
+
+#include "icemu/models/event_schema.hpp"
 
 #include <cstdint>
 #include <istream>
@@ -34,6 +39,11 @@ struct CapEntry {
     friend bool operator==(const CapEntry&, const CapEntry&) = default;
 };
 
+enum class Frontend {
+#define ICEMU_FRONTEND(ID, id, str) id,
+#include "icemu/event-log.def"
+};
+
 struct Realize {
     unsigned slots = 0;
     unsigned cfgptr = 0;
@@ -50,12 +60,21 @@ struct Enable {
     friend bool operator==(const Enable&, const Enable&) = default;
 };
 
-enum class WipeReason { disable, reset, unrealize };
+enum class WipeReason {
+#define ICEMU_WIPE_REASON(ID, id, str) id,
+#include "icemu/event-log.def"
+};
 
 struct Wipe {
     WipeReason reason = WipeReason::disable;
     unsigned armed = 0;
     friend bool operator==(const Wipe&, const Wipe&) = default;
+};
+
+enum class ProgramError {
+    none, ///< "" (no error)
+#define ICEMU_PROGRAM_ERROR(ID, id, str) id,
+#include "icemu/event-log.def"
 };
 
 struct Program {
@@ -64,7 +83,7 @@ struct Program {
     unsigned dusize = 0; ///< bytes; 0 if DUSIZE was not one-hot
     std::string key_fp;
     bool ok = false;
-    std::string error;              ///< "" when ok; else capidx|dusize|alg|key-size|cipher
+    std::string error;              ///< "" when ok; else a ProgramError string
     std::optional<std::string> key; ///< hex, only with crypto-log-keys=on
     friend bool operator==(const Program&, const Program&) = default;
 };
@@ -80,7 +99,16 @@ struct Disarm {
     friend bool operator==(const Disarm&, const Disarm&) = default;
 };
 
-enum class IoOp { read, write };
+enum class IoOp {
+#define ICEMU_IO_OP(ID, id, str) id,
+#include "icemu/event-log.def"
+};
+
+enum class IoError {
+    none, ///< "" (no error)
+#define ICEMU_IO_ERROR(ID, id, str) id,
+#include "icemu/event-log.def"
+};
 
 struct Io {
     int slot = -1; ///< CCI, -1 when CE=0
@@ -98,11 +126,14 @@ struct Io {
     unsigned ocs = 0;
     int status = 0; ///< SCSI status; -1 when never issued to the LU or cancelled
     std::string queue;
-    std::string error; ///< "" when absent
+    std::string error; ///< "" when absent; else an IoError string
     friend bool operator==(const Io&, const Io&) = default;
 };
 
-enum class FaultKind { ocs, fatal };
+enum class FaultKind {
+#define ICEMU_FAULT_KIND(ID, id, str) id,
+#include "icemu/event-log.def"
+};
 
 struct Fault {
     FaultKind kind = FaultKind::ocs;
@@ -110,7 +141,9 @@ struct Fault {
     friend bool operator==(const Fault&, const Fault&) = default;
 };
 
+/// One alternative per schema event type, in the schema's order (event_name indexes it).
 using Body = std::variant<Realize, Enable, Wipe, Program, Evict, Disarm, Io, Fault>;
+static_assert(std::variant_size_v<Body> == std::size(schema::kEvents));
 
 struct Event {
     int v = kSchemaVersion;
@@ -122,8 +155,12 @@ struct Event {
 
 /// The `ev` name of a body alternative ("realize", "enable", ...).
 std::string_view event_name(const Body& body);
+// The log strings of the enumerated values (the schema's); "" for ProgramError/IoError::none.
+std::string_view to_string(Frontend f);
 std::string_view to_string(WipeReason r);
+std::string_view to_string(ProgramError e);
 std::string_view to_string(IoOp op);
+std::string_view to_string(IoError e);
 std::string_view to_string(FaultKind k);
 
 /// A malformed or invalid log line.

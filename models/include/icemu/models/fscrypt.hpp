@@ -1,8 +1,8 @@
 // fscrypt: the key bytes and DUNs fscrypt hands to blk-crypto for v2 policies with raw keys,
 // so a checker can predict what the device must be programmed with and what DUN it must see.
 //
-// Models (fs/crypto/, 6.12 per linux-inline-crypto.md §5.2-5.4; unchanged in 7.3 for raw keys,
-// linux-7.3-delta.md §4.2; line numbers below are 7.3.4):
+// Models (fs/crypto/ of Linux 6.12, unchanged in 7.3 for raw keys; line numbers below are
+// 7.3.4):
 //   - HKDF-SHA512 (RFC 5869): Extract with a salt of 64 zero bytes over the master key
 //     (hkdf.c:50-58); Expand with info' = "fscrypt\0" || context byte || info (hkdf.c:72-100);
 //   - contexts (fscrypt_private.h:384-392): 1 key identifier (info empty, 16 bytes), 2 per-file

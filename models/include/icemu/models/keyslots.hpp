@@ -1,8 +1,7 @@
 // keyslots: Linux's blk-crypto keyslot management (struct blk_crypto_profile), and invariants
 // on the program/evict traffic a device observes.
 //
-// Models (block/blk-crypto-profile.c; line numbers 6.12 per linux-inline-crypto.md §3.2, same
-// policy in 7.3.4 per linux-7.3-delta.md §2.3):
+// Models (block/blk-crypto-profile.c; line numbers 6.12, the same policy in 7.3.4):
 //   - slots start on the idle (LRU) list in index order 0..N-1 (:103-110);
 //   - a key is matched by identity (the blk_crypto_key pointer, :170-202), modelled as KeyId;
 //     two keys with equal bytes are different keys;
@@ -14,7 +13,8 @@
 //     hardware access; otherwise keyslot_evict(slot); either way the slot is unlinked (even on
 //     error) and stays where it is in the LRU list;
 //   - reprogram_all (:418-438): programs every slot with a key, in index order; used by UFS on
-//     every HCE enable before HCE=1 (§1.6) and by MMC on reset.
+//     every HCE enable before HCE=1 (ufshcd_hba_start -> ufshcd_crypto_enable,
+//     drivers/ufs/core/ufshcd-crypto.c) and by MMC on reset.
 // Not modelled: profiles with 0 slots (dm; see dm_passthrough.hpp) and the fallback.
 //
 // TrafficChecker states invariants on what a device saw (its event log), which is all a

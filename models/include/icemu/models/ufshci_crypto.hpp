@@ -1,7 +1,7 @@
 // ufshci_crypto: the UFSHCI inline-crypto register semantics as a state machine fed by MMIO
 // writes, plus the outcome of a data command with CE/CCI/DUN.
 //
-// Models (register facts: linux-inline-crypto.md §1.2-1.6, include/ufs/ufshci.h in 6.12;
+// Models (register facts: include/ufs/ufshci.h and drivers/ufs/core/ufshcd-crypto.c in 6.12;
 // device behaviour: docs/device.md "Register map", "Data path", "Errors"):
 //   - CAP.CS (0x00 bit 28) = 1; HCE (0x34): bit 0 enable, bit 1 CGE latched from every write;
 //   - CCAP (0x100): CC 7:0 = number of caps, CFGC 15:8 = slots-1, CFGPTR 31:24 = 0x20;
@@ -14,18 +14,20 @@
 //   - writing dword 16 with CFGE=1 arms the slot iff CAPIDX < CC, DUSIZE is one-hot and set in
 //     the cap's SDUSB, the cap is AES-XTS with KS 128 or 256 (the only implemented algorithm);
 //     otherwise the slot is "armed but invalid" and CE requests on it get OCS 0x9. The key used
-//     is snapshotted at arm time (K1 at CRYPTOKEY byte 0, K2 at byte 32, §1.3);
+//     is snapshotted at arm time (K1 at CRYPTOKEY byte 0, K2 at byte 32, as
+//     ufshcd_crypto_keyslot_program lays out an XTS key);
 //   - dword 16 with CFGE=0 disarms; when the previous keyslot-window write was dword 17 of the
 //     same slot and all key dwords are zero it is an `evict` (Linux's 19-write evict,
 //     ufshcd-crypto.c:98-111), else a `disarm` if the slot was armed (docs/event-log.md);
-//   - keyslot writes are accepted in any HCE state; slots survive HCE 0->1 (§1.6); with
+//   - keyslot writes are accepted in any HCE state; slots survive HCE 0->1 (Linux reprograms
+//     them from ufshcd_hba_start before it writes HCE); with
 //     wipe_on_disable, HCE 1->0 clears every slot (keys, dwords, armed state);
 //   - a CE data command is checked in the order of docs/device.md "Errors": a data-out command
-//     that is not WRITE gets OCS 0x9 INVALID_CRYPTO_CONFIG ("opcode"); a READ/WRITE first
-//     consumes an injected fault (OCS 0xA GENERAL_CRYPTO_ERROR, "injected"), then gets OCS 0x9
-//     for CGE=0, CCI >= slots, a disarmed or invalid slot, or a start/length that is not a
-//     multiple of the slot's data unit (ufshci.h:459-460); otherwise OCS 0 and each data unit is
-//     AES-XTS'd with tweak DUN + unit index (xts.hpp, DunCarry::kernel_fallback);
+//     that is not WRITE (or WRITE AND VERIFY) gets OCS 0x9 INVALID_CRYPTO_CONFIG ("opcode"); a
+//     READ/WRITE first consumes an injected fault (OCS 0xA GENERAL_CRYPTO_ERROR, "injected"), then
+//     gets OCS 0x9 for CGE=0, CCI >= slots, a disarmed or invalid slot, or a start/length that is
+//     not a multiple of the slot's data unit (ufshci.h:459-460); otherwise OCS 0 and each data unit
+//     is AES-XTS'd with tweak DUN + unit index (xts.hpp, DunCarry::kernel_fallback);
 //   - a program's key_fp is the fingerprint of the key as used when the cap is AES-XTS-128/256,
 //     "" otherwise (event-log.md `program`).
 //
@@ -57,7 +59,7 @@ inline constexpr unsigned kCfgKeyDwords = 16; ///< dwords 0-15 CRYPTOKEY
 inline constexpr unsigned kCfgDwordDu = 16;   ///< DUSIZE/CAPIDX/CFGE
 inline constexpr unsigned kCfgDwordVsb = 17;  ///< written last-but-one by Linux
 inline constexpr unsigned kMaxSlots = 256;
-/// x-CRYPTOCAP[CC-1] must end before 0x300 (REG_UFS_MEM_CFG, linux-inline-crypto.md §2).
+/// x-CRYPTOCAP[CC-1] must end before 0x300 (REG_UFS_MEM_CFG, include/ufs/ufshci.h).
 inline constexpr unsigned kMaxCaps = (0x300 - kRegCryptoCap0) / 4;
 
 inline constexpr std::uint32_t cfg_offset(unsigned slot, unsigned dword) {
@@ -75,7 +77,7 @@ inline constexpr std::uint8_t kOcsSuccess = 0x0;
 inline constexpr std::uint8_t kOcsInvalidCryptoConfig = 0x9;
 inline constexpr std::uint8_t kOcsGeneralCryptoError = 0xA;
 
-// ---- The field table: one row per register field; drives encode, decode and docs -------------
+// ---- The field table: one row per register field; drives encode and decode -------------------
 enum class FieldId {
     ccap_cc,
     ccap_cfgc,
@@ -170,8 +172,8 @@ struct Config {
 };
 
 /// The program-time validation result; names are the event log's `error` strings.
-enum class ProgramError { none, capidx, dusize, alg, key_size, cipher };
-std::string_view to_string(ProgramError e);
+/// Why a CFGE=1 write left the slot unusable (the schema's program errors, events.hpp).
+using events::ProgramError;
 
 struct Slot {
     std::array<std::uint32_t, kCfgDwords> dw{}; ///< raw dwords as written
@@ -191,7 +193,7 @@ using Effect = events::Body;
 /// How the request moves data (docs/device.md "Errors").
 enum class CommandKind {
     read,           ///< READ(6/10/12/16): decrypt medium -> host
-    write,          ///< WRITE(6/10/12/16): encrypt host -> medium
+    write,          ///< WRITE(6/10/12/16), WRITE AND VERIFY(10/12/16): encrypt host -> medium
     other_data_out, ///< WRITE SAME etc.: the engine cannot encrypt it; CE=1 -> OCS 0x9 "opcode"
     other,          ///< non-data or data-in that is not READ: executed without crypto
 };
@@ -205,9 +207,11 @@ struct Request {
     CommandKind kind = CommandKind::read;
 };
 
-/// The `io` event error strings (docs/event-log.md) the model can predict.
-enum class IoError { none, cge, cci, disarmed, invalid, align, injected, opcode };
-std::string_view to_string(IoError e);
+/// The `io` event error causes (the schema's, events.hpp). The engine model predicts cge, cci,
+/// disarmed, invalid, align, injected and opcode; no-prdt, dma and cipher depend on the host's
+/// buffers and the cipher library, which it does not model.
+using events::IoError;
+using events::to_string;
 
 struct Outcome {
     std::uint8_t ocs = kOcsSuccess;

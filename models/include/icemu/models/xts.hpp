@@ -103,7 +103,8 @@ Bytes xts_decrypt(ByteView key, std::uint64_t dun, std::size_t data_unit_size, B
 std::string key_fingerprint(ByteView key);
 
 /// The XTS key an engine uses from the 64-byte CRYPTOKEY field of a keyslot (UFSHCI x-CRYPTOCFG
-/// dwords 0-15, linux-inline-crypto.md §1.3): K1 at byte 0, K2 at byte 32, each key_bits/8 long.
+/// dwords 0-15, ufshcd_crypto_keyslot_program in drivers/ufs/core/ufshcd-crypto.c): K1 at byte
+/// 0, K2 at byte 32, each key_bits/8 long.
 /// AES-256: bytes 0..63; AES-128: bytes 0..15 then 32..47. Throws on key_bits not 128/256.
 Bytes xts_key_from_cryptokey(std::span<const std::uint8_t, 64> cryptokey, unsigned key_bits);
 /// The inverse: place K1||K2 into a zeroed 64-byte CRYPTOKEY field (what Linux writes,

@@ -4,7 +4,8 @@ CONFIG_Q35=y
 # libqos' x86 graph (QEMU's own ufs-test) only knows the "pc" machine
 CONFIG_I440FX=y
 CONFIG_UFS_PCI=y
-# hw/ufs/Kconfig does not select SCSI although the UFS LU needs scsi-bus/scsi-hd
+# scsi-bus/scsi-hd: UFS_PCI selects SCSI (patch 0001) and VIRTIO_SCSI does; named here
+# because a developer's command line may put scsi-hd disks on either
 CONFIG_SCSI=y
 CONFIG_VIRTIO_PCI=y
 CONFIG_VIRTIO_BLK=y

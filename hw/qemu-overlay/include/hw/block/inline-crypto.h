@@ -5,7 +5,7 @@
  * capability table (CCAP / x-CRYPTOCAP), the keyslot array (x-CRYPTOCFG)
  * with its register semantics, per-data-unit AES-XTS, fault injection,
  * a JSON-lines event log and a QOM state snapshot.  A front end (hw/ufs,
- * later CQHCI) maps its registers and request descriptors onto this API.
+ * hw/sd/cqhci.c) maps its registers and request descriptors onto this API.
  *
  * Invariants:
  *  - a slot holds a key reference iff CFGE=1 and its config validated;
@@ -92,6 +92,13 @@ typedef enum InlineCryptoError {
     ICE_ERR__MAX,
 } InlineCryptoError;
 
+/* The controller the engine sits in (event-log "frontend") */
+typedef enum InlineCryptoFrontend {
+    ICE_FRONTEND_UFS,
+    ICE_FRONTEND_CQHCI,
+    ICE_FRONTEND__MAX,
+} InlineCryptoFrontend;
+
 /* A validated, programmed key; shared by its slot and in-flight requests */
 typedef struct InlineCryptoKey {
     unsigned refs;
@@ -161,7 +168,6 @@ typedef struct InlineCrypto {
 
     /* set up at realize */
     bool realized;
-    const char *frontend;
     char *ctrl;
     uint8_t cfgptr;
     unsigned ncaps;
@@ -227,11 +233,15 @@ void inline_crypto_add_properties(InlineCrypto *ic, Object *obj);
  * entries fit the front end's x-CRYPTOCAP window) and log "realize".
  */
 bool inline_crypto_realize(InlineCrypto *ic, DeviceState *dev,
-                           const char *frontend, uint8_t cfgptr,
+                           InlineCryptoFrontend frontend, uint8_t cfgptr,
                            unsigned max_caps, Error **errp);
 void inline_crypto_unrealize(InlineCrypto *ic);
 
-static inline bool inline_crypto_enabled(const InlineCrypto *ic)
+/*
+ * The engine exists: crypto=on and realized.  Not the controller's enable
+ * (@on) nor crypto general enable (@cge).
+ */
+static inline bool inline_crypto_realized(const InlineCrypto *ic)
 {
     return ic->realized;
 }

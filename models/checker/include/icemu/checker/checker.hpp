@@ -1,5 +1,5 @@
 // icemu-check: judges one conformance-scenario run against the reference models
-// (docs/checker.md).
+// (docs/checker.md; docs/models.md "icemu-check").
 //
 // Inputs (one scenario run, as guest-tests/runner writes it, docs/conformance.md "Artifacts"):
 //   - run.json (RunRecord::to_json(): steps with request/reply, snapshots with crypto_state and
@@ -57,9 +57,10 @@ struct Inputs {
 };
 
 /// Loads an artifacts directory: run.json, the scenario (`scenario_path`, else
-/// <dir>/scenario.json, else the scenario named like the directory in guest-tests/scenarios),
+/// <dir>/scenario.json, else <scenario_dir>/<dir name>.json when `scenario_dir` is given),
 /// <ctrl>.events.jsonl and the images. Throws std::runtime_error when run.json is unreadable.
-Inputs load_artifacts(const std::string& dir, const std::string& scenario_path = "");
+Inputs load_artifacts(const std::string& dir, const std::string& scenario_path = "",
+                      const std::string& scenario_dir = "");
 
 /// Reads a JSON file (run.json or a scenario; `//` line comments allowed).
 json read_json_file(const std::string& path);
@@ -68,7 +69,7 @@ enum class Status { pass, fail, not_applicable };
 std::string_view to_string(Status s);
 
 struct Verdict {
-    int invariant = 0; ///< 1..8; 0 = the logs themselves
+    int invariant = 0; ///< 1..8 as in docs/checker.md; 0 = the logs themselves
     std::string name;  ///< short id, e.g. "keys-armed"
     std::string title;
     Status status = Status::not_applicable;

@@ -1,6 +1,7 @@
 // Known file content for guest write/read steps: byte at file offset o is
 //   byte (o % 8) (little-endian) of splitmix64(seed + o / 8).
-// Host tools (runner, models) compute the same plaintext from (seed, offset).
+// Host tools (runner, checker) compute the same plaintext from (seed, offset). Shared by the
+// guest program and the host side, so it lives in common/, outside either.
 #pragma once
 #include <cstddef>
 #include <cstdint>
