@@ -9,11 +9,14 @@ using namespace icemu::runner;
 
 namespace {
 json with_op(std::string_view op) {
+    json step = {{"op", std::string(op)}};
+    if (icemu::guest_ops::is_host_op(op)) // inject: the strict loader wants its target
+        step.update({{"ctrl", "ufs0"}, {"property", "crypto-fault-count"}, {"value", 1}});
     return {{"name", "t"},
             {"controllers",
              json::array(
                  {{{"id", "ufs0"}, {"lus", json::array({{{"name", "ua"}, {"size", "16M"}}})}}})},
-            {"steps", json::array({{{"op", std::string(op)}}})}};
+            {"steps", json::array({step})}};
 }
 } // namespace
 
