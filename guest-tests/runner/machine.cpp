@@ -5,8 +5,10 @@
 #include <cstring>
 #include <ctime>
 #include <fcntl.h>
+#include <fstream>
 #include <linux/kvm.h>
 #include <poll.h>
+#include <sstream>
 #include <stdexcept>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -16,6 +18,22 @@
 #include <unistd.h>
 
 namespace icemu::runner {
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+std::string tail(const std::string& path, std::size_t lines) {
+    std::string t = read_file(path);
+    std::size_t pos = t.size(), n = 0;
+    while (pos > 0 && n <= lines)
+        if (t[--pos] == '\n')
+            ++n;
+    return t.substr(pos);
+}
 
 double now_s() {
     timespec ts{};

@@ -82,6 +82,10 @@ private:
     int status_ = -1;
 };
 
+// A whole file as bytes ("" when it cannot be read) and its last `lines` lines.
+std::string read_file(const std::string& path);
+std::string tail(const std::string& path, std::size_t lines);
+
 // Runs argv and returns its stdout+stderr (for "qemu -device ufs,help").
 std::string capture(const std::vector<std::string>& argv, double timeout_s);
 

@@ -17,26 +17,11 @@
 #include <unistd.h>
 
 #include "cmdline.hpp"
+#include "defaults.hpp"
 #include "machine.hpp"
 #include "record.hpp"
 #include "report.hpp"
 #include "scenario.hpp"
-
-#ifndef ICEMU_SCENARIO_DIR
-#define ICEMU_SCENARIO_DIR ""
-#endif
-#ifndef ICEMU_DEFAULT_QEMU
-#define ICEMU_DEFAULT_QEMU ""
-#endif
-#ifndef ICEMU_DEFAULT_KERNEL
-#define ICEMU_DEFAULT_KERNEL ""
-#endif
-#ifndef ICEMU_DEFAULT_CHECKER
-#define ICEMU_DEFAULT_CHECKER ""
-#endif
-#ifndef ICEMU_DEFAULT_INITRD
-#define ICEMU_DEFAULT_INITRD ""
-#endif
 
 namespace fs = std::filesystem;
 using namespace icemu::runner;
@@ -164,25 +149,9 @@ void write_file(const std::string& path, const std::string& text) {
     std::ofstream(path) << text;
 }
 
-std::string read_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 std::uint64_t file_size(const std::string& path) {
     struct stat st {};
     return ::stat(path.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
-}
-
-std::string tail(const std::string& path, std::size_t lines) {
-    std::string t = read_file(path);
-    std::size_t pos = t.size(), n = 0;
-    while (pos > 0 && n <= lines)
-        if (t[--pos] == '\n')
-            ++n;
-    return t.substr(pos);
 }
 
 void progress(const std::string& scen, const std::string& msg) {

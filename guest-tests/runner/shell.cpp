@@ -14,21 +14,9 @@
 #include <unistd.h>
 
 #include "cmdline.hpp"
+#include "defaults.hpp"
 #include "machine.hpp"
 #include "scenario.hpp"
-
-#ifndef ICEMU_MACHINE_DIR
-#define ICEMU_MACHINE_DIR ""
-#endif
-#ifndef ICEMU_SCENARIO_DIR
-#define ICEMU_SCENARIO_DIR ""
-#endif
-#ifndef ICEMU_DEFAULT_CHECKER
-#define ICEMU_DEFAULT_CHECKER ""
-#endif
-#ifndef ICEMU_DEFAULT_INITRD
-#define ICEMU_DEFAULT_INITRD ""
-#endif
 
 namespace fs = std::filesystem;
 using namespace icemu::runner;
@@ -82,8 +70,8 @@ double parse_seconds(const std::string& flag, const std::string& v) {
 
 Options parse_args(int argc, char** argv) {
     Options o;
-    o.qemu = env_or("ICEMU_QEMU", "");
-    o.kernel = env_or("ICEMU_KERNEL", "");
+    o.qemu = env_or("ICEMU_QEMU", ICEMU_DEFAULT_QEMU);
+    o.kernel = env_or("ICEMU_KERNEL", ICEMU_DEFAULT_KERNEL);
     o.initrd = env_or("ICEMU_INITRD", ICEMU_DEFAULT_INITRD);
     o.rootfs = env_or("ICEMU_ROOTFS", "");
     o.checker = env_or("ICEMU_CHECK", ICEMU_DEFAULT_CHECKER);
@@ -138,22 +126,6 @@ Options parse_args(int argc, char** argv) {
         }
     }
     return o;
-}
-
-std::string read_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
-std::string tail(const std::string& path, std::size_t lines) {
-    std::string t = read_file(path);
-    std::size_t pos = t.size(), n = 0;
-    while (pos > 0 && n <= lines)
-        if (t[--pos] == '\n')
-            ++n;
-    return t.substr(pos);
 }
 
 // A machine file holds the machine part of a scenario (name, title, machine, controllers,
