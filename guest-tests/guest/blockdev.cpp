@@ -17,13 +17,23 @@ namespace {
 
 constexpr std::size_t kChunk = 1 << 20;
 
-void check_range(const char* op, std::uint64_t off, std::uint64_t size, bool direct) {
-    if (size == 0)
-        throw OpError(EINVAL, std::string(op) + ": size must be > 0");
-    if (direct && (off % 512 || size % 512))
-        throw OpError(EINVAL, std::string(op) +
-                                  ": offset and size must be multiples of 512 with direct I/O");
-}
+// The arguments write_dev and read_dev share: dev, offset (bytes), size, seed [, direct=true].
+struct DevRange {
+    std::string dev;
+    std::uint64_t off, size, seed;
+    bool direct;
+
+    DevRange(const char* op, const json& req)
+        : dev(arg_str(req, "dev")), off(arg_u64(req, "offset", 0)), size(arg_u64(req, "size")),
+          seed(arg_u64(req, "seed", 0)), direct(arg_bool(req, "direct", true)) {
+        if (size == 0)
+            throw OpError(EINVAL, std::string(op) + ": size must be > 0");
+        if (direct && (off % 512 || size % 512))
+            throw OpError(EINVAL, std::string(op) +
+                                      ": offset and size must be multiples of 512 with direct I/O");
+    }
+    int flags(int mode) const { return mode | (direct ? O_DIRECT : 0); }
+};
 
 } // namespace
 
@@ -31,12 +41,10 @@ void check_range(const char* op, std::uint64_t off, std::uint64_t size, bool dir
 // for device offsets [offset, offset+size) (O_DIRECT by default: the bios reach the device
 // during the step).
 json op_write_dev(const json& req) {
-    std::string dev = arg_str(req, "dev");
-    std::uint64_t off = arg_u64(req, "offset", 0), size = arg_u64(req, "size");
-    std::uint64_t seed = arg_u64(req, "seed", 0);
-    bool direct = arg_bool(req, "direct", true);
-    check_range("write_dev", off, size, direct);
-    Fd f(dev, O_WRONLY | (direct ? O_DIRECT : 0));
+    const DevRange a("write_dev", req);
+    const std::string& dev = a.dev;
+    const std::uint64_t off = a.off, size = a.size, seed = a.seed;
+    Fd f(dev, a.flags(O_WRONLY));
     AlignedBuf buf(kChunk);
     double t0 = uptime_s();
     for (std::uint64_t done = 0; done < size;) {
@@ -55,12 +63,10 @@ json op_write_dev(const json& req) {
 // read_dev: dev, offset, size, seed [, direct=true]. Verifies the pattern written by
 // write_dev; a mismatch fails with EBADMSG and the first differing device offset.
 json op_read_dev(const json& req) {
-    std::string dev = arg_str(req, "dev");
-    std::uint64_t off = arg_u64(req, "offset", 0), size = arg_u64(req, "size");
-    std::uint64_t seed = arg_u64(req, "seed", 0);
-    bool direct = arg_bool(req, "direct", true);
-    check_range("read_dev", off, size, direct);
-    Fd f(dev, O_RDONLY | (direct ? O_DIRECT : 0));
+    const DevRange a("read_dev", req);
+    const std::string& dev = a.dev;
+    const std::uint64_t off = a.off, size = a.size, seed = a.seed;
+    Fd f(dev, a.flags(O_RDONLY));
     AlignedBuf got(kChunk);
     std::unique_ptr<std::uint8_t[]> want(new std::uint8_t[kChunk]);
     for (std::uint64_t done = 0; done < size;) {

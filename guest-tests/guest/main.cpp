@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "icemu/guest_ops.hpp"
+#include "icemu/lines.hpp"
 #include "ops.hpp"
 
 using namespace icemu::guest;
@@ -175,12 +176,8 @@ public:
     explicit Port(int fd) : fd_(fd) {}
     bool read_line(std::string& line) {
         for (;;) {
-            auto nl = buf_.find('\n');
-            if (nl != std::string::npos) {
-                line = buf_.substr(0, nl);
-                buf_.erase(0, nl + 1);
+            if (icemu::lines::take(buf_, line))
                 return true;
-            }
             char tmp[4096];
             ssize_t n = ::read(fd_, tmp, sizeof tmp);
             if (n < 0 && errno == EINTR)

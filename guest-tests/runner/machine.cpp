@@ -1,5 +1,7 @@
 #include "machine.hpp"
 
+#include "icemu/lines.hpp"
+
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -93,12 +95,8 @@ void LineChannel::reset(int fd) {
 
 bool LineChannel::read_line(std::string& line, double deadline) {
     for (;;) {
-        auto nl = buf_.find('\n');
-        if (nl != std::string::npos) {
-            line = buf_.substr(0, nl);
-            buf_.erase(0, nl + 1);
+        if (icemu::lines::take(buf_, line))
             return true;
-        }
         if (fd_ < 0 || eof_)
             return false;
         pollfd p{fd_, POLLIN, 0};
