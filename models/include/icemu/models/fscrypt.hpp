@@ -17,7 +17,8 @@
 //   - dun bytes (block.c:35-53): LBLK_64 8, LBLK_32 4, default ceil((fls64(s_maxbytes-1) -
 //     du_bits) / 8).
 // Invariants: IV_INO_LBLK_* require ino and index <= U32_MAX (the kernel WARNs otherwise;
-// here std::invalid_argument). Not modelled: v1 policies, DIRECT_KEY, hardware-wrapped keys.
+// here std::invalid_argument). Not modelled: v1 policies, DIRECT_KEY; hardware-wrapped keys
+// are in hw_wrapped.hpp.
 #pragma once
 
 #include "icemu/models/xts.hpp"
