@@ -1,6 +1,4 @@
-// fscrypt v2 ioctls. The UAPI structures are declared here (as in Linux 7.3's
-// include/uapi/linux/fscrypt.h) so the build does not depend on the host's kernel headers,
-// which may predate log2_data_unit_size.
+// fscrypt v2 ioctls (the UAPI declarations are in uapi.hpp).
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -8,75 +6,12 @@
 #include <unistd.h>
 
 #include "ops.hpp"
+#include "uapi.hpp"
 
 namespace icemu::guest {
 namespace {
 
-constexpr std::uint8_t kModeAes256Xts = 1;
-constexpr std::uint8_t kModeAes256Cts = 4;
-constexpr std::uint8_t kModeAes256Hctr2 = 10;
-constexpr std::uint8_t kFlagDirectKey = 0x04;
-constexpr std::uint8_t kFlagIvInoLblk64 = 0x08;
-constexpr std::uint8_t kFlagIvInoLblk32 = 0x10;
-constexpr std::uint32_t kKeySpecIdentifier = 2;
-constexpr std::size_t kIdentifierSize = 16;
-
-struct PolicyV2 {
-    std::uint8_t version; // 2
-    std::uint8_t contents_encryption_mode;
-    std::uint8_t filenames_encryption_mode;
-    std::uint8_t flags;
-    std::uint8_t log2_data_unit_size;
-    std::uint8_t reserved[3];
-    std::uint8_t master_key_identifier[kIdentifierSize];
-};
-static_assert(sizeof(PolicyV2) == 24);
-
-struct KeySpecifier {
-    std::uint32_t type;
-    std::uint32_t reserved;
-    std::uint8_t u[32];
-};
-
-struct AddKeyArg {
-    KeySpecifier key_spec;
-    std::uint32_t raw_size;
-    std::uint32_t key_id;
-    std::uint32_t flags; // 7.x: HW_WRAPPED; must be 0 on 6.12 (part of __reserved there)
-    std::uint32_t reserved[7];
-    std::uint8_t raw[64];
-};
-
-struct RemoveKeyArg {
-    KeySpecifier key_spec;
-    std::uint32_t removal_status_flags;
-    std::uint32_t reserved[5];
-};
-
-struct KeyStatusArg {
-    KeySpecifier key_spec;
-    std::uint32_t reserved[6];
-    std::uint32_t status;
-    std::uint32_t status_flags;
-    std::uint32_t user_count;
-    std::uint32_t out_reserved[13];
-};
-
-struct GetPolicyExArg {
-    std::uint64_t policy_size;
-    union {
-        std::uint8_t version;
-        PolicyV2 v2;
-        std::uint8_t pad[32];
-    } policy;
-};
-
-const unsigned long FS_IOC_SET_POLICY = _IOR('f', 19, std::uint8_t[12]); // size of v1 policy
-const unsigned long FS_IOC_GET_POLICY_EX = _IOWR('f', 22, std::uint8_t[9]);
-const unsigned long FS_IOC_ADD_KEY = _IOWR('f', 23, std::uint8_t[80]);
-const unsigned long FS_IOC_REMOVE_KEY = _IOWR('f', 24, std::uint8_t[64]);
-const unsigned long FS_IOC_REMOVE_KEY_ALL = _IOWR('f', 25, std::uint8_t[64]);
-const unsigned long FS_IOC_KEY_STATUS = _IOWR('f', 26, std::uint8_t[128]);
+using namespace uapi;
 
 void set_identifier(KeySpecifier& ks, const std::string& hex) {
     auto id = from_hex(hex);

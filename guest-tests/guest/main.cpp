@@ -323,6 +323,9 @@ int run_cli(int argc, char** argv) {
 } // namespace
 
 int main(int argc, char** argv) {
+    const char* slash = std::strrchr(argv[0], '/');
+    if (std::string_view(slash ? slash + 1 : argv[0]) == "fscryptctl")
+        return icemu::guest::fscryptctl_main(argc, argv);
     if (argc > 1)
         return run_cli(argc, argv);
     if (::getpid() != 1) {

@@ -37,6 +37,9 @@ json op_key_status(const json& req);
 json op_set_policy(const json& req);
 json op_get_policy(const json& req);
 
+// fscryptctl.cpp: the program run as `fscryptctl` (a fscryptctl-compatible subset)
+int fscryptctl_main(int argc, char** argv);
+
 // files.cpp: known-pattern file I/O and layout facts
 json op_write_file(const json& req);
 json op_read_file(const json& req);

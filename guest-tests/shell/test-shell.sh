@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ctest label "shell": ./icemu shell and ./icemu qemu from a user's point of view.
 #   test-shell.sh CASE ICEMU_SHELL QEMU KERNEL ROOTFS
-# Cases: qemu-help, keyslots, exit-status, dm-fscrypt, keys-left.
+# Cases: qemu-help, keyslots, exit-status, dm-fscrypt, keys-left, fscryptctl.
 set -euo pipefail
 case_=$1 SHELL_BIN=$2 QEMU=$3 KERNEL=$4 ROOTFS=$5
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -54,6 +54,16 @@ keys-left)
 	[ "$(verdict keys-evicted)" = not-applicable ] || fail "keys-evicted '$(verdict keys-evicted)' with a mounted fs"
 	python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); sys.exit(0 if any(c["keys_left"] for c in v["controllers"].values()) else 1)' \
 		"$WORK/run/check.json" || fail "no key reported as still programmed while mounted"
+	;;
+fscryptctl)
+	# icemu-guest as `fscryptctl` (what fstests' wrapped-key tests call): add_key's identifier
+	# equals xfs_io's, remove_key removes, bad input is refused, and the wrapped-key ioctls
+	# reach the block layer (refused while the controller has no wrapped keys).
+	out=$(shell --quiet --no-check --machine ufs -- bash /usr/local/lib/icemu/examples/fscryptctl.sh) ||
+		fail "fscryptctl checks failed: $out"
+	grep -q "^ok add_key identifier" <<<"$out" || fail "no add_key check ran: $out"
+	grep -q "^ok import_hw_wrapped_key" <<<"$out" || fail "no import check ran: $out"
+	echo "$out"
 	;;
 *) fail "unknown case $case_" ;;
 esac

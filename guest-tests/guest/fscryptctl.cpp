@@ -1,0 +1,314 @@
+// `fscryptctl`: icemu-guest run under that name (a symlink in the guest's root filesystem) is
+// a command-line compatible subset of fscryptctl (github.com/google/fscryptctl) for what
+// fstests' common/encrypt calls: hardware-wrapped key import / generation / preparation
+// through the BLKCRYPTO* ioctls of the block device, and FS_IOC_ADD_ENCRYPTION_KEY (with
+// --hw-wrapped-key) and FS_IOC_REMOVE_ENCRYPTION_KEY on a mount point. Keys are read raw from
+// stdin and blobs are written raw to stdout, so the commands pipe into one another like
+// fscryptctl's:  import_hw_wrapped_key DEV < raw | prepare_hw_wrapped_key DEV | add_key
+// --hw-wrapped-key MNT. Written from the kernel UAPI (uapi.hpp); key buffers are wiped.
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <string>
+#include <string_view>
+#include <sys/ioctl.h>
+#include <unistd.h>
+#include <vector>
+
+#include "uapi.hpp"
+
+namespace icemu::guest {
+namespace {
+
+using namespace uapi;
+
+constexpr std::size_t kMinKeySize = 16; // FSCRYPT_MIN_KEY_SIZE
+
+const char kUsage[] =
+    "Usage:\n"
+    "  fscryptctl <command> [arguments] [options]\n"
+    "\n"
+    "icemu's implementation of the fscryptctl commands fstests uses (the guest program\n"
+    "icemu-guest under another name). Keys and blobs are raw bytes on stdin / stdout.\n"
+    "\n"
+    "Commands:\n"
+    "  fscryptctl add_key [--hw-wrapped-key] <mountpoint>\n"
+    "    Read a key from stdin, add it to the mounted filesystem, print its identifier.\n"
+    "  fscryptctl remove_key [--all-users] <key identifier> <mountpoint>\n"
+    "    Remove the key with that identifier from the mounted filesystem.\n"
+    "  fscryptctl import_hw_wrapped_key <block device>\n"
+    "    Create a hardware-wrapped key by importing a raw key (stdin); print the long-term blob.\n"
+    "  fscryptctl generate_hw_wrapped_key <block device>\n"
+    "    Create a hardware-wrapped key generated in hardware; print the long-term blob.\n"
+    "  fscryptctl prepare_hw_wrapped_key <block device>\n"
+    "    Convert a long-term blob (stdin) to the ephemerally-wrapped blob (stdout).\n"
+    "\n"
+    "Options:\n"
+    "  -h, --help      this help\n"
+    "  -v, --version   the version\n";
+
+// Zeroes a key buffer on every exit path.
+struct SecretBuf {
+    std::vector<std::uint8_t> b;
+    explicit SecretBuf(std::size_t n) : b(n) {}
+    ~SecretBuf() { explicit_bzero(b.data(), b.size()); }
+    SecretBuf(const SecretBuf&) = delete;
+    SecretBuf& operator=(const SecretBuf&) = delete;
+    std::uint8_t* data() { return b.data(); }
+};
+
+int fail(const std::string& msg) {
+    std::fprintf(stderr, "error: %s\n", msg.c_str());
+    return 1;
+}
+
+// Reads all of stdin into `buf` (at most `max` bytes); 0 after printing an error.
+std::size_t read_key(SecretBuf& buf, std::size_t max) {
+    std::size_t n = 0;
+    for (;;) {
+        if (n == buf.b.size())
+            buf.b.resize(buf.b.size() + 1); // one byte past max tells "too long"
+        ssize_t r = ::read(STDIN_FILENO, buf.data() + n, buf.b.size() - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            fail(std::string("reading from stdin: ") + std::strerror(errno));
+            return 0;
+        }
+        if (r == 0)
+            break;
+        n += static_cast<std::size_t>(r);
+        if (n > max)
+            break;
+    }
+    if (n < kMinKeySize) {
+        fail("key was too short; it must be at least " + std::to_string(kMinKeySize) + " bytes");
+        return 0;
+    }
+    if (n > max) {
+        fail("key was too long; it can be at most " + std::to_string(max) + " bytes");
+        return 0;
+    }
+    return n;
+}
+
+bool write_all(const std::uint8_t* p, std::size_t n) {
+    while (n) {
+        ssize_t w = ::write(STDOUT_FILENO, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            fail(std::string("writing output: ") + std::strerror(errno));
+            return false;
+        }
+        p += w;
+        n -= static_cast<std::size_t>(w);
+    }
+    return true;
+}
+
+// Opens `path` read-only; -1 after printing an error.
+int open_or_fail(const char* path) {
+    int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        fail(std::string("opening ") + path + ": " + std::strerror(errno));
+    return fd;
+}
+
+// ioctl on `path`; false after printing "error: <what>: <strerror>".
+bool do_ioctl(const char* path, unsigned long req, void* arg, const char* what) {
+    int fd = open_or_fail(path);
+    if (fd < 0)
+        return false;
+    int r = ::ioctl(fd, req, arg);
+    int err = errno;
+    ::close(fd);
+    if (r != 0) {
+        fail(std::string(what) + ": " + std::strerror(err));
+        return false;
+    }
+    return true;
+}
+
+// Splits argv after the command into options (--x) and operands.
+struct Args {
+    std::vector<std::string_view> opts, operands;
+};
+Args split(int argc, char** argv) {
+    Args a;
+    for (int i = 2; i < argc; ++i) {
+        std::string_view s = argv[i];
+        (s.size() > 2 && s.substr(0, 2) == "--" ? a.opts : a.operands).push_back(s);
+    }
+    return a;
+}
+
+bool only_options(const Args& a, std::initializer_list<std::string_view> allowed) {
+    for (auto o : a.opts) {
+        bool ok = false;
+        for (auto x : allowed)
+            ok = ok || o == x;
+        if (!ok) {
+            fail("unknown option '" + std::string(o) + "'");
+            return false;
+        }
+    }
+    return true;
+}
+
+bool has(const Args& a, std::string_view opt) {
+    for (auto o : a.opts)
+        if (o == opt)
+            return true;
+    return false;
+}
+
+int cmd_add_key(const Args& a) {
+    if (!only_options(a, {"--hw-wrapped-key"}))
+        return 1;
+    if (a.operands.size() != 1)
+        return fail("must specify a single mountpoint");
+    const bool wrapped = has(a, "--hw-wrapped-key");
+    AddKeyArg arg{};
+    SecretBuf key(kMaxWrappedKeySize);
+    std::size_t n = read_key(key, wrapped ? kMaxWrappedKeySize : kMaxRawKeySize);
+    if (n == 0)
+        return 1;
+    arg.key_spec.type = kKeySpecIdentifier;
+    arg.raw_size = static_cast<std::uint32_t>(n);
+    arg.flags = wrapped ? kAddKeyFlagHwWrapped : 0;
+    std::memcpy(arg.raw, key.data(), n);
+    const std::string mnt(a.operands[0]);
+    bool ok = do_ioctl(mnt.c_str(), FS_IOC_ADD_KEY, &arg, ("adding key to " + mnt).c_str());
+    explicit_bzero(arg.raw, sizeof arg.raw);
+    if (!ok)
+        return 1;
+    static const char hex[] = "0123456789abcdef";
+    std::string id;
+    for (std::size_t i = 0; i < kIdentifierSize; ++i) {
+        id.push_back(hex[arg.key_spec.u[i] >> 4]);
+        id.push_back(hex[arg.key_spec.u[i] & 15]);
+    }
+    std::printf("%s\n", id.c_str());
+    return 0;
+}
+
+int cmd_remove_key(const Args& a) {
+    if (!only_options(a, {"--all-users"}))
+        return 1;
+    if (a.operands.size() != 2)
+        return fail("must specify a key identifier and a mountpoint");
+    RemoveKeyArg arg{};
+    std::string_view id = a.operands[0];
+    if (id.size() != 2 * kIdentifierSize)
+        return fail("invalid key identifier: " + std::string(id));
+    for (std::size_t i = 0; i < kIdentifierSize; ++i) {
+        unsigned v = 0;
+        if (std::sscanf(std::string(id.substr(2 * i, 2)).c_str(), "%2x", &v) != 1)
+            return fail("invalid key identifier: " + std::string(id));
+        arg.key_spec.u[i] = static_cast<std::uint8_t>(v);
+    }
+    arg.key_spec.type = kKeySpecIdentifier;
+    const std::string mnt(a.operands[1]);
+    if (!do_ioctl(mnt.c_str(), has(a, "--all-users") ? FS_IOC_REMOVE_KEY_ALL : FS_IOC_REMOVE_KEY,
+                  &arg, "removing key"))
+        return 1;
+    if (arg.removal_status_flags & 0x2) // FSCRYPT_KEY_REMOVAL_STATUS_FLAG_OTHER_USERS
+        std::printf("warning: other users still have this key added\n");
+    else if (arg.removal_status_flags & 0x1) // ..._FILES_BUSY
+        std::printf("warning: some files using this key are still in-use\n");
+    return 0;
+}
+
+int cmd_import(const Args& a) {
+    if (!only_options(a, {}))
+        return 1;
+    if (a.operands.size() != 1)
+        return fail("must specify a single block device");
+    SecretBuf raw(kMaxRawKeySize), lt(kMaxWrappedKeySize);
+    std::size_t n = read_key(raw, kMaxRawKeySize);
+    if (n == 0)
+        return 1;
+    ImportKeyArg arg{};
+    arg.raw_key_ptr = reinterpret_cast<std::uintptr_t>(raw.data());
+    arg.raw_key_size = n;
+    arg.lt_key_ptr = reinterpret_cast<std::uintptr_t>(lt.data());
+    arg.lt_key_size = kMaxWrappedKeySize;
+    const std::string dev(a.operands[0]);
+    if (!do_ioctl(dev.c_str(), BLKCRYPTOIMPORTKEY, &arg, "importing hardware-wrapped key"))
+        return 1;
+    return write_all(lt.data(), arg.lt_key_size) ? 0 : 1;
+}
+
+int cmd_generate(const Args& a) {
+    if (!only_options(a, {}))
+        return 1;
+    if (a.operands.size() != 1)
+        return fail("must specify a single block device");
+    SecretBuf lt(kMaxWrappedKeySize);
+    GenerateKeyArg arg{};
+    arg.lt_key_ptr = reinterpret_cast<std::uintptr_t>(lt.data());
+    arg.lt_key_size = kMaxWrappedKeySize;
+    const std::string dev(a.operands[0]);
+    if (!do_ioctl(dev.c_str(), BLKCRYPTOGENERATEKEY, &arg, "generating hardware-wrapped key"))
+        return 1;
+    return write_all(lt.data(), arg.lt_key_size) ? 0 : 1;
+}
+
+int cmd_prepare(const Args& a) {
+    if (!only_options(a, {}))
+        return 1;
+    if (a.operands.size() != 1)
+        return fail("must specify a single block device");
+    SecretBuf lt(kMaxWrappedKeySize), eph(kMaxWrappedKeySize);
+    std::size_t n = read_key(lt, kMaxWrappedKeySize);
+    if (n == 0)
+        return 1;
+    PrepareKeyArg arg{};
+    arg.lt_key_ptr = reinterpret_cast<std::uintptr_t>(lt.data());
+    arg.lt_key_size = n;
+    arg.eph_key_ptr = reinterpret_cast<std::uintptr_t>(eph.data());
+    arg.eph_key_size = kMaxWrappedKeySize;
+    const std::string dev(a.operands[0]);
+    if (!do_ioctl(dev.c_str(), BLKCRYPTOPREPAREKEY, &arg, "preparing hardware-wrapped key"))
+        return 1;
+    return write_all(eph.data(), arg.eph_key_size) ? 0 : 1;
+}
+
+} // namespace
+
+int fscryptctl_main(int argc, char** argv) {
+    const std::string_view cmd = argc > 1 ? argv[1] : "";
+    if (cmd == "-h" || cmd == "--help") {
+        std::fputs(kUsage, stdout);
+        return 0;
+    }
+    if (cmd == "-v" || cmd == "--version") {
+        std::puts("icemu fscryptctl (subset of fscryptctl v1.3.0's commands)");
+        return 0;
+    }
+    const Args a = split(argc, argv);
+    if (cmd == "add_key")
+        return cmd_add_key(a);
+    if (cmd == "remove_key")
+        return cmd_remove_key(a);
+    if (cmd == "import_hw_wrapped_key")
+        return cmd_import(a);
+    if (cmd == "generate_hw_wrapped_key")
+        return cmd_generate(a);
+    if (cmd == "prepare_hw_wrapped_key")
+        return cmd_prepare(a);
+    if (cmd.empty()) {
+        std::fputs("error: no command specified\n", stderr);
+        std::fputs(kUsage, stderr);
+        return 1;
+    }
+    std::fprintf(stderr,
+                 "error: '%s' is not one of icemu fscryptctl's commands (see --help; for "
+                 "policies use xfs_io -c set_encpolicy / get_encpolicy)\n",
+                 std::string(cmd).c_str());
+    return 1;
+}
+
+} // namespace icemu::guest
