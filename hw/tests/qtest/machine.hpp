@@ -127,6 +127,8 @@ public:
     // Terminates QEMU (SIGTERM, then SIGKILL) and reaps it. Idempotent.
     void shutdown();
     std::string stderr_text() const;
+    // The QEMU process (e.g. to inspect its memory through /proc/PID/mem).
+    pid_t pid() const { return pid_; }
     const std::filesystem::path& dir() const { return dir_.path(); }
     const MachineOptions& options() const { return options_; }
 
