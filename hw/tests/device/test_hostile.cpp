@@ -4,6 +4,7 @@
 // a key being programmed. Each case crashed QEMU, corrupted the medium, leaked the request or
 // put key bytes in a trace before it was fixed. Expected ciphertext: icemu::models::xts only.
 #include <catch2/catch_test_macros.hpp>
+#include <catch2/generators/catch_generators.hpp>
 
 #include <algorithm>
 #include <array>
@@ -436,4 +437,65 @@ TEST_CASE("ufs: a machine reset with a CE READ in flight frees its slot, its key
     CHECK(counters["chunked"] == 0);
     const auto xts_key = models::xts_key_from_cryptokey(key, 256);
     CHECK(c.in == models::xts_decrypt(xts_key, 0, 4096, std::vector<std::uint8_t>(4096, 0)));
+}
+
+TEST_CASE("ufs: a host I/O error fails the CE command with CHECK CONDITION, writes nothing and "
+          "leaks nothing",
+          "[device][crypto][hostile][faults]") {
+    // The LU's backing file behind blkdebug: EIO for every write at LBA 5 and every read at
+    // LBA 6 (sector numbers in 512-byte units), everything else passes through.
+    const qtest::TempDir tmp("icemu-blkdebug");
+    const auto img = tmp / "lu0.img";
+    {
+        std::ofstream f(img, std::ios::binary | std::ios::trunc);
+        const std::vector<char> zero(4u << 20, 0);
+        f.write(zero.data(), static_cast<std::streamsize>(zero.size()));
+    }
+    const std::string rules = "inject-error.0.event=none,inject-error.0.iotype=write,"
+                              "inject-error.0.errno=5,inject-error.0.sector=40,"
+                              "inject-error.1.event=none,inject-error.1.iotype=read,"
+                              "inject-error.1.errno=5,inject-error.1.sector=48";
+    const bool staged = GENERATE(true, false);
+    INFO((staged ? "staged" : "chunked (x-crypto-staging-size=0)"));
+    UfsBox box(staged ? "" : "x-crypto-staging-size=0", {},
+               "driver=blkdebug," + rules + ",image.driver=file,image.filename=" + img.string());
+    auto& h = box.host();
+    const auto key = ufs_cryptokey(77);
+    const auto xts_key = models::xts_key_from_cryptokey(key, 256);
+    ufs::program_keyslot(h, box.caps(), 2, key, 4096, 0);
+    const auto plain = test::pattern_bytes(ufs::kLuBlockSize, 5);
+    auto medium = [&](std::uint64_t lba) {
+        std::ifstream f(img, std::ios::binary);
+        f.seekg(static_cast<std::streamoff>(lba * ufs::kLuBlockSize));
+        std::vector<std::uint8_t> out(ufs::kLuBlockSize);
+        f.read(reinterpret_cast<char*>(out.data()), static_cast<std::streamsize>(out.size()));
+        return out;
+    };
+
+    // the failing CE WRITE: the transfer completes, the command reports CHECK CONDITION, and
+    // the medium keeps its zeros (neither ciphertext nor plaintext)
+    const auto w = h.write(0, 5, plain, ufs::CryptoFields{true, 2, 5});
+    CHECK(w.ocs == ufs::ocs::kSuccess);
+    CHECK(w.scsi_status == 0x02);
+    CHECK(medium(5) == std::vector<std::uint8_t>(ufs::kLuBlockSize, 0));
+
+    // the failing CE READ: CHECK CONDITION, and nothing of the key's plaintext view leaks
+    REQUIRE(h.write(0, 6, plain, ufs::CryptoFields{true, 2, 6}).scsi_status == 0);
+    CHECK(medium(6) == models::xts_encrypt(xts_key, 6, 4096, plain));
+    const auto r = h.read(0, 6, 1, ufs::CryptoFields{true, 2, 6});
+    CHECK(r.ocs == ufs::ocs::kSuccess);
+    CHECK(r.scsi_status == 0x02);
+    CHECK(r.in != plain);
+
+    // the engine is whole afterwards: nothing in flight, nothing staged, and the same key
+    // still encrypts and decrypts next to the failing blocks
+    const auto state = box.machine().qom_get("/machine/peripheral/ufs0", "crypto-state");
+    INFO(state.dump());
+    const auto w7 = h.write(0, 7, plain, ufs::CryptoFields{true, 2, 7});
+    CHECK(w7.scsi_status == 0);
+    CHECK(medium(7) == models::xts_encrypt(xts_key, 7, 4096, plain));
+    const auto r7 = h.read(0, 7, 1, ufs::CryptoFields{true, 2, 7});
+    CHECK(r7.scsi_status == 0);
+    CHECK(r7.in == plain);
+    CHECK(box.machine().alive());
 }
