@@ -5,7 +5,7 @@
 #   scripts/mutation-no-evict.sh [--build-only] [--scenario NAME]... [icemu-run options]
 #
 # 1. copies hw/ and scripts/ to a temporary tree and edits the engine there
-#    (hw/qemu-overlay/hw/block/inline-crypto.c: every x-CRYPTOCFG dword-16 write with CFGE=0
+#    (hw/qemu-overlay/hw/block/inline-crypto-keyslots.c: every x-CRYPTOCFG dword-16 write with CFGE=0
 #    is ignored, so an evicted slot keeps its key and stays armed; programming still works);
 # 2. builds that QEMU with hw/build-qemu.sh under a separate cache
 #    ($ICEMU_MUTANT_CACHE, default $ICEMU_CACHE/mutants/no-evict; downloads and ccache are
@@ -46,17 +46,17 @@ else
 fi
 mkdir -p "$TMP/tree"
 cp -a "$ICEMU_ROOT/hw" "$ICEMU_ROOT/scripts" "$TMP/tree/"
-ENGINE="$TMP/tree/hw/qemu-overlay/hw/block/inline-crypto.c"
+ENGINE="$TMP/tree/hw/qemu-overlay/hw/block/inline-crypto-keyslots.c"
 
-# The mutation: return at the top of the CFGE=0 branch of ice_write_dw16().
+# The mutation: return at the top of ice_slot_disarm() (dword 16 written with CFGE=0).
 python3 - "$ENGINE" <<'EOF'
 import sys
 p = sys.argv[1]
 s = open(p).read()
-anchor = "    if (!FIELD_EX32(val, ICE_CFG16, CFGE)) {\n"
+anchor = "static void ice_slot_disarm(InlineCrypto *ic, unsigned idx, uint32_t val)\n{\n"
 if s.count(anchor) != 1:
-    sys.exit("mutation-no-evict: the CFGE=0 branch of ice_write_dw16 was not found; update the mutation")
-s = s.replace(anchor, anchor + "        return; /* MUTANT: evictions and disarms are ignored */\n", 1)
+    sys.exit("mutation-no-evict: ice_slot_disarm() was not found; update the mutation")
+s = s.replace(anchor, anchor + "    return; /* MUTANT: evictions and disarms are ignored */\n", 1)
 open(p, "w").write(s)
 EOF
 grep -q "MUTANT: evictions" "$ENGINE" || die "mutation not applied"

@@ -282,7 +282,8 @@ TEST_CASE("ufs: QEMU's trace of register writes never shows a key being programm
     const auto trace = tmp / "trace.log";
     const auto key = ufs_cryptokey(0x5eed);
     {
-        UfsBox box("", {"-trace", "enable=ufs_*", "-D", trace.string()});
+        UfsBox box("", {"-trace", "enable=ufs_*", "-trace", "enable=inline_crypto_*", "-D",
+                        trace.string()});
         ufs::program_keyslot(box.host(), box.caps(), 3, key, 4096, 0);
         ufs::evict_keyslot(box.host(), box.caps(), 3);
         box.machine().shutdown();
@@ -290,8 +291,9 @@ TEST_CASE("ufs: QEMU's trace of register writes never shows a key being programm
     const std::string log = slurp(trace);
     // the trace works and shows register writes (so the check below can fail): HCE := 3
     REQUIRE(log.find("ufs_mmio_write addr 0x34 data 0x3 ") != std::string::npos);
-    // the keyslot writes are traced, without the key's value
-    CHECK(log.find("ufs_crypto_key_write") != std::string::npos);
+    // the keyslot writes are traced by the engine, without the key's value
+    CHECK(log.find("inline_crypto_key_write") != std::string::npos);
+    CHECK(log.find("inline_crypto_cfg_write") != std::string::npos);
     for (unsigned i = 0; i < 16; ++i) {
         std::uint32_t dw = 0;
         for (unsigned b = 0; b < 4; ++b) {
@@ -301,6 +303,84 @@ TEST_CASE("ufs: QEMU's trace of register writes never shows a key being programm
         std::snprintf(h8, sizeof h8, "%08x", dw);
         INFO("CRYPTOKEY dword " << i << " = " << hex32(dw));
         CHECK(log.find("data " + hex32(dw) + " ") == std::string::npos);
+        CHECK(log.find(h8) == std::string::npos);
+    }
+}
+
+TEST_CASE("ufs: the engine traces each cause for which it refuses a request, without key bytes",
+          "[device][crypto][hostile][trace]") {
+    const qtest::TempDir tmp("icemu-trace");
+    const auto trace = tmp / "trace.log";
+    const auto key = ufs_cryptokey(0x7ace);
+    std::vector<std::pair<std::string, std::uint8_t>> refusals; // expected event, OCS
+    {
+        // cap 0: AES-256-XTS 4 and 8 KiB data units; cap 1: AES-ECB (a slot using it is invalid)
+        UfsBox box("crypto-keyslots=4,crypto-caps=aes-xts-256:0x18/aes-ecb-256:0x08",
+                   {"-trace", "enable=inline_crypto_refuse_*", "-trace",
+                    "enable=inline_crypto_fault", "-D", trace.string()});
+        auto& h = box.host();
+        ufs::program_keyslot(h, box.caps(), 0, key, 4096, 0);
+        ufs::program_keyslot(h, box.caps(), 1, key, 4096, 1);
+        ufs::program_keyslot(h, box.caps(), 3, key, 8192, 0);
+        const auto write = [&](std::uint8_t cci) {
+            ufs::Request w;
+            w.cdb = ufs::cdb_write10(0, 1);
+            w.dir = ufs::DataDir::to_device;
+            w.out = test::pattern_bytes(ufs::kLuBlockSize, cci);
+            w.crypto = {true, cci, 0};
+            return w;
+        };
+        const auto expect = [&](const char* event, const ufs::Request& req, std::uint8_t ocs) {
+            INFO(event);
+            CHECK(h.submit(req).ocs == ocs);
+            refusals.emplace_back(event, ocs);
+        };
+        expect("inline_crypto_refuse_cci", write(5), ufs::ocs::kInvalidCryptoConfig);
+        expect("inline_crypto_refuse_disarmed", write(2), ufs::ocs::kInvalidCryptoConfig);
+        expect("inline_crypto_refuse_invalid", write(1), ufs::ocs::kInvalidCryptoConfig);
+        // one 4 KiB block with slot 3's 8 KiB data unit
+        expect("inline_crypto_refuse_align", write(3), ufs::ocs::kInvalidCryptoConfig);
+        {
+            ufs::Request same;
+            same.cdb = {0x41, 0, 0, 0, 0, 8, 0, 0, 1}; // WRITE SAME(10) LBA 8, 1 block
+            same.dir = ufs::DataDir::to_device;
+            same.out = test::pattern_bytes(ufs::kLuBlockSize, 9);
+            same.crypto = {true, 0, 0};
+            expect("inline_crypto_refuse_opcode", same, ufs::ocs::kInvalidCryptoConfig);
+        }
+        {
+            auto shorter = write(0);
+            shorter.cdb = ufs::cdb_write10(0, 2);
+            shorter.out = test::pattern_bytes(2 * ufs::kLuBlockSize, 10);
+            shorter.segments = {ufs::kLuBlockSize};
+            shorter.short_prdt = true;
+            expect("inline_crypto_refuse_no_buf", shorter, ufs::ocs::kMismatchDataBufSize);
+        }
+        box.machine().qom_set("/machine/peripheral/ufs0", "crypto-fault-count", 1);
+        expect("inline_crypto_fault", write(0), ufs::ocs::kGeneralCryptoError);
+        // HCE stays 1, CGE := 0
+        h.wreg(0x34, 1);
+        expect("inline_crypto_refuse_cge", write(0), ufs::ocs::kInvalidCryptoConfig);
+        // and a request the engine admits is not traced as refused
+        h.wreg(0x34, 3);
+        CHECK(h.submit(write(0)).ocs == ufs::ocs::kSuccess);
+        box.machine().shutdown();
+    }
+    const std::string log = slurp(trace);
+    std::size_t lines = 0;
+    for (std::size_t p = log.find("inline_crypto_"); p != std::string::npos;
+         p = log.find("inline_crypto_", p + 1)) {
+        ++lines;
+    }
+    CHECK(lines == refusals.size());
+    for (const auto& [event, ocs] : refusals) {
+        INFO(event);
+        CHECK(log.find(event + " ") != std::string::npos);
+    }
+    for (unsigned i = 0; i < 16; ++i) {
+        char h8[16];
+        std::snprintf(h8, sizeof h8, "%02x%02x%02x%02x", key[4 * i + 3], key[4 * i + 2],
+                      key[4 * i + 1], key[4 * i]);
         CHECK(log.find(h8) == std::string::npos);
     }
 }

@@ -76,7 +76,7 @@
 /* bound on one task's transfer descriptor walk */
 #define CQHCI_MAX_DESCS     4096
 
-static bool cqhci_crypto_on(CQHCIState *cq)
+static bool cqhci_has_crypto(CQHCIState *cq)
 {
     return inline_crypto_realized(&cq->crypto);
 }
@@ -84,34 +84,35 @@ static bool cqhci_crypto_on(CQHCIState *cq)
 static void cqhci_update_irq(CQHCIState *cq)
 {
     if (cq->set_irq) {
-        cq->set_irq(cq->irq_opaque, (cq->is & cq->isge) != 0);
+        cq->set_irq(cq->irq_opaque,
+                    (cq->regs[R_CQHCI_IS] & cq->regs[R_CQHCI_ISGE]) != 0);
     }
 }
 
 static void cqhci_raise(CQHCIState *cq, uint32_t bits)
 {
-    cq->is |= bits & cq->iste;
+    cq->regs[R_CQHCI_IS] |= bits & cq->regs[R_CQHCI_ISTE];
     cqhci_update_irq(cq);
 }
 
 static bool cqhci_enabled(CQHCIState *cq)
 {
-    return FIELD_EX32(cq->cfg, CQHCI_CFG, ENABLE);
+    return FIELD_EX32(cq->regs[R_CQHCI_CFG], CQHCI_CFG, ENABLE);
 }
 
 static bool cqhci_halted(CQHCIState *cq)
 {
-    return FIELD_EX32(cq->ctl, CQHCI_CTL, HALT);
+    return FIELD_EX32(cq->regs[R_CQHCI_CTL], CQHCI_CTL, HALT);
 }
 
 static uint64_t cqhci_tdl_base(CQHCIState *cq)
 {
-    return ((uint64_t)cq->tdlbau << 32) | cq->tdlba;
+    return ((uint64_t)cq->regs[R_CQHCI_TDLBAU] << 32) | cq->regs[R_CQHCI_TDLBA];
 }
 
 static unsigned cqhci_task_len(CQHCIState *cq)
 {
-    return FIELD_EX32(cq->cfg, CQHCI_CFG, TDS) ? 16 : 8;
+    return FIELD_EX32(cq->regs[R_CQHCI_CFG], CQHCI_CFG, TDS) ? 16 : 8;
 }
 
 static unsigned cqhci_link_len(CQHCIState *cq)
@@ -137,7 +138,7 @@ static void cqhci_task_free(CQHCITask *t)
         qemu_sglist_destroy(&t->sg);
     }
     if (t->buf) {
-        if (t->crypto.ce) {
+        if (inline_crypto_req_ce(&t->crypto)) {
             /*
              * A CE task's buffer held plaintext (a write before it was
              * encrypted in place, a read after it was decrypted): never
@@ -150,35 +151,18 @@ static void cqhci_task_free(CQHCITask *t)
         qemu_vfree(t->buf);
         t->buf = NULL;
     }
-    inline_crypto_req_end(&t->cq->crypto, &t->crypto);
+    inline_crypto_release(&t->cq->crypto, &t->crypto);
     t->busy = false;
     t->cancelled = false;
     t->aiocb = NULL;
 }
 
-static void cqhci_log_io(CQHCIState *cq, CQHCITask *t, uint64_t bytes,
-                         unsigned ocs)
+/* Finish the task's crypto request: its io event in the crypto log */
+static void cqhci_task_finish(CQHCIState *cq, CQHCITask *t, uint64_t bytes,
+                              CQHCILogStatus status)
 {
-    char queue[16];
-    InlineCryptoIo io = {
-        .req = &t->crypto,
-        .lun = 0,
-        .write = t->write,
-        .opcode = t->write ? MMC_EXECUTE_WRITE : MMC_EXECUTE_READ,
-        .lba = t->lba,
-        .blocks = t->blocks,
-        .bytes = bytes,
-        .block_size = 512,
-        .ocs = ocs,
-        .status = ocs ? -1 : 0,
-        .queue = queue,
-    };
-
-    if (!cqhci_crypto_on(cq)) {
-        return;
-    }
-    snprintf(queue, sizeof(queue), "cq:%d", t->tag);
-    inline_crypto_log_io(&cq->crypto, &io);
+    inline_crypto_finish(&cq->crypto, &t->crypto, bytes, status,
+                         status == CQHCI_LOG_SUCCESS ? 0 : -1);
 }
 
 /*
@@ -191,13 +175,16 @@ static void cqhci_task_error(CQHCIState *cq, CQHCITask *t, uint32_t is_bit)
 
     cq->failed |= bit;
     if (is_bit == R_CQHCI_IS_ICCE_MASK) {
-        cq->tdpe |= bit;
-    } else if (!FIELD_EX32(cq->terri, CQHCI_TERRI, D_VALID)) {
-        cq->terri = FIELD_DP32(cq->terri, CQHCI_TERRI, D_INDEX,
-                               t->write ? MMC_EXECUTE_WRITE
-                                        : MMC_EXECUTE_READ);
-        cq->terri = FIELD_DP32(cq->terri, CQHCI_TERRI, D_TASK, t->tag);
-        cq->terri = FIELD_DP32(cq->terri, CQHCI_TERRI, D_VALID, 1);
+        cq->regs[R_CQHCI_TDPE] |= bit;
+    } else if (!FIELD_EX32(cq->regs[R_CQHCI_TERRI], CQHCI_TERRI, D_VALID)) {
+        uint32_t terri = 0;
+
+        terri = FIELD_DP32(terri, CQHCI_TERRI, D_INDEX,
+                           t->write ? MMC_EXECUTE_WRITE : MMC_EXECUTE_READ);
+        terri = FIELD_DP32(terri, CQHCI_TERRI, D_TASK, t->tag);
+        terri = FIELD_DP32(terri, CQHCI_TERRI, D_VALID, 1);
+        /* the command error fields are never set */
+        cq->regs[R_CQHCI_TERRI] = terri;
     }
     qemu_log_mask(LOG_GUEST_ERROR, "cqhci: task %d failed (IS 0x%x)\n",
                   t->tag, is_bit);
@@ -212,8 +199,8 @@ static void cqhci_task_done(CQHCIState *cq, CQHCITask *t)
     bool irq = t->irq;
 
     cqhci_task_free(t);
-    cq->tdbr &= ~bit;
-    cq->tcn |= bit;
+    cq->regs[R_CQHCI_TDBR] &= ~bit;
+    cq->regs[R_CQHCI_TCN] |= bit;
     if (irq) {
         cqhci_raise(cq, R_CQHCI_IS_TCC_MASK);
     }
@@ -291,25 +278,24 @@ static void cqhci_rw_cb(void *opaque, int ret)
         return;
     }
     if (ret < 0) {
-        cqhci_log_io(cq, t, 0, 0x0f);
+        cqhci_task_finish(cq, t, 0, CQHCI_LOG_DATA_ERROR);
         cqhci_task_error(cq, t, R_CQHCI_IS_RED_MASK);
         return;
     }
     if (!t->write) {
-        if (r->active && !inline_crypto_req_transform(&cq->crypto, r, t->buf,
-                                                      t->len, false)) {
-            r->err = ICE_ERR_CIPHER;
-            cqhci_log_io(cq, t, 0, 0x0a);
+        if (inline_crypto_req_active(r) &&
+            inline_crypto_transform(&cq->crypto, r, t->buf, t->len)) {
+            cqhci_task_finish(cq, t, 0, CQHCI_LOG_GENERAL_CRYPTO_ERROR);
             cqhci_task_error(cq, t, R_CQHCI_IS_GCE_MASK);
             return;
         }
         if (cqhci_sg_rw(t, DMA_DIRECTION_FROM_DEVICE) != MEMTX_OK) {
-            cqhci_log_io(cq, t, 0, 0x0f);
+            cqhci_task_finish(cq, t, 0, CQHCI_LOG_DATA_ERROR);
             cqhci_task_error(cq, t, R_CQHCI_IS_RED_MASK);
             return;
         }
     }
-    cqhci_log_io(cq, t, t->len, 0);
+    cqhci_task_finish(cq, t, t->len, CQHCI_LOG_SUCCESS);
     cqhci_task_done(cq, t);
 }
 
@@ -328,7 +314,7 @@ static void cqhci_flush_cb(void *opaque, int ret)
         cqhci_task_error(cq, t, R_CQHCI_IS_RED_MASK);
         return;
     }
-    cq->crdct = R1_STATE_TRAN_READY;
+    cq->regs[R_CQHCI_CRDCT] = R1_STATE_TRAN_READY;
     cqhci_task_done(cq, t);
 }
 
@@ -409,8 +395,54 @@ static void cqhci_start_dcmd(CQHCIState *cq, CQHCITask *t, uint64_t td)
         return;
     }
     /* other direct commands (CMD13 etc.) only report the card as ready */
-    cq->crdct = R1_STATE_TRAN_READY;
+    cq->regs[R_CQHCI_CRDCT] = R1_STATE_TRAN_READY;
     cqhci_task_done(cq, t);
+}
+
+/*
+ * Admit data task @t (descriptor bits 127:64 in @td_hi) to the crypto
+ * engine; false if it refused it (the task has failed).
+ */
+static bool cqhci_admit(CQHCIState *cq, CQHCITask *t, uint64_t td_hi)
+{
+    char queue[16];
+    InlineCryptoDesc d = {
+        .ce = td_hi & TD_CE,
+        .cci = TD_CCI(td_hi),
+        .dun = TD_DUN(td_hi),
+        .rw = true,
+        .write = t->write,
+        .has_buf = true,
+        .buf_len = t->len,
+        .start = t->lba * 512,
+        .len = t->len,
+        .lun = 0,
+        .opcode = t->write ? MMC_EXECUTE_WRITE : MMC_EXECUTE_READ,
+        .lba = t->lba,
+        .blocks = t->blocks,
+        .block_size = 512,
+        .queue = queue,
+    };
+    InlineCryptoError err;
+    bool fatal;
+
+    snprintf(queue, sizeof(queue), "cq:%d", t->tag);
+    err = inline_crypto_admit(&cq->crypto, &t->crypto, &d);
+    if (err == ICE_OK) {
+        return true;
+    }
+    fatal = inline_crypto_req_fatal(&t->crypto);
+    if (err == ICE_ERR_INJECTED) {
+        cqhci_task_finish(cq, t, 0, CQHCI_LOG_GENERAL_CRYPTO_ERROR);
+        cqhci_task_error(cq, t, R_CQHCI_IS_GCE_MASK);
+    } else {
+        cqhci_task_finish(cq, t, 0, CQHCI_LOG_INVALID_CRYPTO_CONFIG);
+        cqhci_task_error(cq, t, R_CQHCI_IS_ICCE_MASK);
+    }
+    if (fatal) {
+        cqhci_fatal(cq, t->tag);
+    }
+    return false;
 }
 
 /* Fetch task @tag and start it; false if it has to wait (QBAR) */
@@ -421,12 +453,10 @@ static bool cqhci_start_task(CQHCIState *cq, int tag)
     uint64_t slot = cqhci_tdl_base(cq) +
                     (uint64_t)tag * (tdlen + cqhci_link_len(cq));
     uint64_t td, td_hi = 0, lo, hi;
-    InlineCryptoError err;
 
     memset(t, 0, sizeof(*t));
     t->cq = cq;
     t->tag = tag;
-    t->crypto.slot = -1;
 
     if (!cqhci_read_desc(cq, slot, tdlen, &td, &td_hi)) {
         t->busy = true;
@@ -436,7 +466,8 @@ static bool cqhci_start_task(CQHCIState *cq, int tag)
     if (tdlen == 8) {
         td_hi = 0;
     }
-    if (FIELD_EX32(cq->cfg, CQHCI_CFG, DCMD) && tag == CQHCI_DCMD_SLOT) {
+    if (FIELD_EX32(cq->regs[R_CQHCI_CFG], CQHCI_CFG, DCMD) &&
+        tag == CQHCI_DCMD_SLOT) {
         /* QBAR: wait for every other task in flight */
         for (int i = 0; i < CQHCI_NUM_SLOTS; i++) {
             if (i != tag && cq->tasks[i].busy) {
@@ -470,23 +501,8 @@ static bool cqhci_start_task(CQHCIState *cq, int tag)
         return true;
     }
 
-    if (cqhci_crypto_on(cq) && (td_hi & TD_CE)) {
-        t->crypto.ce = true;
-        err = inline_crypto_req_begin(&cq->crypto, &t->crypto, TD_CCI(td_hi),
-                                      TD_DUN(td_hi), t->lba * 512, t->len);
-        t->crypto.err = err;
-        if (err != ICE_OK) {
-            bool injected = err == ICE_ERR_INJECTED;
-            bool fatal = injected && t->crypto.fatal;
-
-            cqhci_log_io(cq, t, 0, injected ? 0x0a : 0x09);
-            cqhci_task_error(cq, t, injected ? R_CQHCI_IS_GCE_MASK
-                                             : R_CQHCI_IS_ICCE_MASK);
-            if (fatal) {
-                cqhci_fatal(cq, tag);
-            }
-            return true;
-        }
+    if (!cqhci_admit(cq, t, td_hi)) {
+        return true;
     }
 
     t->buf = blk_try_blockalign(cq->blk, t->len);
@@ -498,15 +514,13 @@ static bool cqhci_start_task(CQHCIState *cq, int tag)
     if (t->write) {
         /* guest memory -> bounce buffer, encrypted there */
         if (cqhci_sg_rw(t, DMA_DIRECTION_TO_DEVICE) != MEMTX_OK) {
-            cqhci_log_io(cq, t, 0, 0x0f);
+            cqhci_task_finish(cq, t, 0, CQHCI_LOG_DATA_ERROR);
             cqhci_task_error(cq, t, R_CQHCI_IS_RED_MASK);
             return true;
         }
-        if (t->crypto.active &&
-            !inline_crypto_req_transform(&cq->crypto, &t->crypto, t->buf,
-                                         t->len, true)) {
-            t->crypto.err = ICE_ERR_CIPHER;
-            cqhci_log_io(cq, t, 0, 0x0a);
+        if (inline_crypto_req_active(&t->crypto) &&
+            inline_crypto_transform(&cq->crypto, &t->crypto, t->buf, t->len)) {
+            cqhci_task_finish(cq, t, 0, CQHCI_LOG_GENERAL_CRYPTO_ERROR);
             cqhci_task_error(cq, t, R_CQHCI_IS_GCE_MASK);
             return true;
         }
@@ -573,15 +587,15 @@ static uint32_t cqhci_cancel_tasks(CQHCIState *cq, uint32_t mask)
 /* Drop the tasks in @mask: not started, in flight or failed */
 static void cqhci_clear_tasks(CQHCIState *cq, uint32_t mask)
 {
-    trace_cqhci_clear(mask & cq->tdbr);
+    trace_cqhci_clear(mask & cq->regs[R_CQHCI_TDBR]);
     cqhci_cancel_tasks(cq, mask);
     cq->pending &= ~mask;
     cq->failed &= ~mask;
-    cq->tdbr &= ~mask;
-    cq->tcn &= ~mask;
-    cq->tdpe &= ~mask;
+    cq->regs[R_CQHCI_TDBR] &= ~mask;
+    cq->regs[R_CQHCI_TCN] &= ~mask;
+    cq->regs[R_CQHCI_TDPE] &= ~mask;
     if (!cq->failed) {
-        cq->terri = 0;
+        cq->regs[R_CQHCI_TERRI] = 0;
     }
 }
 
@@ -602,9 +616,9 @@ void cqhci_card_discard(void *opaque, uint32_t tasks)
 static uint64_t cqhci_read(void *opaque, hwaddr addr, unsigned size)
 {
     CQHCIState *cq = opaque;
-    hwaddr cfg_base = CQHCI_CRYPTO_CFGPTR * 0x100;
 
-    if (cqhci_crypto_on(cq)) {
+    /* the x-CRYPTOCFG array is the engine's region (cqhci_realize) */
+    if (cqhci_has_crypto(cq)) {
         if (addr == A_CQHCI_CCAP) {
             return inline_crypto_ccap(&cq->crypto);
         }
@@ -612,59 +626,15 @@ static uint64_t cqhci_read(void *opaque, hwaddr addr, unsigned size)
             return inline_crypto_cap_reg(&cq->crypto,
                                          (addr - A_CQHCI_CRYPTOCAP) / 4);
         }
-        if (addr >= cfg_base &&
-            addr < cfg_base + inline_crypto_cfg_size(&cq->crypto)) {
-            return inline_crypto_cfg_read(&cq->crypto, addr - cfg_base);
-        }
     }
 
     switch (addr) {
-    case A_CQHCI_VER:
-        return CQHCI_VERSION;
-    case A_CQHCI_CAP:
-        return cq->cap;
-    case A_CQHCI_CFG:
-        return cq->cfg;
-    case A_CQHCI_CTL:
-        return cq->ctl;
-    case A_CQHCI_IS:
-        return cq->is;
-    case A_CQHCI_ISTE:
-        return cq->iste;
-    case A_CQHCI_ISGE:
-        return cq->isge;
-    case A_CQHCI_IC:
-        return cq->ic;
-    case A_CQHCI_TDLBA:
-        return cq->tdlba;
-    case A_CQHCI_TDLBAU:
-        return cq->tdlbau;
-    case A_CQHCI_TDBR:
-        return cq->tdbr;
-    case A_CQHCI_TCN:
-        return cq->tcn;
-    case A_CQHCI_DQS:
-        return cq->dqs;
-    case A_CQHCI_DPT:
-        return cq->dpt;
     case A_CQHCI_TCLR:
         return 0;
-    case A_CQHCI_TDPE:
-        return cq->tdpe;
-    case A_CQHCI_SSC1:
-        return cq->ssc1;
-    case A_CQHCI_SSC2:
-        return cq->ssc2;
-    case A_CQHCI_CRDCT:
-        return cq->crdct;
-    case A_CQHCI_RMEM:
-        return cq->rmem;
-    case A_CQHCI_TERRI:
-        return cq->terri;
-    case A_CQHCI_CRI:
-        return cq->cri;
-    case A_CQHCI_CRA:
-        return cq->cra;
+    case A_CQHCI_VER ... A_CQHCI_DPT:
+    case A_CQHCI_TDPE ... A_CQHCI_CRDCT:
+    case A_CQHCI_RMEM ... A_CQHCI_CRA:
+        return cq->regs[addr / 4];
     case A_CQHCI_CCAP:
         return 0;
     default:
@@ -680,17 +650,18 @@ static void cqhci_write_cfg(CQHCIState *cq, uint32_t val)
     uint32_t mask = R_CQHCI_CFG_ENABLE_MASK | R_CQHCI_CFG_TDS_MASK |
                     R_CQHCI_CFG_DCMD_MASK;
 
-    if (cqhci_crypto_on(cq)) {
+    if (cqhci_has_crypto(cq)) {
         mask |= R_CQHCI_CFG_CGE_MASK;
     }
-    cq->cfg = val & mask;
+    cq->regs[R_CQHCI_CFG] = val & mask;
     if (was_on && !cqhci_enabled(cq)) {
         /* disabling the CQE drops the queue */
         cqhci_clear_tasks(cq, ~0u);
     }
-    if (cqhci_crypto_on(cq)) {
+    if (cqhci_has_crypto(cq)) {
         inline_crypto_set_enable(&cq->crypto, cqhci_enabled(cq),
-                                 FIELD_EX32(cq->cfg, CQHCI_CFG, CGE));
+                                 FIELD_EX32(cq->regs[R_CQHCI_CFG], CQHCI_CFG,
+                                            CGE));
     }
     qemu_bh_schedule(cq->bh);
 }
@@ -700,12 +671,12 @@ static void cqhci_write_ctl(CQHCIState *cq, uint32_t val)
     bool halt = FIELD_EX32(val, CQHCI_CTL, HALT);
 
     if (halt && !cqhci_halted(cq)) {
-        trace_cqhci_halt(true, cq->tdbr);
-        cq->ctl = FIELD_DP32(cq->ctl, CQHCI_CTL, HALT, 1);
+        trace_cqhci_halt(true, cq->regs[R_CQHCI_TDBR]);
+        cq->regs[R_CQHCI_CTL] |= R_CQHCI_CTL_HALT_MASK;
         cqhci_raise(cq, R_CQHCI_IS_HAC_MASK);
     } else if (!halt && cqhci_halted(cq)) {
-        trace_cqhci_halt(false, cq->tdbr);
-        cq->ctl = FIELD_DP32(cq->ctl, CQHCI_CTL, HALT, 0);
+        trace_cqhci_halt(false, cq->regs[R_CQHCI_TDBR]);
+        cq->regs[R_CQHCI_CTL] &= ~R_CQHCI_CTL_HALT_MASK;
         qemu_bh_schedule(cq->bh);
     }
     if (FIELD_EX32(val, CQHCI_CTL, CLEAR_ALL)) {
@@ -723,14 +694,7 @@ static void cqhci_write(void *opaque, hwaddr addr, uint64_t data,
                         unsigned size)
 {
     CQHCIState *cq = opaque;
-    hwaddr cfg_base = CQHCI_CRYPTO_CFGPTR * 0x100;
     uint32_t val = data;
-
-    if (cqhci_crypto_on(cq) && addr >= cfg_base &&
-        addr < cfg_base + inline_crypto_cfg_size(&cq->crypto)) {
-        inline_crypto_cfg_write(&cq->crypto, addr - cfg_base, val);
-        return;
-    }
 
     switch (addr) {
     case A_CQHCI_CFG:
@@ -740,24 +704,24 @@ static void cqhci_write(void *opaque, hwaddr addr, uint64_t data,
         cqhci_write_ctl(cq, val);
         break;
     case A_CQHCI_IS:
-        cq->is &= ~(val & CQHCI_IS_MASK);
+        cq->regs[R_CQHCI_IS] &= ~(val & CQHCI_IS_MASK);
         cqhci_update_irq(cq);
         break;
     case A_CQHCI_ISTE:
-        cq->iste = val & CQHCI_IS_MASK;
+        cq->regs[R_CQHCI_ISTE] = val & CQHCI_IS_MASK;
         break;
     case A_CQHCI_ISGE:
-        cq->isge = val & CQHCI_IS_MASK;
+        cq->regs[R_CQHCI_ISGE] = val & CQHCI_IS_MASK;
         cqhci_update_irq(cq);
         break;
     case A_CQHCI_IC:
-        cq->ic = val & 0x80009f1f;
+        cq->regs[R_CQHCI_IC] = val & 0x80009f1f;
         break;
     case A_CQHCI_TDLBA:
-        cq->tdlba = val;
+        cq->regs[R_CQHCI_TDLBA] = val;
         break;
     case A_CQHCI_TDLBAU:
-        cq->tdlbau = val;
+        cq->regs[R_CQHCI_TDLBAU] = val;
         break;
     case A_CQHCI_TDBR:
         if (!cqhci_enabled(cq)) {
@@ -765,13 +729,13 @@ static void cqhci_write(void *opaque, hwaddr addr, uint64_t data,
                           "cqhci: doorbell 0x%x while disabled\n", val);
             break;
         }
-        val &= ~cq->tdbr;
-        cq->tdbr |= val;
+        val &= ~cq->regs[R_CQHCI_TDBR];
+        cq->regs[R_CQHCI_TDBR] |= val;
         cq->pending |= val;
         qemu_bh_schedule(cq->bh);
         break;
     case A_CQHCI_TCN:
-        cq->tcn &= ~val;
+        cq->regs[R_CQHCI_TCN] &= ~val;
         break;
     case A_CQHCI_TCLR:
         if (cqhci_halted(cq)) {
@@ -781,19 +745,19 @@ static void cqhci_write(void *opaque, hwaddr addr, uint64_t data,
         }
         break;
     case A_CQHCI_TDPE:
-        cq->tdpe &= ~val;
+        cq->regs[R_CQHCI_TDPE] &= ~val;
         break;
     case A_CQHCI_SSC1:
-        cq->ssc1 = val;
+        cq->regs[R_CQHCI_SSC1] = val;
         break;
     case A_CQHCI_SSC2:
-        cq->ssc2 = val & 0xffff;
+        cq->regs[R_CQHCI_SSC2] = val & 0xffff;
         break;
     case A_CQHCI_RMEM:
-        cq->rmem = val;
+        cq->regs[R_CQHCI_RMEM] = val;
         break;
     case A_CQHCI_TERRI:
-        cq->terri = 0;
+        cq->regs[R_CQHCI_TERRI] = 0;
         break;
     case A_CQHCI_VER:
     case A_CQHCI_CAP:
@@ -836,7 +800,7 @@ void cqhci_instance_init(CQHCIState *cq, Object *owner)
 
 uint64_t cqhci_window_size(CQHCIState *cq)
 {
-    if (!cqhci_crypto_on(cq)) {
+    if (!cqhci_has_crypto(cq)) {
         return CQHCI_REG_SIZE;
     }
     return MAX(CQHCI_REG_SIZE, CQHCI_CRYPTO_CFGPTR * 0x100 +
@@ -870,6 +834,12 @@ bool cqhci_realize(CQHCIState *cq, DeviceState *owner, AddressSpace *as,
                                  &owner->mem_reentrancy_guard);
     memory_region_init_io(&cq->iomem, OBJECT(owner), &cqhci_ops, cq,
                           "cqhci", cqhci_window_size(cq));
+    if (cqhci_has_crypto(cq)) {
+        inline_crypto_init_cfg_region(&cq->crypto, &cq->crypto_cfg,
+                                      OBJECT(owner), "cqhci-crypto-cfg");
+        memory_region_add_subregion(&cq->iomem, CQHCI_CRYPTO_CFGPTR * 0x100,
+                                    &cq->crypto_cfg);
+    }
     cqhci_reset(cq);
     return true;
 }
@@ -885,41 +855,29 @@ void cqhci_unrealize(CQHCIState *cq)
         qemu_bh_delete(cq->bh);
         cq->bh = NULL;
     }
+    if (cq->crypto_cfg.container) {
+        memory_region_del_subregion(&cq->iomem, &cq->crypto_cfg);
+    }
     inline_crypto_unrealize(&cq->crypto);
     migrate_del_blocker(&cq->migration_blocker);
 }
 
 void cqhci_reset(CQHCIState *cq)
 {
-    trace_cqhci_reset(cq->tdbr, cq->fatal);
+    trace_cqhci_reset(cq->regs[R_CQHCI_TDBR], cq->fatal);
     cqhci_clear_tasks(cq, ~0u);
-    cq->cap = FIELD_DP32(0, CQHCI_CAP, ITCFVAL, 200);
-    cq->cap = FIELD_DP32(cq->cap, CQHCI_CAP, ITCFMUL, 3);   /* MHz */
-    cq->cap = FIELD_DP32(cq->cap, CQHCI_CAP, CS, cqhci_crypto_on(cq));
-    cq->cfg = 0;
-    cq->ctl = 0;
-    cq->is = 0;
-    cq->iste = 0;
-    cq->isge = 0;
-    cq->ic = 0;
-    cq->tdlba = 0;
-    cq->tdlbau = 0;
-    cq->tdbr = 0;
-    cq->tcn = 0;
-    cq->dqs = 0;
-    cq->dpt = 0;
-    cq->tdpe = 0;
-    cq->ssc1 = 0x00011000;
-    cq->ssc2 = 0;
-    cq->crdct = 0;
-    cq->rmem = 0;
-    cq->terri = 0;
-    cq->cri = 0;
-    cq->cra = 0;
+    memset(cq->regs, 0, sizeof(cq->regs));
+    cq->regs[R_CQHCI_VER] = CQHCI_VERSION;
+    cq->regs[R_CQHCI_CAP] = FIELD_DP32(0, CQHCI_CAP, ITCFVAL, 200);
+    cq->regs[R_CQHCI_CAP] = FIELD_DP32(cq->regs[R_CQHCI_CAP], CQHCI_CAP,
+                                       ITCFMUL, 3);   /* MHz */
+    cq->regs[R_CQHCI_CAP] = FIELD_DP32(cq->regs[R_CQHCI_CAP], CQHCI_CAP, CS,
+                                       cqhci_has_crypto(cq));
+    cq->regs[R_CQHCI_SSC1] = 0x00011000;
     cq->pending = 0;
     cq->failed = 0;
     cq->fatal = false;
-    if (cqhci_crypto_on(cq)) {
+    if (cqhci_has_crypto(cq)) {
         /* CFG is 0 again, and every keyslot is cleared */
         inline_crypto_set_enable(&cq->crypto, false, false);
     }

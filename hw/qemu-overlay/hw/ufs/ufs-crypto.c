@@ -36,7 +36,7 @@ REG32(UTRD_DW0, 0x0)
     FIELD(UTRD_DW0, CCI, 0, 8)
     FIELD(UTRD_DW0, CE, 23, 1)
 
-static bool ufs_crypto_on(UfsHc *u)
+static bool ufs_has_crypto(UfsHc *u)
 {
     return inline_crypto_realized(&u->crypto);
 }
@@ -49,16 +49,9 @@ void ufs_crypto_instance_init(UfsHc *u)
 
 bool ufs_crypto_realize(UfsHc *u, Error **errp)
 {
-    if (!inline_crypto_realize(&u->crypto, DEVICE(u), ICE_FRONTEND_UFS,
-                               ufs_crypto_cfgptr(u),
-                               ARRAY_SIZE(u->reg.rsvd9), errp)) {
-        return false;
-    }
-    if (!inline_crypto_staging_realize(&u->crypto, DEVICE(u), errp)) {
-        inline_crypto_unrealize(&u->crypto);
-        return false;
-    }
-    return true;
+    return inline_crypto_realize(&u->crypto, DEVICE(u), ICE_FRONTEND_UFS,
+                                 ufs_crypto_cfgptr(u),
+                                 ARRAY_SIZE(u->reg.rsvd9), errp);
 }
 
 void ufs_crypto_init_hc(UfsHc *u)
@@ -66,7 +59,7 @@ void ufs_crypto_init_hc(UfsHc *u)
     InlineCrypto *ic = &u->crypto;
     uint64_t cfg_end;
 
-    if (!ufs_crypto_on(u)) {
+    if (!ufs_has_crypto(u)) {
         return;
     }
     u->reg.cap = FIELD_DP32(u->reg.cap, CAP, CS, 1);
@@ -95,7 +88,7 @@ void ufs_crypto_reset(UfsHc *u)
 
 void ufs_crypto_write_hce(UfsHc *u, uint32_t data)
 {
-    if (!ufs_crypto_on(u)) {
+    if (!ufs_has_crypto(u)) {
         return;
     }
     u->reg.hce = FIELD_DP32(u->reg.hce, HCE, CGE,
@@ -105,65 +98,24 @@ void ufs_crypto_write_hce(UfsHc *u, uint32_t data)
 }
 
 /*
- * The x-CRYPTOCFG array is a region of its own inside BAR0, 32-bit accesses
- * only (UFSHCI 4.0 5.2: registers are dwords), so that a byte or word
- * access can never land on the wrong bits of a dword: the memory core
- * refuses it (a read returns 0, a write is dropped).  Its writes are traced
- * here, not by ufs_mmio_write(), so that key material never reaches a
- * trace: a CRYPTOKEY dword is traced without its value.
+ * The x-CRYPTOCFG array is the engine's 32-bit-only region inside BAR0
+ * (traced by the engine, key dwords without their value), not part of
+ * ufs_mmio_ops, so ufs_mmio_write() never traces a key.
  */
-static uint64_t ufs_crypto_cfg_read(void *opaque, hwaddr addr, unsigned size)
-{
-    UfsHc *u = opaque;
-    uint64_t value = inline_crypto_cfg_read(&u->crypto, addr);
-
-    trace_ufs_mmio_read(ufs_crypto_cfgptr(u) * 0x100 + addr, value, size);
-    return value;
-}
-
-static void ufs_crypto_cfg_write(void *opaque, hwaddr addr, uint64_t data,
-                                 unsigned size)
-{
-    UfsHc *u = opaque;
-
-    if (addr % INLINE_CRYPTO_CFG_SIZE < INLINE_CRYPTO_KEY_DWORDS * 4) {
-        trace_ufs_crypto_key_write(ufs_crypto_cfgptr(u) * 0x100 + addr);
-    } else {
-        trace_ufs_crypto_cfg_write(ufs_crypto_cfgptr(u) * 0x100 + addr, data);
-    }
-    inline_crypto_cfg_write(&u->crypto, addr, data);
-}
-
-static const MemoryRegionOps ufs_crypto_cfg_ops = {
-    .read = ufs_crypto_cfg_read,
-    .write = ufs_crypto_cfg_write,
-    .endianness = DEVICE_LITTLE_ENDIAN,
-    .valid = {
-        .min_access_size = 4,
-        .max_access_size = 4,
-    },
-    .impl = {
-        .min_access_size = 4,
-        .max_access_size = 4,
-    },
-};
-
 void ufs_crypto_init_pci(UfsHc *u)
 {
-    if (!ufs_crypto_on(u)) {
+    if (!ufs_has_crypto(u)) {
         return;
     }
-    memory_region_init_io(&u->crypto_cfg, OBJECT(u), &ufs_crypto_cfg_ops, u,
-                          "ufs-crypto-cfg", inline_crypto_cfg_size(&u->crypto));
+    inline_crypto_init_cfg_region(&u->crypto, &u->crypto_cfg, OBJECT(u),
+                                  "ufs-crypto-cfg");
     memory_region_add_subregion(&u->iomem, ufs_crypto_cfgptr(u) * 0x100,
                                 &u->crypto_cfg);
 }
 
 void ufs_crypto_clear_req(UfsRequest *req)
 {
-    inline_crypto_req_end(&req->hc->crypto, &req->crypto);
-    memset(&req->crypto, 0, sizeof(req->crypto));
-    req->crypto.slot = -1;
+    inline_crypto_release(&req->hc->crypto, &req->crypto);
 }
 
 /* The commands whose data the engine encrypts / decrypts */
@@ -187,31 +139,21 @@ static bool ufs_crypto_is_rw(uint8_t opcode)
     }
 }
 
-static void ufs_crypto_log_io(UfsRequest *req, SCSIRequest *scsi_req,
-                              uint64_t bytes, uint8_t ocs, int status)
+/* The OCS of a request the engine refused or failed (UFSHCI 4.0 6.1.1) */
+static uint8_t ufs_crypto_ocs(InlineCryptoError err)
 {
-    uint32_t bs = scsi_req->dev->blocksize ? scsi_req->dev->blocksize : 1;
-    char queue[16];
-    InlineCryptoIo io = {
-        .req = &req->crypto,
-        .lun = req->req_upiu.header.lun,
-        .write = scsi_req->cmd.mode == SCSI_XFER_TO_DEV,
-        .opcode = scsi_req->cmd.buf[0],
-        .lba = scsi_req->cmd.lba,
-        .blocks = scsi_req->cmd.xfer / bs,
-        .bytes = bytes,
-        .block_size = bs,
-        .ocs = ocs,
-        .status = status,
-        .queue = queue,
-    };
-
-    if (ufs_mcq_req(req)) {
-        snprintf(queue, sizeof(queue), "mcq:%u", req->sq->sqid);
-    } else {
-        snprintf(queue, sizeof(queue), "sdb");
+    switch (err) {
+    case ICE_OK:
+        return UFS_OCS_SUCCESS;
+    case ICE_ERR_NO_PRDT:
+        return UFS_OCS_MISMATCH_DATA_BUF_SIZE;
+    case ICE_ERR_INJECTED:
+    case ICE_ERR_DMA:
+    case ICE_ERR_CIPHER:
+        return UFS_OCS_GENERAL_CRYPTO_ERROR;
+    default:
+        return UFS_OCS_INVALID_CRYPTO_CONFIG;
     }
-    inline_crypto_log_io(&req->hc->crypto, &io);
 }
 
 /*
@@ -221,114 +163,88 @@ static void ufs_crypto_log_io(UfsRequest *req, SCSIRequest *scsi_req,
 uint8_t ufs_crypto_prepare(UfsRequest *req, SCSIRequest *scsi_req)
 {
     UfsHc *u = req->hc;
+    InlineCrypto *ic = &u->crypto;
     InlineCryptoReq *r = &req->crypto;
     uint32_t dw0 = le32_to_cpu(req->utrd.header.dword_0);
-    uint8_t opcode = scsi_req->cmd.buf[0];
-    uint64_t xfer = scsi_req->cmd.xfer;
-    uint64_t dun;
+    uint32_t bs = scsi_req->dev->blocksize ? scsi_req->dev->blocksize : 1;
+    char queue[16];
+    InlineCryptoDesc d = {
+        .ce = FIELD_EX32(dw0, UTRD_DW0, CE),
+        .cci = FIELD_EX32(dw0, UTRD_DW0, CCI),
+        .dun = ((uint64_t)le32_to_cpu(req->utrd.header.dword_3) << 32) |
+               le32_to_cpu(req->utrd.header.dword_1),
+        .rw = ufs_crypto_is_rw(scsi_req->cmd.buf[0]),
+        .write = scsi_req->cmd.mode == SCSI_XFER_TO_DEV,
+        .has_buf = req->sg != NULL,
+        .buf_len = req->data_len,
+        .start = scsi_req->cmd.lba * scsi_req->dev->blocksize,
+        .len = scsi_req->cmd.xfer,
+        .lun = req->req_upiu.header.lun,
+        .opcode = scsi_req->cmd.buf[0],
+        .lba = scsi_req->cmd.lba,
+        .blocks = scsi_req->cmd.xfer / bs,
+        .block_size = bs,
+        .queue = queue,
+    };
+    InlineCryptoError err;
     uint8_t ocs;
 
-    ufs_crypto_clear_req(req);
-    if (!ufs_crypto_on(u)) {
-        return UFS_OCS_SUCCESS;
+    if (ufs_mcq_req(req)) {
+        snprintf(queue, sizeof(queue), "mcq:%u", req->sq->sqid);
+    } else {
+        snprintf(queue, sizeof(queue), "sdb");
     }
-    r->ce = FIELD_EX32(dw0, UTRD_DW0, CE);
-    r->slot = FIELD_EX32(dw0, UTRD_DW0, CCI);
-    dun = ((uint64_t)le32_to_cpu(req->utrd.header.dword_3) << 32) |
-          le32_to_cpu(req->utrd.header.dword_1);
-    r->dun = dun;
-
-    if (!ufs_crypto_is_rw(opcode)) {
-        if (r->ce && scsi_req->cmd.mode == SCSI_XFER_TO_DEV) {
-            /* e.g. WRITE SAME, UNMAP: data the engine cannot encrypt */
-            r->err = ICE_ERR_OPCODE;
-            ocs = UFS_OCS_INVALID_CRYPTO_CONFIG;
-            goto refuse;
+    err = inline_crypto_admit(ic, r, &d);
+    if (err == ICE_OK) {
+        /* no staging buffer: the chunked path (transfer_data) */
+        if (!inline_crypto_req_active(r) ||
+            !inline_crypto_stage(ic, r, DEVICE(u))) {
+            return UFS_OCS_SUCCESS;
         }
-        /* non-data and data-in commands run without crypto */
-        r->ce = false;
-        return UFS_OCS_SUCCESS;
-    }
-
-    if (xfer && (!req->sg || (r->ce && req->data_len < xfer))) {
-        r->err = ICE_ERR_NO_PRDT;
-        ocs = UFS_OCS_MISMATCH_DATA_BUF_SIZE;
-        goto refuse;
-    }
-    if (!r->ce) {
-        return UFS_OCS_SUCCESS;
-    }
-
-    r->err = inline_crypto_req_begin(&u->crypto, r, r->slot, dun,
-                                     scsi_req->cmd.lba *
-                                     scsi_req->dev->blocksize, xfer);
-    switch (r->err) {
-    case ICE_OK:
-        if (!xfer || !inline_crypto_req_stage(&u->crypto, r, DEVICE(u),
-                                              xfer)) {
-            return UFS_OCS_SUCCESS;     /* chunked path (transfer_data) */
-        }
-        if (scsi_req->cmd.mode != SCSI_XFER_TO_DEV) {
+        if (!d.write) {
             return UFS_OCS_SUCCESS;     /* decrypted on completion */
         }
         /* The whole WRITE is encrypted before anything is issued */
-        r->err = inline_crypto_req_staged_transform(&u->crypto, r, req->sg,
-                                                    xfer, true);
-        if (r->err == ICE_OK) {
+        err = inline_crypto_staged_transform(ic, r, req->sg, d.len);
+        if (err == ICE_OK) {
             return UFS_OCS_SUCCESS;
         }
-        ocs = UFS_OCS_GENERAL_CRYPTO_ERROR;
-        break;
-    case ICE_ERR_INJECTED:
-        ocs = UFS_OCS_GENERAL_CRYPTO_ERROR;
-        if (r->fatal) {
-            u->reg.is = FIELD_DP32(u->reg.is, IS, CEFES, 1);
-        }
-        break;
-    default:
-        ocs = UFS_OCS_INVALID_CRYPTO_CONFIG;
-        break;
     }
 
-refuse:
-    trace_ufs_err_crypto_refused(req->slot, r->ce ? r->slot : -1, opcode, ocs,
-                                 inline_crypto_error_str(r->err));
-    ufs_crypto_log_io(req, scsi_req, 0, ocs, -1);
-    inline_crypto_req_end(&u->crypto, r);
+    ocs = ufs_crypto_ocs(err);
+    if (inline_crypto_req_fatal(r)) {
+        u->reg.is = FIELD_DP32(u->reg.is, IS, CEFES, 1);
+    }
+    trace_ufs_err_crypto_refused(req->slot, inline_crypto_req_slot(r),
+                                 d.opcode, ocs, inline_crypto_error_str(err));
+    inline_crypto_finish(ic, r, 0, ocs, -1);
     return ocs;
 }
 
 QEMUSGList *ufs_crypto_sg_list(UfsRequest *req)
 {
-    InlineCryptoReq *r = &req->crypto;
+    QEMUSGList *staged = inline_crypto_staged_sg(&req->crypto);
 
-    if (r->staged) {
-        return &r->staging;
+    if (staged) {
+        return staged;
     }
     /* no list: scsi-disk's bounce buffer and transfer_data */
-    return r->active ? NULL : req->sg;
+    return inline_crypto_req_active(&req->crypto) ? NULL : req->sg;
 }
 
 void ufs_crypto_transfer_data(UfsRequest *req, SCSIRequest *scsi_req,
                               uint32_t len)
 {
-    InlineCrypto *ic = &req->hc->crypto;
     InlineCryptoReq *r = &req->crypto;
-    uint8_t *buf = scsi_req_get_buf(scsi_req);
-    bool write = scsi_req->cmd.mode == SCSI_XFER_TO_DEV;
-    InlineCryptoError err = ICE_OK;
+    InlineCryptoError err;
 
-    if (!r->active) {
-        err = ICE_ERR_DMA;
-    } else {
-        /*
-         * WRITE: plaintext from the PRDT, ciphertext into the bounce buffer
-         * (the guest buffer stays); READ: ciphertext from the bounce buffer,
-         * plaintext into the PRDT.
-         */
-        err = inline_crypto_req_transform_sg(ic, r, req->sg, buf, len, write);
-    }
-
+    /*
+     * WRITE: plaintext from the PRDT, ciphertext into the bounce buffer
+     * (the guest buffer stays); READ: ciphertext from the bounce buffer,
+     * plaintext into the PRDT.
+     */
+    err = inline_crypto_transform_sg(&req->hc->crypto, r, req->sg,
+                                     scsi_req_get_buf(scsi_req), len);
     if (err != ICE_OK) {
         /*
          * Never let this chunk reach the medium: cancel the SCSI request
@@ -336,14 +252,12 @@ void ufs_crypto_transfer_data(UfsRequest *req, SCSIRequest *scsi_req,
          * completes the UFS request.  Earlier chunks of the same command
          * were written encrypted.
          */
-        trace_ufs_err_crypto_transfer(req->slot, r->slot, r->offset, len,
+        trace_ufs_err_crypto_transfer(req->slot, inline_crypto_req_slot(r),
+                                      inline_crypto_req_done(r), len,
                                       inline_crypto_error_str(err));
-        r->err = err;
-        r->failing = true;
         scsi_req_cancel(scsi_req);
         return;
     }
-    r->offset += len;
     scsi_req_continue(scsi_req);
 }
 
@@ -351,12 +265,11 @@ bool ufs_crypto_cancel(UfsRequest *req, SCSIRequest *scsi_req)
 {
     InlineCryptoReq *r = &req->crypto;
 
-    if (!r->failing) {
+    if (!inline_crypto_req_failing(r)) {
         return false;
     }
-    ufs_crypto_log_io(req, scsi_req, r->offset, UFS_OCS_GENERAL_CRYPTO_ERROR,
-                      -1);
-    inline_crypto_req_end(&req->hc->crypto, r);
+    inline_crypto_finish(&req->hc->crypto, r, inline_crypto_req_done(r),
+                         UFS_OCS_GENERAL_CRYPTO_ERROR, -1);
     ufs_build_upiu_header(req, UFS_UPIU_TRANSACTION_RESPONSE, 0,
                           UFS_COMMAND_RESULT_FAIL, 0, 0);
     ufs_complete_req_ocs(req, UFS_OCS_GENERAL_CRYPTO_ERROR);
@@ -366,32 +279,32 @@ bool ufs_crypto_cancel(UfsRequest *req, SCSIRequest *scsi_req)
 uint8_t ufs_crypto_complete(UfsRequest *req, SCSIRequest *scsi_req,
                             uint32_t transferred)
 {
+    InlineCrypto *ic = &req->hc->crypto;
     InlineCryptoReq *r = &req->crypto;
+    InlineCryptoError err;
     uint8_t ocs = UFS_OCS_SUCCESS;
 
-    if (!ufs_crypto_on(req->hc)) {
+    if (!ufs_has_crypto(req->hc)) {
         return UFS_OCS_SUCCESS;
     }
     /*
      * A staged READ that succeeded: decrypt into the PRDT before the
      * response goes out.  A failed one leaves the guest buffer alone.
      */
-    if (r->staged && scsi_req->cmd.mode == SCSI_XFER_FROM_DEV &&
+    if (inline_crypto_staged_sg(r) &&
+        scsi_req->cmd.mode == SCSI_XFER_FROM_DEV &&
         scsi_req->status == GOOD && transferred) {
-        r->err = inline_crypto_req_staged_transform(
-            &req->hc->crypto, r, req->sg,
-            QEMU_ALIGN_DOWN(transferred, r->du_size), false);
-        if (r->err != ICE_OK) {
-            trace_ufs_err_crypto_transfer(req->slot, r->slot, 0, transferred,
-                                          inline_crypto_error_str(r->err));
-            ocs = UFS_OCS_GENERAL_CRYPTO_ERROR;
+        err = inline_crypto_staged_transform(ic, r, req->sg, transferred);
+        if (err != ICE_OK) {
+            trace_ufs_err_crypto_transfer(req->slot,
+                                          inline_crypto_req_slot(r), 0,
+                                          transferred,
+                                          inline_crypto_error_str(err));
+            ocs = ufs_crypto_ocs(err);
             ufs_build_upiu_header(req, UFS_UPIU_TRANSACTION_RESPONSE, 0,
                                   UFS_COMMAND_RESULT_FAIL, 0, 0);
         }
     }
-    if (ufs_crypto_is_rw(scsi_req->cmd.buf[0])) {
-        ufs_crypto_log_io(req, scsi_req, transferred, ocs, scsi_req->status);
-    }
-    inline_crypto_req_end(&req->hc->crypto, r);
+    inline_crypto_finish(ic, r, transferred, ocs, scsi_req->status);
     return ocs;
 }

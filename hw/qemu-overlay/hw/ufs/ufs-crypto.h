@@ -1,7 +1,7 @@
 /*
  * QEMU UFS inline crypto front end (UFSHCI 4.0 crypto registers and UTRD
  * crypto fields) on top of the controller-agnostic engine in
- * hw/block/inline-crypto.c.
+ * hw/block/inline-crypto*.c.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -21,7 +21,8 @@
 
 static inline unsigned ufs_crypto_cfgptr(const UfsHc *u)
 {
-    return u->params.intel_mtl ? UFS_CRYPTO_CFGPTR_INTEL_MTL : UFS_CRYPTO_CFGPTR;
+    return u->params.intel_mtl ? UFS_CRYPTO_CFGPTR_INTEL_MTL
+                               : UFS_CRYPTO_CFGPTR;
 }
 
 /* Controller side (ufs.c) */

@@ -7,9 +7,15 @@
  * a JSON-lines event log and a QOM state snapshot.  A front end (hw/ufs,
  * hw/sd/cqhci.c) maps its registers and request descriptors onto this API.
  *
+ * Files (hw/block/): inline-crypto.c life cycle, capabilities, enable and
+ * QOM properties; inline-crypto-keyslots.c keys and the keyslot registers;
+ * inline-crypto-req.c request admission and transforms;
+ * inline-crypto-staging.c the staging memory; inline-crypto-log.c the
+ * event log.
+ *
  * Invariants:
  *  - a slot holds a key reference iff CFGE=1 and its config validated;
- *  - a request holds its own key reference from begin to end, so
+ *  - a request holds its own key reference from admission to finish, so
  *    reprogramming or wiping a slot never frees a cipher in use;
  *  - key bytes are never returned by a register read, a trace event, the
  *    QOM state or the log (unless log-keys is set), and are zeroized when
@@ -185,36 +191,60 @@ typedef struct InlineCrypto {
     InlineCryptoStats stats;
 } InlineCrypto;
 
-/* Per-request state a front end embeds in its request structure */
+/*
+ * What a front end decoded from a request descriptor (UTRD + CDB, CQHCI
+ * task descriptor), the input of inline_crypto_admit().
+ */
+typedef struct InlineCryptoDesc {
+    bool ce;                    /* the descriptor's crypto enable */
+    unsigned cci;               /* its keyslot index */
+    uint64_t dun;               /* its data unit number */
+    bool rw;                    /* a READ / WRITE the engine transforms */
+    bool write;                 /* data moves to the medium */
+    bool has_buf;               /* the descriptor has a data buffer */
+    uint64_t buf_len;           /* bytes that buffer covers */
+    uint64_t start;             /* first byte on the medium */
+    uint64_t len;               /* bytes the command moves */
+    /* for the event log */
+    unsigned lun;
+    uint8_t opcode;
+    uint64_t lba;
+    uint64_t blocks;
+    uint32_t block_size;
+    const char *queue;          /* copied */
+} InlineCryptoDesc;
+
+/*
+ * Per-request state a front end embeds in its request structure.  The
+ * engine owns it: inline_crypto_admit() fills it, the transform functions
+ * and inline_crypto_finish() update it; front ends only read it through
+ * the accessors below.
+ */
 typedef struct InlineCryptoReq {
-    bool ce;                    /* descriptor asked for crypto */
-    bool active;                /* data is transformed by the engine */
+    bool admitted;              /* between admit and finish / release */
+    bool logged;                /* finish writes an "io" event */
+    bool ce;                    /* a CE request (the log's "ce") */
+    bool active;                /* admitted with a key: data is transformed */
     bool failing;               /* failed mid-transfer, being cancelled */
     bool fatal;                 /* injected fault also raises the fatal bit */
+    bool write;
     int slot;
     uint64_t dun;
     uint32_t du_size;
     uint64_t offset;            /* bytes of this request moved so far */
+    uint64_t len;
     InlineCryptoKey *key;       /* reference held while active */
     InlineCryptoError err;
-    bool staged;                /* holds @staging until inline_crypto_req_end */
+    bool staged;                /* holds @staging until finish / release */
     QEMUSGList staging;         /* whole-request buffer in staging memory */
-} InlineCryptoReq;
-
-/* What the front end knows about a finished data command, for the log */
-typedef struct InlineCryptoIo {
-    const InlineCryptoReq *req;
+    /* the descriptor's identity, for the event log */
     unsigned lun;
-    bool write;
     uint8_t opcode;
     uint64_t lba;
     uint64_t blocks;
-    uint64_t bytes;
     uint32_t block_size;
-    unsigned ocs;
-    int status;                 /* SCSI status, -1 if never issued */
-    const char *queue;
-} InlineCryptoIo;
+    char queue[16];
+} InlineCryptoReq;
 
 #define DEFINE_INLINE_CRYPTO_PROPERTIES(_state, _field)                      \
     DEFINE_PROP_BOOL("crypto", _state, _field.p.enabled, false),             \
@@ -225,12 +255,22 @@ typedef struct InlineCryptoIo {
     DEFINE_PROP_CHR("crypto-log", _state, _field.p.log),                     \
     DEFINE_PROP_BOOL("crypto-log-keys", _state, _field.p.log_keys, false)
 
+/*
+ * Life cycle (inline-crypto.c)
+ */
+
 /* Run-time QOM properties crypto-fault-count, -fault-fatal and -state */
 void inline_crypto_add_properties(InlineCrypto *ic, Object *obj);
+/*
+ * x-crypto-staging-size (bytes of staging memory, default 32 MiB, 0 = off)
+ * for a front end with a staged data path; without it there is none.
+ */
+void inline_crypto_add_staging_property(InlineCrypto *ic, Object *obj);
 
 /*
  * Validate the parameters, parse the capability list (at most @max_caps
- * entries fit the front end's x-CRYPTOCAP window) and log "realize".
+ * entries fit the front end's x-CRYPTOCAP window), log "realize" and set
+ * up the staging memory.
  */
 bool inline_crypto_realize(InlineCrypto *ic, DeviceState *dev,
                            InlineCryptoFrontend frontend, uint8_t cfgptr,
@@ -246,27 +286,60 @@ static inline bool inline_crypto_realized(const InlineCrypto *ic)
     return ic->realized;
 }
 
-uint32_t inline_crypto_ccap(const InlineCrypto *ic);
-uint32_t inline_crypto_cap_reg(const InlineCrypto *ic, unsigned idx);
-uint64_t inline_crypto_cfg_size(const InlineCrypto *ic);
-/* @offset is relative to CFGPTR * 0x100; dword accesses */
-uint32_t inline_crypto_cfg_read(InlineCrypto *ic, uint64_t offset);
-void inline_crypto_cfg_write(InlineCrypto *ic, uint64_t offset, uint32_t val);
-
 /* Controller enable / crypto general enable after a register write */
 void inline_crypto_set_enable(InlineCrypto *ic, bool on, bool cge);
 /* Device reset: clears every keyslot */
 void inline_crypto_reset(InlineCrypto *ic);
 
 /*
- * Admission of a CE data command covering bytes [@start, @start + @len) of
- * the medium.  On ICE_OK the request holds a key reference until
- * inline_crypto_req_end().  Injected faults are taken here, first.
+ * Registers (inline-crypto-keyslots.c)
  */
-InlineCryptoError inline_crypto_req_begin(InlineCrypto *ic,
-                                          InlineCryptoReq *r, unsigned cci,
-                                          uint64_t dun, uint64_t start,
-                                          uint64_t len);
+
+uint32_t inline_crypto_ccap(const InlineCrypto *ic);
+uint32_t inline_crypto_cap_reg(const InlineCrypto *ic, unsigned idx);
+uint64_t inline_crypto_cfg_size(const InlineCrypto *ic);
+/*
+ * The x-CRYPTOCFG array as a region of its own, to be mapped at
+ * CFGPTR * 0x100 of the controller's registers: 32-bit accesses only
+ * (registers are dwords, UFSHCI 4.0 section 5.2), so that a byte or word
+ * access never lands on the wrong bits of a dword (the memory core refuses
+ * it: a read returns 0, a write is dropped).  Accesses are traced by the
+ * engine, a CRYPTOKEY dword without its value.
+ */
+void inline_crypto_init_cfg_region(InlineCrypto *ic, MemoryRegion *mr,
+                                   Object *owner, const char *name);
+
+/*
+ * Requests (inline-crypto-req.c, inline-crypto-staging.c)
+ *
+ * A front end admits each data command it is about to run from its
+ * descriptor, moves the data through the engine if the request is
+ * active, and finishes it with its outcome (or releases it without an
+ * outcome when the controller drops it).  Every refusal is traced and
+ * counted by the engine.
+ */
+
+/*
+ * Admission of a command before it is issued: crypto checks in the order
+ * of icemu's docs/device.md "Errors" (opcode, buffer, injected fault, CGE,
+ * CCI, disarmed, invalid, alignment).  On ICE_OK with CE the request is
+ * active and holds a key reference until it is finished or released.  On
+ * an error the front end completes the command with its status for that
+ * error and calls inline_crypto_finish().  Always ICE_OK, inactive, when
+ * crypto is off.
+ */
+InlineCryptoError inline_crypto_admit(InlineCrypto *ic, InlineCryptoReq *r,
+                                      const InlineCryptoDesc *d);
+/*
+ * The request is over: log it (a READ / WRITE, or a refused command) with
+ * @bytes moved, the front end's completion status @ocs and the SCSI
+ * @status (-1 if never issued), then drop its key and staging buffer.
+ */
+void inline_crypto_finish(InlineCrypto *ic, InlineCryptoReq *r,
+                          uint64_t bytes, unsigned ocs, int status);
+/* Drop a request without logging it (controller reset, cleared task) */
+void inline_crypto_release(InlineCrypto *ic, InlineCryptoReq *r);
+
 /*
  * The per-data-unit AES-XTS loop of the engine: @len bytes (a multiple of
  * @du) from @in to @out (which may be equal), data unit i of them with the
@@ -307,56 +380,84 @@ static inline int inline_crypto_xts_units(QCryptoCipher *cipher, uint64_t dun,
 }
 
 /*
- * Transform @len bytes in place; @buf holds the request's bytes
- * [r->offset, r->offset + len).  Does not advance r->offset.
+ * Transform the whole request in place in the host buffer @buf (@len
+ * bytes): encrypt a write, decrypt a read.
  */
-bool inline_crypto_req_transform(InlineCrypto *ic, InlineCryptoReq *r,
-                                 uint8_t *buf, size_t len, bool encrypt);
+InlineCryptoError inline_crypto_transform(InlineCrypto *ic,
+                                          InlineCryptoReq *r, uint8_t *buf,
+                                          uint64_t len);
 /*
- * Transform the request's bytes [r->offset, r->offset + @len) between the
- * guest buffer @sg (request byte 0 at its byte 0) and the host buffer
- * @buf.  Encrypting reads the plaintext from @sg and writes the ciphertext
- * to @buf; decrypting reads the ciphertext from @buf and writes the
- * plaintext to @sg.  The guest buffer is only read when encrypting, and
- * @buf never holds plaintext.  Data units split across @sg entries are
- * handled; guest memory that is not accessible fails with ICE_ERR_DMA
- * (earlier data units may have been moved).  Does not advance r->offset.
+ * Chunked path: transform the request's next @len bytes between the guest
+ * buffer @sg (request byte 0 at its byte 0) and the host buffer @buf, and
+ * advance the request past them.  A write reads the plaintext from @sg and
+ * writes the ciphertext to @buf; a read decrypts @buf into @sg.  The guest
+ * buffer is only read when encrypting, and @buf never holds plaintext.
+ * Data units split across @sg entries are handled.  On an error (guest
+ * memory: ICE_ERR_DMA, earlier data units may have been moved) the request
+ * is failing: the front end cancels the command and finishes the request
+ * with inline_crypto_req_done() bytes.
  */
-InlineCryptoError inline_crypto_req_transform_sg(InlineCrypto *ic,
+InlineCryptoError inline_crypto_transform_sg(InlineCrypto *ic,
+                                             InlineCryptoReq *r,
+                                             QEMUSGList *sg, uint8_t *buf,
+                                             uint64_t len);
+
+/*
+ * Staged path (inline-crypto-staging.c): lend an active request a buffer
+ * of its length in the engine's staging memory; NULL if staging is off or
+ * has not enough free granules (the front end then uses the chunked
+ * path).  The block layer moves the request in one I/O from/to the list.
+ */
+QEMUSGList *inline_crypto_stage(InlineCrypto *ic, InlineCryptoReq *r,
+                                DeviceState *dev);
+/* The request's staging buffer, NULL if it has none */
+QEMUSGList *inline_crypto_staged_sg(InlineCryptoReq *r);
+/*
+ * Move @len bytes (rounded down to data units) between the guest buffer
+ * @sg and the staging buffer: encrypt a write before it is issued,
+ * decrypt a read after it completed.
+ */
+InlineCryptoError inline_crypto_staged_transform(InlineCrypto *ic,
                                                  InlineCryptoReq *r,
-                                                 QEMUSGList *sg, uint8_t *buf,
-                                                 uint64_t len, bool encrypt);
-void inline_crypto_req_end(InlineCrypto *ic, InlineCryptoReq *r);
+                                                 QEMUSGList *sg,
+                                                 uint64_t len);
 
-/*
- * Staging memory (see InlineCryptoStaging).  The front end adds the
- * property (x-crypto-staging-size, bytes, default 32 MiB, 0 = off) and
- * realizes it after inline_crypto_realize(); inline_crypto_unrealize()
- * tears it down.
- */
-void inline_crypto_add_staging_property(InlineCrypto *ic, Object *obj);
-bool inline_crypto_staging_realize(InlineCrypto *ic, DeviceState *dev,
-                                   Error **errp);
-/*
- * Lend an admitted (active) request a staging buffer of @len bytes in
- * r->staging; false if staging is off or has not enough free granules (the
- * front end then uses its chunked path).  Released by
- * inline_crypto_req_end().
- */
-bool inline_crypto_req_stage(InlineCrypto *ic, InlineCryptoReq *r,
-                             DeviceState *dev, uint64_t len);
-/*
- * Move @len bytes from r->offset between the guest buffer @sg and the
- * request's staging buffer: encrypt (guest -> staging) for a write before
- * it is issued, decrypt (staging -> guest) for a read after it completed.
- */
-InlineCryptoError inline_crypto_req_staged_transform(InlineCrypto *ic,
-                                                     InlineCryptoReq *r,
-                                                     QEMUSGList *sg,
-                                                     uint64_t len,
-                                                     bool encrypt);
+/* Read-only views of a request for its front end */
+static inline bool inline_crypto_req_active(const InlineCryptoReq *r)
+{
+    return r->active;
+}
 
-void inline_crypto_log_io(InlineCrypto *ic, const InlineCryptoIo *io);
+/* the command is a CE one the engine transforms (also after finish) */
+static inline bool inline_crypto_req_ce(const InlineCryptoReq *r)
+{
+    return r->ce;
+}
+
+/* an injected fault that also raises the controller's fatal error bit */
+static inline bool inline_crypto_req_fatal(const InlineCryptoReq *r)
+{
+    return r->err == ICE_ERR_INJECTED && r->fatal;
+}
+
+/* failed mid-transfer (inline_crypto_transform_sg); cancel the command */
+static inline bool inline_crypto_req_failing(const InlineCryptoReq *r)
+{
+    return r->failing;
+}
+
+/* bytes moved by the chunked path so far */
+static inline uint64_t inline_crypto_req_done(const InlineCryptoReq *r)
+{
+    return r->offset;
+}
+
+/* the keyslot a CE request names, -1 without CE */
+static inline int inline_crypto_req_slot(const InlineCryptoReq *r)
+{
+    return r->ce ? r->slot : -1;
+}
+
 const char *inline_crypto_error_str(InlineCryptoError err);
 
 #endif /* HW_BLOCK_INLINE_CRYPTO_H */

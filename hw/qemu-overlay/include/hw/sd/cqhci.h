@@ -80,6 +80,20 @@ REG32(CQHCI_CCAP, 0x100)
 REG32(CQHCI_CRYPTOCAP, 0x104)
 
 #define CQHCI_IS_MASK   0x3f
+#define CQHCI_NUM_REGS  (R_CQHCI_CRA + 1)
+
+/*
+ * The "ocs" of a task's io event in the crypto event log (icemu
+ * docs/event-log.md).  A CQHCI task has no completion status field, so
+ * the log gives the UFSHCI OCS value (UFSHCI 4.0 6.1.1) of the same
+ * outcome, and 0xf (UFSHCI's "invalid OCS value") for a data error.
+ */
+typedef enum CQHCILogStatus {
+    CQHCI_LOG_SUCCESS = 0x0,
+    CQHCI_LOG_INVALID_CRYPTO_CONFIG = 0x9,  /* IS.ICCE */
+    CQHCI_LOG_GENERAL_CRYPTO_ERROR = 0xa,   /* IS.GCE */
+    CQHCI_LOG_DATA_ERROR = 0xf,             /* IS.RED: DMA or I/O error */
+} CQHCILogStatus;
 
 typedef struct CQHCIState CQHCIState;
 
@@ -118,28 +132,8 @@ struct CQHCIState {
     void (*set_fatal)(void *opaque);
     void *irq_opaque;
 
-    /* registers */
-    uint32_t cap;
-    uint32_t cfg;
-    uint32_t ctl;
-    uint32_t is;
-    uint32_t iste;
-    uint32_t isge;
-    uint32_t ic;
-    uint32_t tdlba;
-    uint32_t tdlbau;
-    uint32_t tdbr;
-    uint32_t tcn;
-    uint32_t dqs;
-    uint32_t dpt;
-    uint32_t tdpe;
-    uint32_t ssc1;
-    uint32_t ssc2;
-    uint32_t crdct;
-    uint32_t rmem;
-    uint32_t terri;
-    uint32_t cri;
-    uint32_t cra;
+    /* registers 0x00-0x5c, indexed by R_CQHCI_* */
+    uint32_t regs[CQHCI_NUM_REGS];
 
     uint32_t pending;       /* doorbell bits not yet fetched */
     uint32_t failed;        /* tasks stopped by an error or discarded */
@@ -147,6 +141,7 @@ struct CQHCIState {
     CQHCITask tasks[CQHCI_NUM_SLOTS];
 
     InlineCrypto crypto;
+    MemoryRegion crypto_cfg;    /* the x-CRYPTOCFG array, in iomem */
     Error *migration_blocker;
 };
 
