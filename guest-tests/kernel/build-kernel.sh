@@ -187,10 +187,13 @@ make -s "${MAKEFLAGS_ICEMU[@]}" olddefconfig >/dev/null
 # Every option our fragments ask for must have survived olddefconfig. An option the tree's
 # Kconfig does not define at all must be listed as absent for this series by a
 # "# icemu-absent: CONFIG_X ..." line of icemu-$SDIR.config (so a misspelt option, or one a
-# kernel renamed, is an error rather than a silently ignored line).
+# kernel renamed, is an error rather than a silently ignored line). An option the tree defines
+# but cannot give in this series (an unmet dependency) is waived by a "# icemu-waived: CONFIG_X
+# reason" line; a waived option that does survive is reported too (the waiver is stale).
 find . -name 'Kconfig*' -type f -print0 | xargs -0 sed -n 's/^[[:space:]]*\(menu\)\{0,1\}config[[:space:]]\{1,\}\([A-Za-z0-9_]*\).*/CONFIG_\2/p' |
 	sort -u >"$OUT/kconfig-symbols"
 ABSENT=$(sed -n 's/^# icemu-absent: \(CONFIG_[A-Za-z0-9_]*\).*/\1/p' "$KDIR/icemu-$SDIR.config")
+WAIVED=$(sed -n 's/^# icemu-waived: \(CONFIG_[A-Za-z0-9_]*\).*/\1/p' "$KDIR/icemu-$SDIR.config")
 bad=0
 while IFS= read -r line; do
 	opt=""
@@ -209,6 +212,13 @@ while IFS= read -r line; do
 	else
 		echo "  requested: $line   but no Kconfig of this tree defines $opt (misspelt? absent in this series: add '# icemu-absent: $opt' to icemu-$SDIR.config)" >&2
 		bad=1
+		continue
+	fi
+	if grep -qx -- "$opt" <<<"$WAIVED"; then
+		if grep -qx -- "$line" .config; then
+			echo "  $opt is waived in icemu-$SDIR.config but survived: drop the waiver" >&2
+			bad=1
+		fi
 		continue
 	fi
 	case "$line" in
