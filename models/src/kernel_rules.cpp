@@ -171,7 +171,8 @@ const std::vector<Rule> kRules = {
      "drivers/mmc/core/queue.c mmc_mq_queue_rq() (resets retries, not flags), "
      "drivers/mmc/core/block.c mmc_blk_data_prep(); c7c6d4f51038 \"mmc: block: use single block "
      "write in retry\" (writes), d34124edffdb (reads, 7.x)",
-     "0003-mmc-block-keep-recovery-mode-per-request-and-whole-data-units.patch"},
+     "0003-mmc-core-clear-a-request-s-recovery-flags-when-it-is-first-prepared.patch "
+     "0004-mmc-block-do-not-split-inline-encryption-data-units-in-recovery-mode.patch"},
 };
 
 const Series* series_of(const Version& ver) {

@@ -4,7 +4,9 @@
 
 #include <catch2/catch_test_macros.hpp>
 
+#include <filesystem>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 
@@ -177,5 +179,24 @@ TEST_CASE("with fixes, every bug that has a fix is off and behaviours stay", "[k
             CHECK(r.fix.empty());
             CHECK(fixed.holds(r.name) == rules_for("7.3.4").holds(r.name));
         }
+    }
+}
+
+TEST_CASE("every bug's fix is a patch in the 7.x fix set, and every patch there fixes a bug",
+          "[kernel-rules]") {
+    namespace fs = std::filesystem;
+    const fs::path dir = fs::path(ICEMU_SOURCE_DIR) / "guest-tests/kernel/fixes/7.x";
+    std::set<std::string> named;
+    for (const auto& r : rule_table()) {
+        std::istringstream names{std::string(r.fix)};
+        for (std::string n; names >> n;) {
+            INFO(r.name << ": " << n);
+            CHECK(fs::is_regular_file(dir / n));
+            named.insert(n);
+        }
+    }
+    for (const auto& e : fs::directory_iterator(dir)) {
+        INFO(e.path().string());
+        CHECK(named.count(e.path().filename().string()) == 1);
     }
 }

@@ -42,7 +42,8 @@ struct Rule {
     std::string_view summary;
     std::vector<Range> holds; ///< where it holds (empty: nowhere)
     std::string_view source;  ///< upstream path(s) and the commit that introduced it
-    std::string_view fix;     ///< bug: the fix's patch file name (without the series dir)
+    std::string_view fix;     ///< bug: the fix's patch file names, blank-separated, in
+                              ///< guest-tests/kernel/fixes/<series>/
 };
 
 /// Every rule, in a stable order (docs/conformance.md lists the same table).
