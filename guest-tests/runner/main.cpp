@@ -625,8 +625,8 @@ int main(int argc, char** argv) {
                 for (auto& p : checker_points(o.checker, s, dir, run.record()))
                     r.points.push_back(std::move(p));
             } catch (const ScenarioError& e) { // a release outside the kernel rule table
-                r.points.push_back({s.name, "icemu-check ran and judged the run", false, "",
-                                    e.what(), 0});
+                r.points.push_back(
+                    {s.name, "icemu-check ran and judged the run", false, "", e.what(), 0});
             }
         }
         std::size_t failed = 0;

@@ -129,8 +129,8 @@ const Keys kVirtioKeys = {"name", "size"};
 const Keys kStepExpectKeys = {"ok", "errno", "kmsg", "reply"};
 const Keys kInjectArgs = {"ctrl", "property", "value"};
 
-// What each expectation kind reads (besides kind, name, xfail, xfail_when, kernel), which of those it
-// needs, and whether it compares a number (eq/min/max) or names controllers (ctrl/ctrls).
+// What each expectation kind reads (besides kind, name, xfail, xfail_when, kernel), which of those
+// it needs, and whether it compares a number (eq/min/max) or names controllers (ctrl/ctrls).
 struct KindFormat {
     Keys keys;
     Keys needs;
@@ -469,9 +469,7 @@ std::size_t step_ref(const Scenario& s, const json& ref) {
     throw ScenarioError("unknown step label '" + r + "'");
 }
 
-namespace {
-
-} // namespace
+namespace {} // namespace
 
 void validate_kernel_condition(const std::string& cond) {
     if (cond.empty())

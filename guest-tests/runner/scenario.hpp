@@ -87,7 +87,7 @@ struct Scenario {
         checker_xfail; // icemu-check verdict name -> known-bug reason
     std::map<std::string, std::string>
         checker_xfail_when; // verdict name -> kernel condition of its xfail ("" = always)
-    json raw;          // the file as read
+    json raw;               // the file as read
 };
 
 // j[key] if present, else an empty array/object (a named reference, not a temporary: GCC 12

@@ -18,8 +18,9 @@ std::string Version::str() const {
 
 Version parse_version(std::string_view rel) {
     const auto bad = [&]() {
-        return std::invalid_argument("'" + std::string(rel) +
-                                     "' is not a kernel release (want e.g. 6.12.117 or 7.3.4-icemu)");
+        return std::invalid_argument(
+            "'" + std::string(rel) +
+            "' is not a kernel release (want e.g. 6.12.117 or 7.3.4-icemu)");
     };
     unsigned parts[3] = {0, 0, 0};
     std::size_t pos = 0;
@@ -62,31 +63,36 @@ const std::vector<Series> kSeries = {
 
 const std::vector<Rule> kRules = {
     // ---- device-mapper passthrough (DM_TARGET_PASSES_CRYPTO in the target's features) ----
-    {"dm-passthrough-linear", Kind::behaviour,
+    {"dm-passthrough-linear",
+     Kind::behaviour,
      "dm-linear passes its device's inline-crypto capabilities through",
      {{v(5, 12), kForever}},
      "drivers/md/dm-linear.c linear_target.features; 3db564b4f592 \"dm: set "
      "DM_TARGET_PASSES_CRYPTO feature for some targets\" (v5.12)",
      ""},
-    {"dm-passthrough-flakey", Kind::behaviour,
+    {"dm-passthrough-flakey",
+     Kind::behaviour,
      "dm-flakey passes its device's inline-crypto capabilities through",
      {{v(5, 12), kForever}},
      "drivers/md/dm-flakey.c flakey_target.features; 3db564b4f592 \"dm: set "
      "DM_TARGET_PASSES_CRYPTO feature for some targets\" (v5.12)",
      ""},
-    {"dm-passthrough-striped", Kind::behaviour,
+    {"dm-passthrough-striped",
+     Kind::behaviour,
      "dm-stripe passes the intersection of its stripes' capabilities through",
      {{v(6, 15), kForever}},
      "drivers/md/dm-stripe.c stripe_target.features; a8b8a126c857 \"dm: Enable inline crypto "
      "passthrough for striped target\" (v6.15); absent in 6.12.117 and 6.1.192",
      ""},
-    {"dm-passthrough-thin", Kind::behaviour,
+    {"dm-passthrough-thin",
+     Kind::behaviour,
      "thin-pool (its data device) and thin pass crypto through",
      {{v(7, 3), kForever}},
      "drivers/md/dm-thin.c pool_target/thin_target.features in 7.3.4; absent in 6.12.117 and "
      "6.1.192 (introducing commit not identified: the lower bound is the oldest tree read)",
      ""},
-    {"dm-inlinecrypt-target", Kind::behaviour,
+    {"dm-inlinecrypt-target",
+     Kind::behaviour,
      "the dm-inlinecrypt target exists (CONFIG_DM_INLINECRYPT)",
      {{v(7, 3), kForever}},
      "drivers/md/dm-inlinecrypt.c and drivers/md/Kconfig DM_INLINECRYPT in 7.3.4; absent in "
@@ -94,32 +100,37 @@ const std::vector<Rule> kRules = {
      "lower bound: the oldest tree read)",
      ""},
     // ---- blk-crypto key types (hardware-wrapped keys) ----
-    {"dm-reload-compares-key-types", Kind::behaviour,
+    {"dm-reload-compares-key-types",
+     Kind::behaviour,
      "a dm table reload must keep the queue's supported key types (blk_crypto_has_capabilities)",
      {{v(6, 15), kForever}},
      "block/blk-crypto-profile.c blk_crypto_has_capabilities(), blk_crypto_intersect_"
      "capabilities(); ebc4176551cd \"blk-crypto: add basic hardware-wrapped key support\" (v6.15)",
      ""},
-    {"sysfs-key-type-files", Kind::behaviour,
+    {"sysfs-key-type-files",
+     Kind::behaviour,
      "queue/crypto/ has raw_keys and hw_wrapped_keys",
      {{v(6, 15), kForever}},
      "block/blk-crypto-sysfs.c; e35fde43e25a \"blk-crypto: show supported key types in sysfs\" "
      "(v6.15)",
      ""},
     // ---- fscrypt ----
-    {"fscrypt-iv-ino-lblk-32", Kind::behaviour,
+    {"fscrypt-iv-ino-lblk-32",
+     Kind::behaviour,
      "IV_INO_LBLK_32 policies (32-bit DUNs: inode-number hash + logical block, wrapping at 2^32)",
      {{v(5, 8), kForever}},
      "fs/crypto/keysetup.c, fs/crypto/policy.c; e3b1078bedd3 \"fscrypt: add support for "
      "IV_INO_LBLK_32 policies\" (v5.8)",
      ""},
-    {"fscrypt-data-unit-size-policy", Kind::behaviour,
+    {"fscrypt-data-unit-size-policy",
+     Kind::behaviour,
      "a policy may set log2_data_unit_size below the filesystem block size",
      {{v(6, 7), kForever}},
      "fs/crypto/policy.c, fs/crypto/inline_crypt.c; 5b1188847180 \"fscrypt: support crypto data "
      "unit size less than filesystem block size\" (v6.7)",
      ""},
-    {"blk-crypto-fallback", Kind::behaviour,
+    {"blk-crypto-fallback",
+     Kind::behaviour,
      "a mode/data-unit the device lacks falls back to blk-crypto-fallback, logged once per mode as "
      "\"fscrypt: <mode> using blk-crypto-fallback\"",
      {{v(5, 8), kForever}},
@@ -128,20 +139,23 @@ const std::vector<Rule> kRules = {
      "for Inline Encryption\" (v5.8)",
      ""},
     // ---- hosts ----
-    {"ufs-mcq", Kind::behaviour,
+    {"ufs-mcq",
+     Kind::behaviour,
      "the UFS core runs multi-circular-queue mode on hosts that offer it (QEMU's does)",
      {{v(6, 12, 117), kForever}},
      "drivers/ufs/core/ufs-mcq.c (MCQ core, v6.3) and ufs_qemu_mcq_config_resource() in "
      "drivers/ufs/host/ufshcd-pci.c (6.12.117, 7.3.4); 6.1.192 has neither (QEMU's host is "
      "driven in legacy single-doorbell mode there)",
      ""},
-    {"mmc-cqe-write-retry-single-block", Kind::behaviour,
+    {"mmc-cqe-write-retry-single-block",
+     Kind::behaviour,
      "a failed CQE write is retried in recovery_mode (one block per command)",
      {{v(6, 1, 192), v(6, 2)}, {v(6, 12, 117), v(6, 13)}, {v(7, 3), kForever}},
      "drivers/mmc/core/block.c mmc_blk_cqe_complete_rq(), mmc_blk_data_prep(); c7c6d4f51038 "
      "\"mmc: block: use single block write in retry\" (Cc: stable; in 6.1.192 and 6.12.117)",
      ""},
-    {"mmc-cqe-read-retry-single-block", Kind::behaviour,
+    {"mmc-cqe-read-retry-single-block",
+     Kind::behaviour,
      "a failed CQE read is retried in recovery_mode too",
      {{v(7, 3), kForever}},
      "drivers/mmc/core/block.c mmc_blk_cqe_complete_rq(); d34124edffdb \"mmc: block: Use "
@@ -149,14 +163,16 @@ const std::vector<Rule> kRules = {
      "6.1.192)",
      ""},
     // ---- bugs the suite detects (docs/kernel-bugs.md), each with a fix ----
-    {"bug-dm-evict-live-table-only", Kind::bug,
+    {"bug-dm-evict-live-table-only",
+     Kind::bug,
      "(a) a key evicted through a dm device is evicted from the live table's devices only; a "
      "device the table left keeps it",
      {{v(5, 12), kForever}},
      "drivers/md/dm-table.c dm_keyslot_evict(); 9355a9eb21a5 \"dm: support key eviction from "
      "keyslot managers of underlying devices\" (v5.12)",
      "0001-dm-evict-inline-crypto-keys-from-devices-that-left-the-table.patch"},
-    {"bug-flakey-corrupt-write-drops-crypt-ctx", Kind::bug,
+    {"bug-flakey-corrupt-write-drops-crypt-ctx",
+     Kind::bug,
      "(b) dm-flakey's write corruption submits a clone without the bio's crypt context "
      "(plaintext reaches the medium)",
      {{v(6, 5), kForever}},
@@ -164,7 +180,8 @@ const std::vector<Rule> kRules = {
      "before corrupting them\" (v6.5; 6.1.192 corrupts the bio's own pages and keeps the "
      "context)",
      "0002-dm-flakey-keep-the-crypt-context-of-a-corrupted-write.patch"},
-    {"bug-mmc-recovery-flag-sticky", Kind::bug,
+    {"bug-mmc-recovery-flag-sticky",
+     Kind::bug,
      "(c) MQRQ_XFER_SINGLE_BLOCK stays set in the tag's mmc_queue_req, and recovery_mode splits "
      "crypto requests below the data unit",
      {{v(6, 1, 192), v(6, 2)}, {v(6, 12, 117), v(6, 13)}, {v(7, 3), kForever}},
@@ -210,8 +227,8 @@ Rules Rules::for_release(std::string_view release, bool with_fixes) {
     if (!s) {
         std::string known;
         for (const auto& k : kSeries) {
-            known += (known.empty() ? "" : ", ") + k.range.from.str() + " <= " +
-                     std::string(k.name) + ".x < " + k.range.to.str();
+            known += (known.empty() ? "" : ", ") + k.range.from.str() +
+                     " <= " + std::string(k.name) + ".x < " + k.range.to.str();
         }
         throw std::invalid_argument("no kernel rules for " + std::string(release) +
                                     ": the table covers " + known);

@@ -75,10 +75,13 @@ TEST_CASE("a device without crypto or a non-passthrough target clears everything
     CHECK(construct_caps(Table{{Target{"linear", {"ufs0"}}, Target{"linear", {"vda"}}}}, devs,
                          kernel::rules_for("6.12.117"))
               .empty());
-    CHECK(construct_caps(Table{{Target{"delay", {"ufs0"}}}}, devs, kernel::rules_for("6.12.117")).empty());
-    CHECK(construct_caps(Table{{Target{"striped", {"ufs0"}}}}, devs, kernel::rules_for("6.12.117")).empty());
+    CHECK(construct_caps(Table{{Target{"delay", {"ufs0"}}}}, devs, kernel::rules_for("6.12.117"))
+              .empty());
+    CHECK(construct_caps(Table{{Target{"striped", {"ufs0"}}}}, devs, kernel::rules_for("6.12.117"))
+              .empty());
     CHECK_FALSE(
-        construct_caps(Table{{Target{"striped", {"ufs0"}}}}, devs, kernel::rules_for("7.3.4")).empty());
+        construct_caps(Table{{Target{"striped", {"ufs0"}}}}, devs, kernel::rules_for("7.3.4"))
+            .empty());
 }
 
 TEST_CASE("7.x intersects key types and 6.12 ignores them", "[dm]") {
@@ -86,8 +89,8 @@ TEST_CASE("7.x intersects key types and 6.12 ignores them", "[dm]") {
     wrapped.max_dun_bytes = 8;
     wrapped.key_types = kKeyTypeHwWrapped;
     const DeviceProfiles devs{{"ufs0", ufs("aes-xts-256:0x08")}, {"qcom", wrapped}};
-    const auto p =
-        construct_caps(Table{{Target{"linear", {"ufs0", "qcom"}}}}, devs, kernel::rules_for("7.3.4"));
+    const auto p = construct_caps(Table{{Target{"linear", {"ufs0", "qcom"}}}}, devs,
+                                  kernel::rules_for("7.3.4"));
     CHECK(p.key_types == 0);
     // Reload from a raw-key live profile to one without raw keys is rejected in 7.x only.
     const Profile live = ufs("aes-xts-256:0x08");

@@ -18,8 +18,8 @@ TEST_CASE("kernel releases parse strictly", "[kernel-rules]") {
     CHECK(parse_version("6.1.0-28-amd64") == Version{6, 1, 0});
     CHECK(parse_version("7.3") == Version{7, 3, 0});
     CHECK(parse_version("6.12.117+deb13") == Version{6, 12, 117});
-    for (const char* bad : {"", "7", "v6.12", "6.12x", "6.12.117.1", "six.one", "6..1", "6.1.",
-                            " 6.1.192", "6,12"}) {
+    for (const char* bad :
+         {"", "7", "v6.12", "6.12x", "6.12.117.1", "six.one", "6..1", "6.1.", " 6.1.192", "6,12"}) {
         INFO(bad);
         CHECK_THROWS_AS(parse_version(bad), std::invalid_argument);
     }

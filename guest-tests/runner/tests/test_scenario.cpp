@@ -139,8 +139,8 @@ TEST_CASE("kernel conditions name rules of the kernel rule table") {
     CHECK_FALSE(kernel_matches("ufs-mcq", "6.1.192"));
     CHECK(kernel_matches("bug-dm-evict-live-table-only", "7.3.4"));
     CHECK_FALSE(kernel_matches("bug-dm-evict-live-table-only", "7.3.4", true)); // fixed
-    CHECK(kernel_matches("mmc-cqe-read-retry-single-block && bug-mmc-recovery-flag-sticky",
-                         "7.3.4"));
+    CHECK(
+        kernel_matches("mmc-cqe-read-retry-single-block && bug-mmc-recovery-flag-sticky", "7.3.4"));
     CHECK(kernel_matches("", "anything"));
     // The old operator form, unknown rules, misspellings and unknown kernels are errors.
     CHECK_THROWS_AS(validate_kernel_condition(">=7"), ScenarioError);
@@ -158,9 +158,9 @@ TEST_CASE(
     j["expect"][0]["kernel"] = "dm-passthrough-striped";
     j["expect"][0]["xfail"] = "known bug";
     j["expect"][0]["xfail_when"] = "bug-dm-evict-live-table-only";
-    j["checker_xfail"] = {{"medium", "known bug"},
-                          {"keys-evicted",
-                           {{"reason", "bug (a)"}, {"when", "bug-dm-evict-live-table-only"}}}};
+    j["checker_xfail"] = {
+        {"medium", "known bug"},
+        {"keys-evicted", {{"reason", "bug (a)"}, {"when", "bug-dm-evict-live-table-only"}}}};
     Scenario s = parse_scenario(j);
     CHECK(s.kernel == "dm-inlinecrypt-target");
     CHECK(s.steps[0].kernel == "!dm-passthrough-striped");

@@ -18,25 +18,26 @@ namespace {
 
 void usage(std::FILE* f) {
     std::fprintf(
-        f, "usage: icemu-check [options] [ARTIFACTS_DIR]\n"
-           "  ARTIFACTS_DIR        one scenario's directory from icemu-run --keep (run.json,\n"
-           "                       <ctrl>.events.jsonl, *.img)\n"
-           "  --run FILE           run.json (default ARTIFACTS_DIR/run.json)\n"
-           "  --scenario FILE      scenario JSON (default: ARTIFACTS_DIR/scenario.json, else\n"
-           "                       guest-tests/scenarios/<dir name>.json)\n"
-           "  --log CTRL=FILE      an event log (repeatable; overrides the directory's)\n"
-           "  --image DISK=FILE    a raw image of scenario disk DISK (repeatable)\n"
-           "  --kernel RELEASE     the kernel rules of RELEASE, e.g. 6.1.192 or 7.3.4 (default: the\n"
-           "                       guest's release; one outside the rule table is an error)\n"
-           "  --with-fixes         the kernel carries guest-tests/kernel/fixes (bug rules off)\n"
-           "  --no-media           skip the medium comparison of invariant 7\n"
-           "  --json FILE          also write the verdicts as JSON ('-' = stdout, text to stderr)\n"
-           "  --quiet              print only failures and the summary\n"
-           "  --device-only        no scenario or run.json: summarise and judge the --log files\n"
-           "                       alone (what ./icemu shell prints after a session)\n"
-           "  --expect-evicted     with --device-only: nothing is mounted any more, so every\n"
-           "                       keyslot must be empty at the end of each log\n"
-           "exit: 0 pass, 1 an invariant failed, 2 usage/input error\n");
+        f,
+        "usage: icemu-check [options] [ARTIFACTS_DIR]\n"
+        "  ARTIFACTS_DIR        one scenario's directory from icemu-run --keep (run.json,\n"
+        "                       <ctrl>.events.jsonl, *.img)\n"
+        "  --run FILE           run.json (default ARTIFACTS_DIR/run.json)\n"
+        "  --scenario FILE      scenario JSON (default: ARTIFACTS_DIR/scenario.json, else\n"
+        "                       guest-tests/scenarios/<dir name>.json)\n"
+        "  --log CTRL=FILE      an event log (repeatable; overrides the directory's)\n"
+        "  --image DISK=FILE    a raw image of scenario disk DISK (repeatable)\n"
+        "  --kernel RELEASE     the kernel rules of RELEASE, e.g. 6.1.192 or 7.3.4 (default: the\n"
+        "                       guest's release; one outside the rule table is an error)\n"
+        "  --with-fixes         the kernel carries guest-tests/kernel/fixes (bug rules off)\n"
+        "  --no-media           skip the medium comparison of invariant 7\n"
+        "  --json FILE          also write the verdicts as JSON ('-' = stdout, text to stderr)\n"
+        "  --quiet              print only failures and the summary\n"
+        "  --device-only        no scenario or run.json: summarise and judge the --log files\n"
+        "                       alone (what ./icemu shell prints after a session)\n"
+        "  --expect-evicted     with --device-only: nothing is mounted any more, so every\n"
+        "                       keyslot must be empty at the end of each log\n"
+        "exit: 0 pass, 1 an invariant failed, 2 usage/input error\n");
 }
 
 std::pair<std::string, std::string> split_eq(const std::string& s) {
