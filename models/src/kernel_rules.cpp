@@ -189,7 +189,8 @@ const std::vector<Rule> kRules = {
      "drivers/mmc/core/block.c mmc_blk_data_prep(); c7c6d4f51038 \"mmc: block: use single block "
      "write in retry\" (writes), d34124edffdb (reads, 7.x)",
      "0003-mmc-core-clear-a-request-s-recovery-flags-when-it-is-first-prepared.patch "
-     "0004-mmc-block-do-not-split-inline-encryption-data-units-in-recovery-mode.patch"},
+     "0004-mmc-block-do-not-split-inline-encryption-data-units-in-recovery-mode.patch "
+     "0005-mmc-core-take-the-DUN-of-a-partly-completed-crypto-request-from-its-bio.patch"},
 };
 
 const Series* series_of(const Version& ver) {
