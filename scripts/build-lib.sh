@@ -2,7 +2,13 @@
 # shellcheck shell=bash
 
 SERIES=${ICEMU_KERNEL_SERIES:-7}
-KERNEL_FLAGS=() # extra build-kernel.sh flags (--no-patches for --stock-kernel)
+KERNEL_FLAGS=() # extra build-kernel.sh flags (--no-patches for --stock-kernel, --with-fixes)
+# The kernel series of the matrix (docs/conformance.md "Kernel matrix"); build-kernel.sh and
+# the kernel rule table (models/src/kernel_rules.cpp) know the same three.
+KERNEL_SERIES_HELP="7, 6.12 or 6.1"
+check_series() {
+	case "$SERIES" in 7 | 7.* | 6.12 | 6.1) ;; *) die "--kernel-series must be $KERNEL_SERIES_HELP, not '$SERIES'" ;; esac
+}
 
 do_setup() { bash "$ICEMU_ROOT/scripts/setup-host.sh"; }
 

@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Build icemu's guest kernel from Debian's linux-source package (or a tree you bring).
 #
-#   build-kernel.sh [--series 7|6.12] [--source DIR] [--exclude-patch NAME]... [--no-patches]
-#                   [--print-path]
+#   build-kernel.sh [--series 7|6.12|6.1] [--source DIR] [--exclude-patch NAME]... [--no-patches]
+#                   [--with-fixes] [--print-path]
 #
 # --series 7     newest linux-source-7.x the configured apt suites offer (default)
 # --series 6.12  newest linux-source-6.12 (bookworm-security/backports or trixie)
+# --series 6.1   newest linux-source-6.1 (bookworm, bookworm-security); its patches are the
+#                ones in patches/6.1/ (6.1 has no QEMU UFS entry and needs sdhci-cqhci.h)
 # --source DIR   use your own kernel tree instead of a Debian package (our config
 #                fragments and patches are applied to a copy under the cache)
+# --with-fixes   also apply the fixes for the kernel bugs the suite found (fixes/<series>/,
+#                see docs/kernel-bugs.md); the patch list is part of the cache key
 #
 # The result is cached under $ICEMU_CACHE/kernel/<version>-<key>/bzImage, where key
 # hashes our config fragments, the patches applied and the script's RECIPE (so a kernel built
@@ -20,6 +24,7 @@ set -euo pipefail
 SERIES=7
 SOURCE=""
 PRINT_ONLY=0
+WITH_FIXES=0
 EXCLUDE=()
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -28,19 +33,26 @@ while [ $# -gt 0 ]; do
 	--print-path) PRINT_ONLY=1; shift ;;
 	--exclude-patch) EXCLUDE+=("${2#patches/}"); shift 2 ;;
 	--no-patches) EXCLUDE+=('*'); shift ;;
+	--with-fixes) WITH_FIXES=1; shift ;;
 	*) die "unknown option $1 (see the header of $0)" ;;
 	esac
 done
 
 KDIR="$ICEMU_ROOT/guest-tests/kernel"
 FRAGMENTS=("$KDIR/trim.config" "$KDIR/inline-crypto.config" "$KDIR/icemu.config")
+# SDIR: the series' directory name under patches/ and fixes/ (7.x, 6.12, 6.1).
 case "$SERIES" in
-7 | 7.*) FRAGMENTS+=("$KDIR/icemu-7.x.config") ;;
-6.12) FRAGMENTS+=("$KDIR/icemu-6.12.config") ;;
-*) die "unsupported --series $SERIES (use 7 or 6.12)" ;;
+7 | 7.*) SDIR=7.x ;;
+6.12) SDIR=6.12 ;;
+6.1) SDIR=6.1 ;;
+*) die "unsupported --series $SERIES (use 7, 6.12 or 6.1)" ;;
 esac
+FRAGMENTS+=("$KDIR/icemu-$SDIR.config")
+# A series whose tree needs other patches than the default set has its own directory.
+PATCHDIR="$KDIR/patches"
+[ ! -d "$KDIR/patches/$SDIR" ] || PATCHDIR="$KDIR/patches/$SDIR"
 PATCHES=()
-for p in "$KDIR"/patches/*.patch; do
+for p in "$PATCHDIR"/*.patch; do
 	skip=0
 	for x in ${EXCLUDE[@]+"${EXCLUDE[@]}"}; do
 		# shellcheck disable=SC2053 # NAME may be a glob
@@ -55,15 +67,20 @@ done
 for x in ${EXCLUDE[@]+"${EXCLUDE[@]}"}; do
 	matched=0
 	# shellcheck disable=SC2053 # NAME may be a glob
-	for p in "$KDIR"/patches/*.patch; do [[ $(basename "$p") == $x ]] && matched=1; done
-	[ "$matched" = 1 ] || die "--exclude-patch $x matches no file in $KDIR/patches"
+	for p in "$PATCHDIR"/*.patch; do [[ $(basename "$p") == $x ]] && matched=1; done
+	[ "$matched" = 1 ] || die "--exclude-patch $x matches no file in $PATCHDIR"
 done
+if [ "$WITH_FIXES" = 1 ]; then
+	ls "$KDIR/fixes/$SDIR"/*.patch >/dev/null 2>&1 ||
+		die "--with-fixes: no fixes for series $SERIES in $KDIR/fixes/$SDIR"
+	for p in "$KDIR/fixes/$SDIR"/*.patch; do PATCHES+=("$p"); done
+fi
 
 # The Debian package that provides the requested series: newest version in any suite.
 resolve_package() {
 	local pkg
-	if [ "$SERIES" = 6.12 ]; then
-		pkg=linux-source-6.12
+	if [ "$SERIES" = 6.12 ] || [ "$SERIES" = 6.1 ]; then
+		pkg=linux-source-$SERIES
 	else
 		pkg=$(apt-cache pkgnames linux-source-7. 2>/dev/null | sort -V | tail -n1)
 		[ -n "$pkg" ] || die "no linux-source-7.x package in the apt indexes (run scripts/setup-host.sh)"
@@ -167,9 +184,43 @@ scripts/kconfig/merge_config.sh -m .config "${FRAGMENTS[@]}" >"$OUT/merge_config
 	die "merge_config.sh failed: see $OUT/merge_config.log"
 make -s "${MAKEFLAGS_ICEMU[@]}" olddefconfig >/dev/null
 
-# Every option our fragments ask for must have survived olddefconfig.
+# Every option our fragments ask for must have survived olddefconfig. An option the tree's
+# Kconfig does not define at all must be listed as absent for this series by a
+# "# icemu-absent: CONFIG_X ..." line of icemu-$SDIR.config (so a misspelt option, or one a
+# kernel renamed, is an error rather than a silently ignored line). An option the tree defines
+# but cannot give in this series (an unmet dependency) is waived by a "# icemu-waived: CONFIG_X
+# reason" line; a waived option that does survive is reported too (the waiver is stale).
+find . -name 'Kconfig*' -type f -print0 | xargs -0 sed -n 's/^[[:space:]]*\(menu\)\{0,1\}config[[:space:]]\{1,\}\([A-Za-z0-9_]*\).*/CONFIG_\2/p' |
+	sort -u >"$OUT/kconfig-symbols"
+ABSENT=$(sed -n 's/^# icemu-absent: \(CONFIG_[A-Za-z0-9_]*\).*/\1/p' "$KDIR/icemu-$SDIR.config")
+WAIVED=$(sed -n 's/^# icemu-waived: \(CONFIG_[A-Za-z0-9_]*\).*/\1/p' "$KDIR/icemu-$SDIR.config")
 bad=0
 while IFS= read -r line; do
+	opt=""
+	case "$line" in
+	CONFIG_*=*) opt=${line%%=*} ;;
+	"# CONFIG_"*" is not set") opt=${line#\# }; opt=${opt%% *} ;;
+	esac
+	[ -n "$opt" ] || continue
+	if grep -qx -- "$opt" "$OUT/kconfig-symbols"; then
+		if grep -qx -- "$opt" <<<"$ABSENT"; then
+			echo "  $opt is listed as absent in icemu-$SDIR.config but this tree defines it" >&2
+			bad=1
+		fi
+	elif grep -qx -- "$opt" <<<"$ABSENT"; then
+		continue
+	else
+		echo "  requested: $line   but no Kconfig of this tree defines $opt (misspelt? absent in this series: add '# icemu-absent: $opt' to icemu-$SDIR.config)" >&2
+		bad=1
+		continue
+	fi
+	if grep -qx -- "$opt" <<<"$WAIVED"; then
+		if grep -qx -- "$line" .config; then
+			echo "  $opt is waived in icemu-$SDIR.config but survived: drop the waiver" >&2
+			bad=1
+		fi
+		continue
+	fi
 	case "$line" in
 	CONFIG_*=*)
 		if ! grep -qx -- "$line" .config; then
@@ -199,7 +250,8 @@ mv "$OUT/bzImage.tmp" "$OUT/bzImage"
 if [ "${ICEMU_KEEP_KERNEL_TREE:-0}" != 1 ]; then
 	rm -rf "$TREE"
 fi
-# Prune other cached builds of the same source, keeping the newest two.
-ls -dt "$ICEMU_CACHE/kernel/$SRCID"-* 2>/dev/null | tail -n +3 | xargs -r rm -rf
+# Prune other cached builds of the same source, keeping the newest three (patched, stock
+# and --with-fixes).
+ls -dt "$ICEMU_CACHE/kernel/$SRCID"-* 2>/dev/null | tail -n +4 | xargs -r rm -rf
 log "guest kernel: $OUT/bzImage"
 echo "$OUT/bzImage"

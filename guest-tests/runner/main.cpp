@@ -34,6 +34,7 @@ struct Options {
     bool keep = false;
     bool list = false;
     bool crypto_off = false;
+    bool with_fixes = false;    // the kernel carries guest-tests/kernel/fixes: bug rules off
     double timeout = 0;         // per-scenario override
     std::string accel = "auto"; // auto: KVM when /dev/kvm is usable, else TCG
     std::string identity;       // --pci-identity for every UFS controller
@@ -46,6 +47,10 @@ struct Options {
         "                 [--initrd CPIO] [--artifacts DIR] [--keep] [--junit FILE]\n"
         "                 [--timeout SECONDS] [--crypto off] [--accel auto|kvm|tcg] [--list]\n"
         "                 [--checker ICEMU_CHECK | --no-check] [--pci-identity qemu|intel-mtl]\n"
+        "                 [--with-fixes]\n"
+        "--with-fixes: the kernel was built with guest-tests/kernel/fixes (./icemu kernel\n"
+        "  --with-fixes); the kernel rule table's bugs are off, so their expected failures must\n"
+        "  pass (a bug that still shows is a failure).\n"
         "Without --scenario, runs the default set from %s.\n"
         "Defaults (override with the options or ICEMU_QEMU / ICEMU_KERNEL / ICEMU_INITRD):\n"
         "  qemu   %s\n  kernel %s\n  initrd %s\n",
@@ -97,6 +102,8 @@ Options parse_args(int argc, char** argv) {
             o.checker.clear();
         else if (a == "--keep")
             o.keep = true;
+        else if (a == "--with-fixes")
+            o.with_fixes = true;
         else if (a == "--pci-identity") {
             o.identity = val();
             if (o.identity != "qemu" && o.identity != "intel-mtl") {
@@ -165,6 +172,7 @@ public:
         : s_(s), o_(o), e_(e) {
         paths_ = {o.qemu, o.kernel, o.initrd, std::move(dir), o.accel, ""};
         rec_.engine = e.props_supported;
+        rec_.with_fixes = o.with_fixes;
     }
 
     ScenarioResult run() {
@@ -436,13 +444,25 @@ bool check_inputs(const Options& o) {
 
 // Runs icemu-check on one scenario's artifacts and turns each invariant's verdict into a
 // test point ("not-applicable" passes, with its reason as the diagnostic).
-// A verdict named in the scenario's "checker_xfail" is an expected failure (a known kernel bug).
-std::vector<TestPoint> checker_points(const std::string& checker, const std::string& scenario,
-                                      const std::string& dir,
-                                      const std::map<std::string, std::string>& xfail) {
+// A verdict named in the scenario's "checker_xfail" is an expected failure (a known kernel bug)
+// where its "when" condition holds for the run's kernel (always without one).
+std::vector<TestPoint> checker_points(const std::string& checker, const Scenario& s,
+                                      const std::string& dir, const RunRecord& rec) {
     std::vector<TestPoint> out;
+    const std::string& scenario = s.name;
+    std::map<std::string, std::string> xfail;
+    for (const auto& [name, reason] : s.checker_xfail) {
+        auto w = s.checker_xfail_when.find(name);
+        if (w == s.checker_xfail_when.end() ||
+            kernel_matches(w->second, guest_release(rec), rec.with_fixes))
+            xfail[name] = reason;
+    }
     std::string json_path = dir + "/check.json";
-    std::string text = capture({checker, "--quiet", "--json", json_path, dir}, 600);
+    std::vector<std::string> cmd = {checker, "--quiet", "--json", json_path};
+    if (rec.with_fixes)
+        cmd.push_back("--with-fixes");
+    cmd.push_back(dir);
+    std::string text = capture(cmd, 600);
     write_file(dir + "/check.txt", text);
     json v;
     try {
@@ -570,8 +590,13 @@ int main(int argc, char** argv) {
                       fs::copy_options::overwrite_existing, cec);
         if (!o.checker.empty() && r.skip.empty()) {
             progress(s.name, "icemu-check (the reference models judge the run)");
-            for (auto& p : checker_points(o.checker, s.name, dir, s.checker_xfail))
-                r.points.push_back(std::move(p));
+            try {
+                for (auto& p : checker_points(o.checker, s, dir, run.record()))
+                    r.points.push_back(std::move(p));
+            } catch (const ScenarioError& e) { // a release outside the kernel rule table
+                r.points.push_back(
+                    {s.name, "icemu-check ran and judged the run", false, "", e.what(), 0});
+            }
         }
         std::size_t failed = 0;
         for (const auto& p : r.points)

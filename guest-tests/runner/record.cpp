@@ -347,9 +347,9 @@ std::string kernel_skip_reason(const std::string& cond, const RunRecord& r) {
     if (cond.empty())
         return "";
     std::string rel = guest_release(r);
-    if (kernel_matches(cond, rel))
+    if (kernel_matches(cond, rel, r.with_fixes))
         return "";
-    return "needs kernel " + cond + ", the guest runs " + rel;
+    return "needs kernel " + cond + ", the guest runs " + rel + (r.with_fixes ? " with fixes" : "");
 }
 
 TestPoint check_step(const Scenario& s, const StepRecord& st) {
@@ -404,12 +404,25 @@ TestPoint check_expectation(const Scenario& s, const Expectation& x, const RunRe
         return step_ref(s, j.contains(key) ? j[key] : json(dflt));
     };
     std::ostringstream why;
+    // The kernel rules first, outside the try below: a release outside the rule table fails
+    // the point even when it is an expected failure.
     try {
         if (std::string skip = kernel_skip_reason(x.kernel, r); !skip.empty()) {
             p.passed = true;
             p.skip = skip;
             return p;
         }
+        // A kernel-conditional xfail: where its condition does not hold (another kernel, or
+        // the bug's fix applied) the expectation must pass.
+        if (!x.xfail_when.empty() && !kernel_matches(x.xfail_when, guest_release(r), r.with_fixes))
+            p.xfail.clear();
+    } catch (const ScenarioError& e) {
+        p.passed = false;
+        p.xfail.clear();
+        p.diag = std::string("cannot evaluate the kernel conditions: ") + e.what();
+        return p;
+    }
+    try {
         if (x.kind == "kmsg") {
             std::string needle = j.at("contains").get<std::string>();
             bool absent = j.value("absent", false);

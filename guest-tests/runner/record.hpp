@@ -44,6 +44,7 @@ struct RunRecord {
     std::vector<std::map<std::string, std::uint64_t>> event_marks;
     std::map<std::string, std::vector<Event>> events; // controller id -> parsed log
     bool engine = true;                               // the QEMU binary has the crypto properties
+    bool with_fixes = false; // the kernel carries guest-tests/kernel/fixes (icemu-run --with-fixes)
     json to_json() const;
 };
 

@@ -1,6 +1,7 @@
 #include "scenario.hpp"
 
 #include "icemu/models/event_schema.hpp"
+#include "icemu/models/kernel_rules.hpp"
 
 #include <cctype>
 #include <fstream>
@@ -128,8 +129,8 @@ const Keys kVirtioKeys = {"name", "size"};
 const Keys kStepExpectKeys = {"ok", "errno", "kmsg", "reply"};
 const Keys kInjectArgs = {"ctrl", "property", "value"};
 
-// What each expectation kind reads (besides kind, name, xfail, kernel), which of those it
-// needs, and whether it compares a number (eq/min/max) or names controllers (ctrl/ctrls).
+// What each expectation kind reads (besides kind, name, xfail, xfail_when, kernel), which of those
+// it needs, and whether it compares a number (eq/min/max) or names controllers (ctrl/ctrls).
 struct KindFormat {
     Keys keys;
     Keys needs;
@@ -160,7 +161,7 @@ void check_expectation_format(const json& e, const std::string& where, const std
                               const std::set<std::string>& ctrl_ids) {
     const KindFormat& f = kind_formats().at(kind);
     Keys keys = f.keys;
-    keys.insert({"kind", "name", "xfail", "kernel"});
+    keys.insert({"kind", "name", "xfail", "xfail_when", "kernel"});
     check_keys(e, where, keys);
     for (const auto& k : f.needs)
         if (!e.contains(k))
@@ -374,9 +375,18 @@ Scenario parse_scenario(const json& j) {
         s.kernel = field<std::string>(j, "kernel", "scenario", "");
         validate_kernel_condition(s.kernel);
         for (const auto& [k, v] : member(j, "checker_xfail", false).items()) {
-            if (!v.is_string())
-                throw ScenarioError("checker_xfail: \"" + k + "\" needs a reason string");
-            s.checker_xfail[k] = v.get<std::string>();
+            // "verdict": "reason", or {"reason": "...", "when": "<kernel condition>"}
+            if (v.is_object()) {
+                check_keys(v, "checker_xfail." + k, {"reason", "when"});
+                s.checker_xfail[k] = required<std::string>(v, "reason", "checker_xfail." + k);
+                s.checker_xfail_when[k] = field<std::string>(v, "when", "checker_xfail." + k, "");
+                validate_kernel_condition(s.checker_xfail_when[k]);
+            } else if (v.is_string()) {
+                s.checker_xfail[k] = v.get<std::string>();
+            } else {
+                throw ScenarioError("checker_xfail: \"" + k +
+                                    "\" needs a reason string or {\"reason\", \"when\"}");
+            }
         }
         std::size_t ei = 0;
         for (const auto& e : member(j, "expect", true)) {
@@ -392,6 +402,10 @@ Scenario parse_scenario(const json& j) {
             check_expectation_format(e, where, x.kind, ctrl_ids);
             if (e.contains("xfail"))
                 x.xfail = required<std::string>(e, "xfail", where);
+            x.xfail_when = field<std::string>(e, "xfail_when", where, "");
+            if (!x.xfail_when.empty() && !x.xfail)
+                throw ScenarioError(where + ": \"xfail_when\" without \"xfail\"");
+            validate_kernel_condition(x.xfail_when);
             x.kernel = field<std::string>(e, "kernel", where, "");
             validate_kernel_condition(x.kernel);
             if (x.kind == "events")
@@ -455,56 +469,26 @@ std::size_t step_ref(const Scenario& s, const json& ref) {
     throw ScenarioError("unknown step label '" + r + "'");
 }
 
-namespace {
-
-// "7.3.4-foo" -> {7, 3, 4}; stops at the first component that does not start with a digit.
-std::vector<unsigned long> version_parts(const std::string& v) {
-    std::vector<unsigned long> out;
-    std::size_t i = 0;
-    while (i < v.size() && std::isdigit(static_cast<unsigned char>(v[i]))) {
-        std::size_t end = i;
-        while (end < v.size() && std::isdigit(static_cast<unsigned char>(v[end])))
-            ++end;
-        out.push_back(std::stoul(v.substr(i, end - i)));
-        if (end >= v.size() || v[end] != '.')
-            break;
-        i = end + 1;
-    }
-    return out;
-}
-
-const std::regex& kernel_cond_re() {
-    static const std::regex re("^\\s*(>=|<=|==|>|<)\\s*([0-9]+(\\.[0-9]+)*)\\s*$");
-    return re;
-}
-
-} // namespace
+namespace {} // namespace
 
 void validate_kernel_condition(const std::string& cond) {
-    if (!cond.empty() && !std::regex_match(cond, kernel_cond_re()))
-        throw ScenarioError("bad kernel condition '" + cond + "' (want e.g. \">=7\" or \"<6.13\")");
+    if (cond.empty())
+        return;
+    try {
+        models::kernel::validate_condition(cond);
+    } catch (const std::invalid_argument& e) {
+        throw ScenarioError(e.what());
+    }
 }
 
-bool kernel_matches(const std::string& cond, const std::string& release) {
+bool kernel_matches(const std::string& cond, const std::string& release, bool with_fixes) {
     if (cond.empty())
         return true;
-    std::smatch m;
-    if (!std::regex_match(cond, m, kernel_cond_re()))
-        throw ScenarioError("bad kernel condition '" + cond + "'");
-    std::vector<unsigned long> want = version_parts(m[2].str()), got = version_parts(release);
-    if (got.empty())
-        throw ScenarioError("cannot read a version from the guest's release '" + release + "'");
-    got.resize(want.size(), 0);
-    const std::string op = m[1].str();
-    if (op == ">=")
-        return got >= want;
-    if (op == ">")
-        return got > want;
-    if (op == "<=")
-        return got <= want;
-    if (op == "<")
-        return got < want;
-    return got == want;
+    try {
+        return models::kernel::rules_for(release, with_fixes).condition(cond);
+    } catch (const std::invalid_argument& e) {
+        throw ScenarioError(e.what());
+    }
 }
 
 json substitute(const json& v, const Lookup& vars) {

@@ -54,7 +54,7 @@ struct Step {
     json expect = json::object(); // {"ok":bool,"errno":"EINVAL","kmsg":"...","reply":{ptr:value}}
     json save = json::object();   // {"var": "/json/pointer/or/field"} from the reply
     double timeout_s = 60;
-    std::string kernel; // "" or a condition like ">=7": run only on such guest kernels
+    std::string kernel; // "" or a kernel condition: run only on kernels where it holds
     bool host_only() const { return guest_ops::is_host_op(op); }
 };
 
@@ -63,7 +63,8 @@ struct Expectation {
     std::string kind;
     json spec;
     std::optional<std::string> xfail; // reason; the check is expected to fail
-    std::string kernel;               // "" or a condition like ">=7" (else reported as SKIP)
+    std::string xfail_when; // "" or a kernel condition: the xfail applies only where it holds
+    std::string kernel;     // "" or a kernel condition (else reported as SKIP)
 };
 
 struct Scenario {
@@ -84,7 +85,9 @@ struct Scenario {
         kernel; // "" or a condition the guest kernel must meet (else the scenario is SKIPped)
     std::map<std::string, std::string>
         checker_xfail; // icemu-check verdict name -> known-bug reason
-    json raw;          // the file as read
+    std::map<std::string, std::string>
+        checker_xfail_when; // verdict name -> kernel condition of its xfail ("" = always)
+    json raw;               // the file as read
 };
 
 // j[key] if present, else an empty array/object (a named reference, not a temporary: GCC 12
@@ -107,11 +110,14 @@ Scenario load_scenario(const std::string& path);
 // number -> that step's index (1-based). Throws ScenarioError if unknown.
 std::size_t step_ref(const Scenario& s, const json& ref);
 
-// Kernel conditions ("kernel": ">=7", "<6.13", "==6.12"): an operator (>=, >, <=, <, ==) and a
-// dotted version; the guest's hello release ("7.3.4", "6.12.117-icemu") is compared on as many
-// components as the condition gives. Throws ScenarioError on bad syntax.
+// Kernel conditions ("kernel", "xfail_when"): names of the rule table's rules
+// (models/kernel_rules.hpp), each optionally negated with "!", joined by "&&" and "||", e.g.
+// "dm-passthrough-striped" or "!mmc-cqe-read-retry-single-block || !bug-mmc-recovery-flag-sticky".
+// The guest's hello release ("7.3.4", "6.12.117-icemu") selects the rules; with_fixes turns the
+// bug rules that have a fix off. Throws ScenarioError on bad syntax, an unknown rule, or a
+// release outside the table's series.
 void validate_kernel_condition(const std::string& cond);
-bool kernel_matches(const std::string& cond, const std::string& release);
+bool kernel_matches(const std::string& cond, const std::string& release, bool with_fixes = false);
 
 // Replaces ${name} / ${name.attr} in every string of v. A string that is exactly one
 // reference to a number becomes that number. Unknown names throw ScenarioError.

@@ -64,7 +64,7 @@ void intersect(CryptoCaps& parent, const Profile& child) {
     parent.key_types &= child->key_types;
 }
 
-bool has_capabilities(const Profile& target, const Profile& reference, KernelVersion v) {
+bool has_capabilities(const Profile& target, const Profile& reference, const KernelRules& v) {
     if (!reference) {
         return true;
     }
@@ -79,23 +79,30 @@ bool has_capabilities(const Profile& target, const Profile& reference, KernelVer
     if (reference->max_dun_bytes > target->max_dun_bytes) {
         return false;
     }
-    if (v != KernelVersion::v6_12 && (reference->key_types & ~target->key_types) != 0) {
+    if (v.holds("dm-reload-compares-key-types") &&
+        (reference->key_types & ~target->key_types) != 0) {
         return false;
     }
     return true;
 }
 
-bool passes_crypto(std::string_view type, KernelVersion v) {
-    if (type == "linear" || type == "flakey") {
-        return true;
+bool passes_crypto(std::string_view type, const KernelRules& v) {
+    if (type == "linear") {
+        return v.holds("dm-passthrough-linear");
     }
-    if (v == KernelVersion::v7_3) {
-        return type == "striped" || type == "thin-pool" || type == "thin";
+    if (type == "flakey") {
+        return v.holds("dm-passthrough-flakey");
+    }
+    if (type == "striped") {
+        return v.holds("dm-passthrough-striped");
+    }
+    if (type == "thin-pool" || type == "thin") {
+        return v.holds("dm-passthrough-thin");
     }
     return false;
 }
 
-CryptoCaps construct_caps(const Table& t, const DeviceProfiles& devices, KernelVersion v) {
+CryptoCaps construct_caps(const Table& t, const DeviceProfiles& devices, const KernelRules& v) {
     CryptoCaps p = dm_initial_caps();
     for (const auto& target : t.targets) {
         if (!passes_crypto(target.type, v)) {
@@ -231,7 +238,7 @@ std::vector<MappedRange> map_bytes(const Segment& s, std::uint64_t off, std::uin
     return out;
 }
 
-SysfsCrypto sysfs_view(const Profile& p, bool dir_present, KernelVersion v) {
+SysfsCrypto sysfs_view(const Profile& p, bool dir_present, const KernelRules& v) {
     SysfsCrypto s;
     s.present = dir_present && p.has_value();
     if (!s.present) {
@@ -244,7 +251,7 @@ SysfsCrypto sysfs_view(const Profile& p, bool dir_present, KernelVersion v) {
             s.modes[std::string(mode_name(static_cast<Mode>(i)))] = p->modes[i];
         }
     }
-    if (v != KernelVersion::v6_12) {
+    if (v.holds("sysfs-key-type-files")) {
         s.raw_keys = (p->key_types & kKeyTypeRaw) != 0;
         s.hw_wrapped_keys = (p->key_types & kKeyTypeHwWrapped) != 0;
     }

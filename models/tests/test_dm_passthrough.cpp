@@ -38,17 +38,17 @@ TEST_CASE("ufshcd counts only AES-XTS-256 caps and scales SDUSB by 512", "[dm]")
 
 TEST_CASE("the passthrough target list depends on the kernel version", "[dm]") {
     for (auto t : {"linear", "flakey"}) {
-        CHECK(passes_crypto(t, KernelVersion::v6_12));
-        CHECK(passes_crypto(t, KernelVersion::v7_3));
+        CHECK(passes_crypto(t, kernel::rules_for("6.12.117")));
+        CHECK(passes_crypto(t, kernel::rules_for("7.3.4")));
     }
     for (auto t : {"striped", "thin-pool", "thin"}) {
-        CHECK_FALSE(passes_crypto(t, KernelVersion::v6_12));
-        CHECK(passes_crypto(t, KernelVersion::v7_3));
+        CHECK_FALSE(passes_crypto(t, kernel::rules_for("6.12.117")));
+        CHECK(passes_crypto(t, kernel::rules_for("7.3.4")));
     }
     for (auto t : {"crypt", "delay", "zero", "error", "mirror", "raid", "snapshot", "verity",
                    "integrity", "multipath", "inlinecrypt"}) {
-        CHECK_FALSE(passes_crypto(t, KernelVersion::v6_12));
-        CHECK_FALSE(passes_crypto(t, KernelVersion::v7_3));
+        CHECK_FALSE(passes_crypto(t, kernel::rules_for("6.12.117")));
+        CHECK_FALSE(passes_crypto(t, kernel::rules_for("7.3.4")));
     }
 }
 
@@ -57,28 +57,31 @@ TEST_CASE("a dm profile is the intersection of its devices' profiles", "[dm]") {
                               {"ufs1", ufs("aes-xts-256:0x08")},
                               {"mmc0", cqhci_like(0x1200)}};
     const Table t{{Target{"linear", {"ufs0"}}, Target{"linear", {"ufs1"}}}};
-    const auto p = construct_caps(t, devs, KernelVersion::v6_12);
+    const auto p = construct_caps(t, devs, kernel::rules_for("6.12.117"));
     CHECK(p.modes[kXts] == 0x1000u);
     CHECK(p.max_dun_bytes == 8);
     CHECK(p.num_slots == 0);
     // dm_table_construct_crypto_profile intersects: UFS (8 bytes) + CQHCI (4 bytes) ->
     // max_dun_bits 32.
     const auto q = construct_caps(Table{{Target{"linear", {"ufs0"}}, Target{"linear", {"mmc0"}}}},
-                                  devs, KernelVersion::v6_12);
+                                  devs, kernel::rules_for("6.12.117"));
     CHECK(q.max_dun_bytes == 4);
     CHECK(q.modes[kXts] == 0x1200u);
-    CHECK(sysfs_view(q, true, KernelVersion::v6_12).max_dun_bits == 32);
+    CHECK(sysfs_view(q, true, kernel::rules_for("6.12.117")).max_dun_bits == 32);
 }
 
 TEST_CASE("a device without crypto or a non-passthrough target clears everything", "[dm]") {
     const DeviceProfiles devs{{"ufs0", ufs("aes-xts-256:0x0f")}, {"vda", std::nullopt}};
     CHECK(construct_caps(Table{{Target{"linear", {"ufs0"}}, Target{"linear", {"vda"}}}}, devs,
-                         KernelVersion::v6_12)
+                         kernel::rules_for("6.12.117"))
               .empty());
-    CHECK(construct_caps(Table{{Target{"delay", {"ufs0"}}}}, devs, KernelVersion::v6_12).empty());
-    CHECK(construct_caps(Table{{Target{"striped", {"ufs0"}}}}, devs, KernelVersion::v6_12).empty());
+    CHECK(construct_caps(Table{{Target{"delay", {"ufs0"}}}}, devs, kernel::rules_for("6.12.117"))
+              .empty());
+    CHECK(construct_caps(Table{{Target{"striped", {"ufs0"}}}}, devs, kernel::rules_for("6.12.117"))
+              .empty());
     CHECK_FALSE(
-        construct_caps(Table{{Target{"striped", {"ufs0"}}}}, devs, KernelVersion::v7_3).empty());
+        construct_caps(Table{{Target{"striped", {"ufs0"}}}}, devs, kernel::rules_for("7.3.4"))
+            .empty());
 }
 
 TEST_CASE("7.x intersects key types and 6.12 ignores them", "[dm]") {
@@ -86,13 +89,13 @@ TEST_CASE("7.x intersects key types and 6.12 ignores them", "[dm]") {
     wrapped.max_dun_bytes = 8;
     wrapped.key_types = kKeyTypeHwWrapped;
     const DeviceProfiles devs{{"ufs0", ufs("aes-xts-256:0x08")}, {"qcom", wrapped}};
-    const auto p =
-        construct_caps(Table{{Target{"linear", {"ufs0", "qcom"}}}}, devs, KernelVersion::v7_3);
+    const auto p = construct_caps(Table{{Target{"linear", {"ufs0", "qcom"}}}}, devs,
+                                  kernel::rules_for("7.3.4"));
     CHECK(p.key_types == 0);
     // Reload from a raw-key live profile to one without raw keys is rejected in 7.x only.
     const Profile live = ufs("aes-xts-256:0x08");
-    CHECK_FALSE(has_capabilities(p, live, KernelVersion::v7_3));
-    CHECK(has_capabilities(p, live, KernelVersion::v6_12));
+    CHECK_FALSE(has_capabilities(p, live, kernel::rules_for("7.3.4")));
+    CHECK(has_capabilities(p, live, kernel::rules_for("6.12.117")));
 }
 
 TEST_CASE("a reload with fewer capabilities is rejected with EINVAL at load", "[dm]") {
@@ -100,7 +103,7 @@ TEST_CASE("a reload with fewer capabilities is rejected with EINVAL at load", "[
                               {"ufs1", ufs("aes-xts-256:0x08")},
                               {"ufs2", ufs("aes-xts-256:0xff")},
                               {"vda", std::nullopt}};
-    DmDevice d(KernelVersion::v6_12);
+    DmDevice d(kernel::rules_for("6.12.117"));
     REQUIRE(d.load(linear("ufs0"), devs) == 0);
     REQUIRE(d.resume());
     CHECK(d.load(linear("ufs1"), devs) == -kEINVAL); // loses 512..2048
@@ -116,7 +119,7 @@ TEST_CASE("a reload with fewer capabilities is rejected with EINVAL at load", "[
 
 TEST_CASE("the reload rule is checked against the queue profile set by the first load", "[dm]") {
     const DeviceProfiles devs{{"ufs0", ufs("aes-xts-256:0x0f")}, {"vda", std::nullopt}};
-    DmDevice d(KernelVersion::v6_12);
+    DmDevice d(kernel::rules_for("6.12.117"));
     REQUIRE(d.load(linear("ufs0"), devs) == 0);
     // Not resumed yet, but dm_setup_md_queue already gave the queue the first table's profile.
     CHECK(d.load(linear("vda"), devs) == -kEINVAL);
@@ -125,7 +128,7 @@ TEST_CASE("the reload rule is checked against the queue profile set by the first
 TEST_CASE("a device whose first table had no crypto can load anything but shows no sysfs dir",
           "[dm]") {
     const DeviceProfiles devs{{"ufs0", ufs("aes-xts-256:0x0f")}, {"vda", std::nullopt}};
-    DmDevice d(KernelVersion::v6_12);
+    DmDevice d(kernel::rules_for("6.12.117"));
     REQUIRE(d.load(linear("vda"), devs) == 0);
     REQUIRE(d.resume());
     CHECK_FALSE(d.queue_profile().has_value());
@@ -137,7 +140,7 @@ TEST_CASE("a device whose first table had no crypto can load anything but shows 
 
 TEST_CASE("sysfs shows num_keyslots 0, max_dun_bits and the non-zero mode masks", "[dm]") {
     const DeviceProfiles devs{{"ufs0", ufs("aes-xts-256:0x08")}};
-    DmDevice d(KernelVersion::v7_3);
+    DmDevice d(kernel::rules_for("7.3.4"));
     REQUIRE(d.load(linear("ufs0"), devs) == 0);
     REQUIRE(d.resume());
     const auto s = d.sysfs();
@@ -147,14 +150,14 @@ TEST_CASE("sysfs shows num_keyslots 0, max_dun_bits and the non-zero mode masks"
     CHECK(s.modes == std::map<std::string, std::uint32_t>{{"AES-256-XTS", 0x1000}});
     CHECK(s.raw_keys);
     CHECK_FALSE(s.hw_wrapped_keys);
-    CHECK_FALSE(sysfs_view(*d.queue_profile(), true, KernelVersion::v6_12).raw_keys);
+    CHECK_FALSE(sysfs_view(*d.queue_profile(), true, kernel::rules_for("6.12.117")).raw_keys);
 }
 
 TEST_CASE("eviction reaches every device of the live table and not the old table's", "[dm]") {
     const DeviceProfiles devs{{"ufs0", ufs("aes-xts-256:0x0f")},
                               {"ufs1", ufs("aes-xts-256:0x0f")},
                               {"ufs2", ufs("aes-xts-256:0x0f")}};
-    DmDevice d(KernelVersion::v6_12);
+    DmDevice d(kernel::rules_for("6.12.117"));
     CHECK(d.evict_fanout().empty()); // no live table yet
     REQUIRE(d.load(Table{{Target{"linear", {"ufs0"}}, Target{"linear", {"ufs1"}}}}, devs) == 0);
     CHECK(d.evict_fanout().empty()); // loaded but not resumed
@@ -168,12 +171,12 @@ TEST_CASE("eviction reaches every device of the live table and not the old table
 
 TEST_CASE("a dm device stacked on another dm device intersects with its queue profile", "[dm]") {
     const DeviceProfiles leaves{{"ufs0", ufs("aes-xts-256:0x0f")}};
-    DmDevice lower(KernelVersion::v6_12);
+    DmDevice lower(kernel::rules_for("6.12.117"));
     REQUIRE(lower.load(linear("ufs0"), leaves) == 0);
     REQUIRE(lower.resume());
     DeviceProfiles devs = leaves;
     devs["dm-0"] = lower.queue_profile();
-    DmDevice upper(KernelVersion::v6_12);
+    DmDevice upper(kernel::rules_for("6.12.117"));
     REQUIRE(upper.load(Table{{Target{"flakey", {"dm-0"}}}}, devs) == 0);
     REQUIRE(upper.resume());
     CHECK(upper.queue_profile()->modes[kXts] == 0x1e00u);

@@ -139,7 +139,7 @@ TEST_CASE("after a dm table swap the old device keeps the key and a re-created k
     dev["ufs1"] = &ufs1;
     const auto caps = dm::ufs_profile({kCap}, 4);
     const dm::DeviceProfiles profiles{{"ufs0", caps}, {"ufs1", caps}};
-    dm::DmDevice dmdev(dm::KernelVersion::v6_12);
+    dm::DmDevice dmdev(kernel::rules_for("6.12.117"));
     REQUIRE(dmdev.load(dm::Table{{dm::Target{"linear", {"ufs0"}}}}, profiles) == 0);
     REQUIRE(dmdev.resume());
     ufs0.io(1, 7); // I/O through dm reaches ufs0 with the fs DUN unchanged

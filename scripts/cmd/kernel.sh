@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# ./icemu kernel [--series 7|6.12] [--source DIR] [--no-patches] [--exclude-patch NAME]
-#                [--print-path]
+# ./icemu kernel [--series 7|6.12|6.1] [--source DIR] [--no-patches] [--exclude-patch NAME]
+#                [--with-fixes] [--print-path]
 # Build a guest kernel (Debian's linux-source, or your tree with --source) with icemu's config
 # fragments and patches and print its bzImage path. See guest-tests/kernel/build-kernel.sh.
 set -euo pipefail

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # ./icemu shell [--machine NAME | --scenario NAME] [--kernel PATH] [--stock-kernel]
-#               [--kernel-series 7|6.12] [icemu-shell options] [-- CMD [ARG...]]
+#               [--kernel-series 7|6.12|6.1] [icemu-shell options] [-- CMD [ARG...]]
 # Boot icemu's Debian root filesystem with the emulated controllers of a machine
 # (guest-tests/machines: ufs, two-ufs, ufs-emmc, ufs-mcq) or of a scenario. Without CMD you
 # get a console (exit or Ctrl-D powers off, Ctrl-A x kills QEMU); with CMD it runs in the
@@ -22,8 +22,8 @@ while [ $# -gt 0 ]; do
 		[ -f "$2" ] || die "--kernel: no such file '$2'"
 		USER_KERNEL=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift 2 ;;
 	--kernel-series)
-		[ $# -ge 2 ] || die "--kernel-series needs a value (7 or 6.12)"
-		SERIES=$2; shift 2 ;;
+		[ $# -ge 2 ] || die "--kernel-series needs a value ($KERNEL_SERIES_HELP)"
+		SERIES=$2; check_series; shift 2 ;;
 	--stock-kernel) KERNEL_FLAGS+=(--no-patches); identity=intel-mtl; shift ;;
 	--) ARGS+=("$@"); break ;;
 	*) ARGS+=("$1"); shift ;;

@@ -1,22 +1,28 @@
 #!/usr/bin/env bash
-# ./icemu test [--kernel-series 7|6.12] [--no-asan]
+# ./icemu test [--kernel-series 7|6.12|6.1] [--with-fixes] [--no-asan]
 # What CI runs: set up, build (QEMU, the guest kernel with and without icemu's patches, the
 # Debian root filesystem, the C++ tree), run every ctest label (unit, device, upstream, guest,
 # shell, vng, stock), then the unit and device labels again under ASan+UBSan.
+#   --kernel-series S  the guest kernel of series S (docs/conformance.md "Kernel matrix")
+#   --with-fixes       the guest kernel carries guest-tests/kernel/fixes and the guest label runs
+#                      icemu-run --with-fixes: the known bugs' expected failures must PASS
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 . "$ICEMU_ROOT/scripts/build-lib.sh"
 asan=1
+with_fixes=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	-h | --help) usage_from_header "$0"; exit 0 ;;
 	--kernel-series)
-		[ $# -ge 2 ] || die "--kernel-series needs a value (7 or 6.12)"
+		[ $# -ge 2 ] || die "--kernel-series needs a value ($KERNEL_SERIES_HELP)"
 		SERIES=$2; shift 2 ;;
+	--with-fixes) with_fixes=1; KERNEL_FLAGS+=(--with-fixes); shift ;;
 	--no-asan) asan=0; shift ;;
 	*) die "unknown test option '$1' (try ./icemu test --help)" ;;
 	esac
 done
+check_series
 do_build
 ROOTFS_IMG=$(build_rootfs)
 [ -f "$ROOTFS_IMG" ] || die "the root filesystem build produced no image"
@@ -28,7 +34,8 @@ if [ -z "${ICEMU_KERNEL:-}" ]; then
 	[ -f "$STOCK_IMG" ] || die "the stock kernel build produced no image"
 fi
 cmake --preset default -S "$ICEMU_ROOT" -DICEMU_ROOTFS="$ROOTFS_IMG" \
-	-DICEMU_KERNEL_STOCK="$STOCK_IMG" >/dev/null
+	-DICEMU_KERNEL_STOCK="$STOCK_IMG" -DICEMU_KERNEL_SERIES="$SERIES" \
+	-DICEMU_WITH_FIXES="$with_fixes" >/dev/null
 rc=0
 # Tests are independent (each guest test is its own VM; see guest-tests/CMakeLists.txt):
 # run as many at once as the host has cores (ICEMU_JOBS overrides).

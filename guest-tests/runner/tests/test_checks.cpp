@@ -230,11 +230,11 @@ TEST_CASE("a step or expectation for another kernel is a SKIP, not a pass or a f
     RunRecord r = record(false); // the key stays in ufs0: the keys_evicted check would fail
     r.hello["release"] = "6.12.117";
     Expectation x = s.expectations[0];
-    x.kernel = ">=7";
+    x.kernel = "dm-passthrough-striped";
     TestPoint p = check_expectation(s, x, r);
     CHECK(p.ok());
-    CHECK(p.skip == "needs kernel >=7, the guest runs 6.12.117");
-    x.kernel = "<7";
+    CHECK(p.skip == "needs kernel dm-passthrough-striped, the guest runs 6.12.117");
+    x.kernel = "!dm-passthrough-striped";
     TestPoint q = check_expectation(s, x, r);
     CHECK(q.skip.empty());
     CHECK_FALSE(q.ok()); // applies on 6.12 and fails
@@ -247,6 +247,31 @@ TEST_CASE("a step or expectation for another kernel is a SKIP, not a pass or a f
     CHECK(r.to_json().dump().find("skipped") == std::string::npos);
     r.steps[3] = st;
     CHECK(r.to_json()["steps"][3]["skipped"] == st.skipped);
+}
+
+TEST_CASE("a kernel-conditional xfail is expected only where its bug rule holds") {
+    Scenario s = scen();
+    RunRecord r = record(false); // the key stays in ufs0: the keys_evicted check fails
+    r.hello["release"] = "7.3.4";
+    Expectation x = s.expectations[0];
+    x.xfail = "bug (a)";
+    x.xfail_when = "bug-dm-evict-live-table-only";
+    TestPoint p = check_expectation(s, x, r);
+    CHECK(p.is_xfail());
+    CHECK(p.ok());
+    r.with_fixes = true; // the fix is applied, yet the device still holds the key: a failure
+    TestPoint q = check_expectation(s, x, r);
+    CHECK(q.xfail.empty());
+    CHECK_FALSE(q.ok());
+    CHECK(q.skip.empty());
+    RunRecord good = record(true); // evicted: with fixes this passes
+    good.hello["release"] = "7.3.4";
+    good.with_fixes = true;
+    CHECK(check_expectation(s, x, good).ok());
+    good.with_fixes = false; // without fixes, a pass is an XPASS
+    CHECK_FALSE(check_expectation(s, x, good).ok());
+    good.hello["release"] = "6.6.60"; // outside the rule table: an error, not a default
+    CHECK_FALSE(check_expectation(s, x, good).ok());
 }
 
 TEST_CASE(

@@ -130,38 +130,62 @@ TEST_CASE("every shipped scenario file parses") {
     }
 }
 
-TEST_CASE("kernel conditions compare the guest release on the components they name") {
-    CHECK(kernel_matches(">=7", "7.3.4"));
-    CHECK_FALSE(kernel_matches(">=7", "6.12.117"));
-    CHECK(kernel_matches("<7", "6.12.117-icemu"));
-    CHECK_FALSE(kernel_matches("<7", "7.0.0"));
-    CHECK(kernel_matches("==6.12", "6.12.117"));
-    CHECK_FALSE(kernel_matches("==6.12", "6.1.2"));
-    CHECK(kernel_matches("<6.13", "6.12.117"));
-    CHECK(kernel_matches(">6.12", "7.3.4"));
-    CHECK_FALSE(kernel_matches(">6.12", "6.12.117"));
-    CHECK(kernel_matches("<=7.3", "7.3.4"));
+TEST_CASE("kernel conditions name rules of the kernel rule table") {
+    CHECK(kernel_matches("dm-passthrough-striped", "7.3.4"));
+    CHECK_FALSE(kernel_matches("dm-passthrough-striped", "6.12.117"));
+    CHECK(kernel_matches("!dm-passthrough-striped", "6.12.117-icemu"));
+    CHECK_FALSE(kernel_matches("dm-passthrough-striped", "6.1.192"));
+    CHECK(kernel_matches("dm-passthrough-flakey", "6.1.192"));
+    CHECK_FALSE(kernel_matches("ufs-mcq", "6.1.192"));
+    CHECK(kernel_matches("bug-dm-evict-live-table-only", "7.3.4"));
+    CHECK_FALSE(kernel_matches("bug-dm-evict-live-table-only", "7.3.4", true)); // fixed
+    CHECK(
+        kernel_matches("mmc-cqe-read-retry-single-block && bug-mmc-recovery-flag-sticky", "7.3.4"));
     CHECK(kernel_matches("", "anything"));
+    // The old operator form, unknown rules, misspellings and unknown kernels are errors.
+    CHECK_THROWS_AS(validate_kernel_condition(">=7"), ScenarioError);
+    CHECK_THROWS_AS(validate_kernel_condition("dm-passthrough-stripe"), ScenarioError);
     CHECK_THROWS_AS(validate_kernel_condition("7"), ScenarioError);
-    CHECK_THROWS_AS(validate_kernel_condition(">= seven"), ScenarioError);
-    CHECK_THROWS_AS(kernel_matches(">=7", "unknown"), ScenarioError);
+    CHECK_THROWS_AS(kernel_matches("dm-passthrough-linear", "unknown"), ScenarioError);
+    CHECK_THROWS_AS(kernel_matches("dm-passthrough-linear", "6.6.60"), ScenarioError);
 }
 
 TEST_CASE(
     "kernel conditions and checker xfails are read from steps, expectations and the scenario") {
     json j = minimal();
-    j["kernel"] = ">=7";
-    j["steps"][0]["kernel"] = "<7";
-    j["expect"][0]["kernel"] = ">=7";
-    j["checker_xfail"] = {{"medium", "known bug"}};
+    j["kernel"] = "dm-inlinecrypt-target";
+    j["steps"][0]["kernel"] = "!dm-passthrough-striped";
+    j["expect"][0]["kernel"] = "dm-passthrough-striped";
+    j["expect"][0]["xfail"] = "known bug";
+    j["expect"][0]["xfail_when"] = "bug-dm-evict-live-table-only";
+    j["checker_xfail"] = {
+        {"medium", "known bug"},
+        {"keys-evicted", {{"reason", "bug (a)"}, {"when", "bug-dm-evict-live-table-only"}}}};
     Scenario s = parse_scenario(j);
-    CHECK(s.kernel == ">=7");
-    CHECK(s.steps[0].kernel == "<7");
+    CHECK(s.kernel == "dm-inlinecrypt-target");
+    CHECK(s.steps[0].kernel == "!dm-passthrough-striped");
     CHECK_FALSE(s.steps[0].args.contains("kernel")); // not sent to the guest
-    CHECK(s.expectations[0].kernel == ">=7");
+    CHECK(s.expectations[0].kernel == "dm-passthrough-striped");
+    CHECK(s.expectations[0].xfail_when == "bug-dm-evict-live-table-only");
     CHECK(s.checker_xfail.at("medium") == "known bug");
-    j["steps"][1]["kernel"] = "7.x";
-    CHECK_THROWS_AS(parse_scenario(j), ScenarioError);
+    CHECK(s.checker_xfail_when.count("medium") == 0);
+    CHECK(s.checker_xfail.at("keys-evicted") == "bug (a)");
+    CHECK(s.checker_xfail_when.at("keys-evicted") == "bug-dm-evict-live-table-only");
+    json k = j;
+    k["steps"][1]["kernel"] = "7.x";
+    CHECK_THROWS_AS(parse_scenario(k), ScenarioError);
+    k = j;
+    k["expect"][0]["xfail_when"] = "bug-dm-evict-live-table";
+    CHECK_THROWS_AS(parse_scenario(k), ScenarioError);
+    k = j;
+    k["expect"][0].erase("xfail");
+    CHECK_THROWS_AS(parse_scenario(k), ScenarioError); // xfail_when without xfail
+    k = j;
+    k["checker_xfail"]["keys-evicted"]["when"] = ">=7";
+    CHECK_THROWS_AS(parse_scenario(k), ScenarioError);
+    k = j;
+    k["checker_xfail"]["keys-evicted"]["whn"] = "x";
+    CHECK_THROWS_AS(parse_scenario(k), ScenarioError);
 }
 
 // The message of the ScenarioError that parse_scenario(j) throws ("" if it parses).

@@ -8,14 +8,18 @@
 // files it touches; (4) verdicts.cpp judges each invariant of the table from what was collected.
 #include "run.hpp"
 
+#include <stdexcept>
+
 namespace icemu::checker {
 
 std::vector<Verdict> check(const Inputs& in, const Options& opt) {
     namespace dm = models::dm;
     const std::string rel = detail::str(detail::at(in.run, "hello"), "release");
-    const dm::KernelVersion kv =
-        opt.kernel ? *opt.kernel
-                   : (rel.rfind("6.", 0) == 0 ? dm::KernelVersion::v6_12 : dm::KernelVersion::v7_3);
+    if (!opt.kernel && rel.empty()) {
+        throw std::invalid_argument("run.json has no hello.release (did the guest say hello?): "
+                                    "no kernel rules to judge the run by");
+    }
+    const dm::KernelRules kv = opt.kernel ? *opt.kernel : models::kernel::rules_for(rel);
     const detail::Facts facts = detail::gather_facts(in, kv);
     detail::Models models = detail::build_models(facts);
     const detail::Results res = detail::replay_logs(facts, models);

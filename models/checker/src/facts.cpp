@@ -573,7 +573,7 @@ const std::map<guest_ops::Op, Handler>& handlers() {
 
 } // namespace
 
-Facts gather_facts(const Inputs& in, dm::KernelVersion kv) {
+Facts gather_facts(const Inputs& in, const dm::KernelRules& kv) {
     Facts w(in, kv);
     load_disks(w);
     w.record_sysfs(0, at(at(in.run, "boot_disks"), "disks"));

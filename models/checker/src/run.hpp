@@ -55,7 +55,7 @@ struct DmState {
     std::vector<dm::Segment> live, inactive;
     std::string sysname, devnum;
     unsigned loads = 0;
-    explicit DmState(dm::KernelVersion v) : model(v) {}
+    explicit DmState(const dm::KernelRules& v) : model(v) {}
 };
 
 /// A range written with write_dev through a dm-inlinecrypt segment: a "file" whose key is the
@@ -138,7 +138,7 @@ struct IcRemoval {
 /// Everything the steps say, in step order.
 struct Facts {
     const Inputs& in;
-    dm::KernelVersion kv;
+    dm::KernelRules kv;
 
     std::map<std::string, Disk> disks; ///< scenario disk name -> disk
     std::map<std::string, DmState> dms;
@@ -153,7 +153,7 @@ struct Facts {
     std::vector<IcRemoval> ic_removals; ///< dm_remove of devices with dm-inlinecrypt keys
     std::vector<std::string> identifier_checks, identifier_fails;
 
-    Facts(const Inputs& i, dm::KernelVersion v) : in(i), kv(v) {}
+    Facts(const Inputs& i, const dm::KernelRules& v) : in(i), kv(v) {}
 
     std::string step_name(std::size_t i) const;
     std::optional<std::string> resolve(const std::string& token) const; // -> disk or "dm:NAME"
@@ -174,7 +174,7 @@ struct Facts {
 
 /// Reads the scenario's disks and walks run.json's steps. Throws std::invalid_argument on a
 /// step whose op is not in the guest-op vocabulary (guest_ops.hpp).
-Facts gather_facts(const Inputs& in, dm::KernelVersion kv);
+Facts gather_facts(const Inputs& in, const dm::KernelRules& kv);
 
 // ---- models: each file's expected key, DUN and location ---------------------------------------
 

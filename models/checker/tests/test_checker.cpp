@@ -744,9 +744,25 @@ TEST_CASE("thin-pool passes crypto from its data device only, on 7.x but not on 
     CHECK(verdict(v7, 5).status == Status::pass);
     CHECK_THAT(all_details(verdict(v7, 5)), ContainsSubstring("dm device thin: matches"));
     Options o612;
-    o612.kernel = icemu::models::dm::KernelVersion::v6_12;
+    o612.kernel = icemu::models::kernel::rules_for("6.12.117");
     const auto v6 = check(f.inputs(), o612);
     fails(v6, 5, {"dm device pool: present, the model says absent"});
+}
+
+TEST_CASE("the kernel rules come from the guest's release; an unknown release is an error",
+          "[checker]") {
+    const Fixture f = thin_run();
+    auto in = f.inputs();
+    in.run["hello"]["release"] = "6.1.192";
+    fails(check(in), 5, {"dm device pool: present, the model says absent"}); // 6.1: no thin
+    in.run["hello"]["release"] = "7.3.4-icemu";
+    CHECK(verdict(check(in), 5).status == Status::pass);
+    // A series the rule table was not read for (or a misspelt release) is not "some 6.x".
+    for (const char* rel : {"6.6.60", "6.12", "7.3.4x", ""}) {
+        INFO(rel);
+        in.run["hello"]["release"] = rel;
+        CHECK_THROWS_AS(check(in), std::invalid_argument);
+    }
 }
 
 TEST_CASE("steps the runner skipped for the kernel are not fed to the models", "[checker]") {

@@ -81,7 +81,7 @@ TEST_CASE("docs/checker.md's table of invariants is the checker's table", "[chec
 TEST_CASE("the invariant table drives the verdicts: one per row, in order, named by it",
           "[checker]") {
     Inputs in;
-    in.run = {{"steps", json::array()}};
+    in.run = {{"hello", {{"release", "7.3.4"}}}, {"steps", json::array()}};
     const auto v = check(in);
     const auto table = invariants();
     REQUIRE(v.size() == table.size());
@@ -98,6 +98,7 @@ TEST_CASE("a run.json step whose op is outside the guest-op vocabulary is reject
     auto run_with = [](const std::string& op) {
         Inputs in;
         in.run = {
+            {"hello", {{"release", "7.3.4"}}},
             {"steps",
              {{{"index", 1},
                {"op", "sync"},

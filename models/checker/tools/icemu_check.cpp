@@ -18,23 +18,26 @@ namespace {
 
 void usage(std::FILE* f) {
     std::fprintf(
-        f, "usage: icemu-check [options] [ARTIFACTS_DIR]\n"
-           "  ARTIFACTS_DIR        one scenario's directory from icemu-run --keep (run.json,\n"
-           "                       <ctrl>.events.jsonl, *.img)\n"
-           "  --run FILE           run.json (default ARTIFACTS_DIR/run.json)\n"
-           "  --scenario FILE      scenario JSON (default: ARTIFACTS_DIR/scenario.json, else\n"
-           "                       guest-tests/scenarios/<dir name>.json)\n"
-           "  --log CTRL=FILE      an event log (repeatable; overrides the directory's)\n"
-           "  --image DISK=FILE    a raw image of scenario disk DISK (repeatable)\n"
-           "  --kernel 6.12|7.3    kernel rules for dm (default: from the guest's release)\n"
-           "  --no-media           skip the medium comparison of invariant 7\n"
-           "  --json FILE          also write the verdicts as JSON ('-' = stdout, text to stderr)\n"
-           "  --quiet              print only failures and the summary\n"
-           "  --device-only        no scenario or run.json: summarise and judge the --log files\n"
-           "                       alone (what ./icemu shell prints after a session)\n"
-           "  --expect-evicted     with --device-only: nothing is mounted any more, so every\n"
-           "                       keyslot must be empty at the end of each log\n"
-           "exit: 0 pass, 1 an invariant failed, 2 usage/input error\n");
+        f,
+        "usage: icemu-check [options] [ARTIFACTS_DIR]\n"
+        "  ARTIFACTS_DIR        one scenario's directory from icemu-run --keep (run.json,\n"
+        "                       <ctrl>.events.jsonl, *.img)\n"
+        "  --run FILE           run.json (default ARTIFACTS_DIR/run.json)\n"
+        "  --scenario FILE      scenario JSON (default: ARTIFACTS_DIR/scenario.json, else\n"
+        "                       guest-tests/scenarios/<dir name>.json)\n"
+        "  --log CTRL=FILE      an event log (repeatable; overrides the directory's)\n"
+        "  --image DISK=FILE    a raw image of scenario disk DISK (repeatable)\n"
+        "  --kernel RELEASE     the kernel rules of RELEASE, e.g. 6.1.192 or 7.3.4 (default: the\n"
+        "                       guest's release; one outside the rule table is an error)\n"
+        "  --with-fixes         the kernel carries guest-tests/kernel/fixes (bug rules off)\n"
+        "  --no-media           skip the medium comparison of invariant 7\n"
+        "  --json FILE          also write the verdicts as JSON ('-' = stdout, text to stderr)\n"
+        "  --quiet              print only failures and the summary\n"
+        "  --device-only        no scenario or run.json: summarise and judge the --log files\n"
+        "                       alone (what ./icemu shell prints after a session)\n"
+        "  --expect-evicted     with --device-only: nothing is mounted any more, so every\n"
+        "                       keyslot must be empty at the end of each log\n"
+        "exit: 0 pass, 1 an invariant failed, 2 usage/input error\n");
 }
 
 std::pair<std::string, std::string> split_eq(const std::string& s) {
@@ -54,6 +57,8 @@ int main(int argc, char** argv) {
     Options opt;
     bool quiet = false;
     bool device_only = false;
+    std::string kernel_release;
+    bool with_fixes = false;
     DeviceSummaryOptions dopt;
     try {
         for (int i = 1; i < argc; ++i) {
@@ -73,14 +78,9 @@ int main(int argc, char** argv) {
             } else if (a == "--image") {
                 images.push_back(split_eq(val()));
             } else if (a == "--kernel") {
-                const std::string k = val();
-                if (k == "6.12") {
-                    opt.kernel = icemu::models::dm::KernelVersion::v6_12;
-                } else if (k == "7.3" || k == "7.x") {
-                    opt.kernel = icemu::models::dm::KernelVersion::v7_3;
-                } else {
-                    throw std::invalid_argument("--kernel must be 6.12 or 7.3");
-                }
+                kernel_release = val(); // checked by rules_for below
+            } else if (a == "--with-fixes") {
+                with_fixes = true;
             } else if (a == "--no-media") {
                 opt.check_media = false;
             } else if (a == "--json") {
@@ -110,6 +110,9 @@ int main(int argc, char** argv) {
         }
         if (!device_only && dir.empty() && run_path.empty()) {
             throw std::invalid_argument("give an artifacts directory or --run");
+        }
+        if (!kernel_release.empty()) {
+            opt.kernel = icemu::models::kernel::rules_for(kernel_release, with_fixes);
         }
     } catch (const std::exception& e) {
         std::fprintf(stderr, "icemu-check: %s\n", e.what());
@@ -157,6 +160,10 @@ int main(int argc, char** argv) {
         }
         for (const auto& [disk, path] : images) {
             in.images[disk] = path;
+        }
+        if (with_fixes && !opt.kernel) {
+            opt.kernel = icemu::models::kernel::rules_for(
+                in.run.at("hello").at("release").get<std::string>(), true);
         }
     } catch (const std::exception& e) {
         std::fprintf(stderr, "icemu-check: %s\n", e.what());

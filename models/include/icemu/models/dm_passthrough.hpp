@@ -11,8 +11,8 @@
 //     max_dun UINT_MAX; a target type that does not pass crypto clears everything and stops;
 //     otherwise intersect with every device the target iterates; then the reload rule (below);
 //     then an all-zero profile becomes "no profile";
-//   - passthrough target types: 6.12 linear, flakey; 7.x linear, flakey, striped, thin-pool,
-//     thin (the target types with DM_TARGET_PASSES_CRYPTO in drivers/md/dm-*.c);
+//   - passthrough target types: the dm-passthrough-* rules of kernel_rules.hpp (6.1 and 6.12
+//     linear, flakey; 7.x also striped, thin-pool, thin: DM_TARGET_PASSES_CRYPTO);
 //   - reload rule: DM_TABLE_LOAD fails with -EINVAL when the new profile does not have every
 //     capability of the device queue's current profile (blk_crypto_has_capabilities, 7.3.4
 //     blk-crypto-profile.c:583-608; 7.x also compares key types; num_slots is not compared).
@@ -26,6 +26,7 @@
 //     which can leave stale keyslots.
 #pragma once
 
+#include "icemu/models/kernel_rules.hpp"
 #include "icemu/models/ufshci_crypto.hpp"
 #include "icemu/models/xts.hpp"
 
@@ -40,7 +41,10 @@
 
 namespace icemu::models::dm {
 
-enum class KernelVersion { v6_12, v7_3 };
+/// The kernel's rules (kernel_rules.hpp): which targets pass crypto through
+/// (dm-passthrough-*), whether a reload compares key types (dm-reload-compares-key-types) and
+/// whether sysfs shows them (sysfs-key-type-files).
+using KernelRules = kernel::Rules;
 
 /// enum blk_crypto_mode_num (include/linux/blk-crypto.h:13-20); index 0 is INVALID but is part
 /// of the modes array the kernel intersects and tests for emptiness.
@@ -80,10 +84,10 @@ CryptoCaps ufs_profile(const std::vector<ufshci::CryptoCap>& caps, unsigned slot
 CryptoCaps dm_initial_caps();
 void intersect(CryptoCaps& parent, const Profile& child);
 /// blk_crypto_has_capabilities(target, reference).
-bool has_capabilities(const Profile& target, const Profile& reference, KernelVersion v);
+bool has_capabilities(const Profile& target, const Profile& reference, const KernelRules& v);
 
 /// Whether a target type has DM_TARGET_PASSES_CRYPTO in that kernel.
-bool passes_crypto(std::string_view target_type, KernelVersion v);
+bool passes_crypto(std::string_view target_type, const KernelRules& v);
 
 struct Target {
     std::string type;                 ///< "linear", "flakey", "crypt", ...
@@ -99,7 +103,7 @@ using DeviceProfiles = std::map<std::string, Profile>;
 
 /// The profile a table would get, before the reload check and before empty -> nullopt.
 /// Throws std::out_of_range if a device is not in `devices`.
-CryptoCaps construct_caps(const Table& t, const DeviceProfiles& devices, KernelVersion v);
+CryptoCaps construct_caps(const Table& t, const DeviceProfiles& devices, const KernelRules& v);
 
 // ---- Table lines: what a target's parameters say about its devices and its mapping -----------
 
@@ -173,14 +177,14 @@ struct SysfsCrypto {
     bool hw_wrapped_keys = false;               ///< 7.x file `hw_wrapped_keys`
     friend bool operator==(const SysfsCrypto&, const SysfsCrypto&) = default;
 };
-SysfsCrypto sysfs_view(const Profile& p, bool dir_present, KernelVersion v);
+SysfsCrypto sysfs_view(const Profile& p, bool dir_present, const KernelRules& v);
 
 inline constexpr int kEINVAL = 22;
 
 /// One mapped device: load (into the inactive slot), resume (swap in), clear, evict.
 class DmDevice {
 public:
-    explicit DmDevice(KernelVersion v) : version_(v) {}
+    explicit DmDevice(const KernelRules& v) : version_(v) {}
 
     /// DM_TABLE_LOAD: 0 on success, -EINVAL when the reload rule rejects the table.
     int load(const Table& t, const DeviceProfiles& devices);
@@ -200,7 +204,7 @@ public:
     std::vector<std::string> evict_fanout() const;
 
 private:
-    KernelVersion version_;
+    KernelRules version_;
     bool loaded_once_ = false;
     bool sysfs_dir_ = false;
     Profile queue_profile_;

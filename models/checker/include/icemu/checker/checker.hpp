@@ -79,10 +79,12 @@ struct Verdict {
 };
 
 struct Options {
-    std::optional<models::dm::KernelVersion> kernel; ///< default: from hello.release
-    bool check_media = true;                         ///< invariant 7 medium comparison
-    std::uint64_t max_media_bytes = 256ull << 20;    ///< cap on bytes compared per run
-    std::size_t max_details = 20;                    ///< per verdict (the count is always given)
+    /// The kernel's rules (models/kernel_rules.hpp); default: from hello.release, and a release
+    /// outside the rule table's series is an error (std::invalid_argument), never a default.
+    std::optional<models::kernel::Rules> kernel;
+    bool check_media = true;                      ///< invariant 7 medium comparison
+    std::uint64_t max_media_bytes = 256ull << 20; ///< cap on bytes compared per run
+    std::size_t max_details = 20;                 ///< per verdict (the count is always given)
 };
 
 namespace detail {
