@@ -6,8 +6,8 @@
  * objects (libcrypto.a.p/crypto_cipher.c.o with the gcrypt backend, libqemuutil.a for
  * qcrypto_init and error handling) with QEMU's compile flags. The "engine" series calls the
  * engine's own per-data-unit loop, inline_crypto_xts_units() (an inline function of
- * hw/qemu-overlay/include/hw/block/inline-crypto.h, used by every transform of
- * hw/qemu-overlay/hw/block/inline-crypto.c): per data unit one qcrypto_cipher_setiv() with the
+ * include/hw/block/inline-crypto.h, added by hw/patches/0005-*, used by every transform of
+ * hw/block/inline-crypto-req.c and -staging.c): per data unit one qcrypto_cipher_setiv() with the
  * 128-bit little-endian tweak DUN + unit, then one qcrypto_cipher_encrypt()/decrypt() of the
  * unit, here in place over a 1 MiB buffer. What it does not include is the guest-memory side
  * of the data path (the engine maps the PRDT buffers and transforms between them and its

@@ -5,8 +5,9 @@
 #   scripts/mutation-no-evict.sh [--build-only] [--scenario NAME]... [icemu-run options]
 #
 # 1. copies hw/ and scripts/ to a temporary tree and edits the engine there
-#    (hw/qemu-overlay/hw/block/inline-crypto-keyslots.c: every x-CRYPTOCFG dword-16 write with CFGE=0
-#    is ignored, so an evicted slot keeps its key and stays armed; programming still works);
+#    (hw/block/inline-crypto-keyslots.c, added by the engine patch hw/patches/0005-*: every
+#    x-CRYPTOCFG dword-16 write with CFGE=0 is ignored, so an evicted slot keeps its key and
+#    stays armed; programming still works);
 # 2. builds that QEMU with hw/build-qemu.sh under a separate cache
 #    ($ICEMU_MUTANT_CACHE, default $ICEMU_CACHE/mutants/no-evict; downloads and ccache are
 #    shared with the normal cache, so this mostly hits ccache);
@@ -46,17 +47,25 @@ else
 fi
 mkdir -p "$TMP/tree"
 cp -a "$ICEMU_ROOT/hw" "$ICEMU_ROOT/scripts" "$TMP/tree/"
-ENGINE="$TMP/tree/hw/qemu-overlay/hw/block/inline-crypto-keyslots.c"
+ENGINE=$(grep -l -x -F -- "+++ b/hw/block/inline-crypto-keyslots.c" "$TMP"/tree/hw/patches/*.patch)
+[ -n "$ENGINE" ] || die "no patch adds hw/block/inline-crypto-keyslots.c"
 
-# The mutation: return at the top of ice_slot_disarm() (dword 16 written with CFGE=0).
+# The mutation: return at the top of ice_slot_disarm() (dword 16 written with CFGE=0), made
+# in the patch that adds the file: one more '+' line, and its hunk (the whole new file) one
+# line longer.
 python3 - "$ENGINE" <<'EOF'
-import sys
+import re, sys
 p = sys.argv[1]
 s = open(p).read()
-anchor = "static void ice_slot_disarm(InlineCrypto *ic, unsigned idx, uint32_t val)\n{\n"
+anchor = "+static void ice_slot_disarm(InlineCrypto *ic, unsigned idx, uint32_t val)\n+{\n"
 if s.count(anchor) != 1:
     sys.exit("mutation-no-evict: ice_slot_disarm() was not found; update the mutation")
-s = s.replace(anchor, anchor + "    return; /* MUTANT: evictions and disarms are ignored */\n", 1)
+head = s.index("+++ b/hw/block/inline-crypto-keyslots.c\n")
+m = re.compile(r"@@ -0,0 \+1,(\d+) @@").search(s, head)
+if not m or m.start() > s.index(anchor):
+    sys.exit("mutation-no-evict: the new-file hunk of inline-crypto-keyslots.c was not found")
+s = s[:m.start()] + "@@ -0,0 +1,%d @@" % (int(m.group(1)) + 1) + s[m.end():]
+s = s.replace(anchor, anchor + "+    return; /* MUTANT: evictions and disarms are ignored */\n", 1)
 open(p, "w").write(s)
 EOF
 grep -q "MUTANT: evictions" "$ENGINE" || die "mutation not applied"
