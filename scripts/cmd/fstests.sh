@@ -71,7 +71,18 @@ done
 [ ${#CHECK[@]} -gt 0 ] || CHECK=(-g encrypt)
 
 bash "$ICEMU_ROOT/scripts/setup-host.sh" --fstests
-do_build >&2
+# What a run needs (not the whole tree: the unit tests are not needed to run fstests).
+do_setup >&2
+QEMU_BIN=$(build_qemu)
+KERNEL_IMG=$(build_kernel)
+[ -x "$QEMU_BIN" ] || die "QEMU build produced no binary"
+[ -f "$KERNEL_IMG" ] || die "kernel build produced no image"
+kflag=(-DICEMU_KERNEL="$KERNEL_IMG")
+[ -z "${USER_KERNEL:-}" ] || kflag=()
+log "building icemu-shell, icemu-check and icemu-fstests-report"
+cmake --preset default -S "$ICEMU_ROOT" -DICEMU_QEMU="$QEMU_BIN" "${kflag[@]}" >/dev/null
+cmake --build --preset default -j"$(nproc)" --target icemu-shell icemu-check \
+	icemu-fstests-report icemu-initramfs >&2
 ROOTFS_IMG=$(build_rootfs)
 TREE=$(bash "$ICEMU_ROOT/guest-tests/fstests/build-fstests.sh" "$FST" | tail -n1)
 [ -f "$TREE/check" ] || die "the fstests build gave no tree ($TREE)"

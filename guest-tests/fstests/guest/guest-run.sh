@@ -11,8 +11,9 @@ F=/mnt/fstests
 . "$S/run.env" # FSTYP TARGET CHECK_ARGS (bash array text)
 export ICEMU_SHARE=$S
 
-# The kernel log from boot on, for the native/fallback lines and check's per-test markers.
-cat /dev/kmsg >"$S/dmesg.txt" 2>/dev/null &
+# The kernel log from boot on, for the native/fallback lines and check's per-test markers
+# (dmesg --follow keeps reading when records were overwritten; cat /dev/kmsg would stop).
+dmesg --follow >"$S/dmesg.txt" 2>/dev/null &
 kmsg_pid=$!
 
 say() { echo "icemu-fstests: $*"; }
@@ -74,7 +75,10 @@ cp /tmp/icemu-fstests.config "$S/local.config"
 
 eval "args=($CHECK_ARGS)"
 cd "$F" || { say "no fstests tree at $F"; exit 3; }
-HOST_OPTIONS=/tmp/icemu-fstests.config ./check -R xunit "${args[@]}"
+# check and its tests in a session keyring of their own: the init's children have none, and
+# fstests' v1-policy tests add their keys to @s (keyctl newring xfstests @s), which then
+# fails with "Required key not available".
+HOST_OPTIONS=/tmp/icemu-fstests.config keyctl session icemu-fstests ./check -R xunit "${args[@]}"
 rc=$?
 "$S/icemu-mark" "end of check"
 dmsetup remove_all >/dev/null 2>&1
