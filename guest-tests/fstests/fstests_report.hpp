@@ -52,7 +52,9 @@ std::map<std::string, KernelLog> split_kernel_log(const std::string& kmsg);
 
 // What one controller saw within a test's window.
 struct DeviceCounts {
-    std::uint64_t programs = 0, program_errors = 0, evicts = 0;
+    std::uint64_t programs = 0, program_errors = 0;
+    std::uint64_t evicts = 0; // slots cleared the way Linux evicts
+
     std::uint64_t ce_reads = 0, ce_writes = 0, plain_ios = 0, refused = 0;
     std::uint64_t ce_ios() const { return ce_reads + ce_writes; }
 };

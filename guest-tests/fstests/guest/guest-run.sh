@@ -40,7 +40,7 @@ dm-linear) TEST=$(linear icemu-test ua ea) && SCRATCH=$(linear icemu-scratch ub 
 *) say "unknown target $TARGET"; exit 3 ;;
 esac
 for d in $TEST $SCRATCH; do
-	b=$(basename "$(readlink -f "$d")")
+	b=$(lsblk -ndo KNAME "$d" 2>/dev/null) # dm-N for /dev/mapper/NAME
 	if [ -d "/sys/block/$b/queue/crypto" ]; then
 		say "$d ($b): queue/crypto: $(cat /sys/block/$b/queue/crypto/num_keyslots) keyslots, modes $(ls /sys/block/$b/queue/crypto/modes | tr '\n' ' ')"
 	else
