@@ -70,10 +70,18 @@ std::string xml_escape(const std::string& s) {
     std::string out;
     for (char c : s) {
         switch (c) {
-        case '&': out += "&amp;"; break;
-        case '<': out += "&lt;"; break;
-        case '>': out += "&gt;"; break;
-        case '"': out += "&quot;"; break;
+        case '&':
+            out += "&amp;";
+            break;
+        case '<':
+            out += "&lt;";
+            break;
+        case '>':
+            out += "&gt;";
+            break;
+        case '"':
+            out += "&quot;";
+            break;
         default:
             // XML 1.0 allows no control characters but tab, newline, carriage return.
             if (static_cast<unsigned char>(c) < 0x20 && c != '\t' && c != '\n' && c != '\r')
@@ -209,9 +217,8 @@ std::map<std::string, KernelLog> split_kernel_log(const std::string& kmsg) {
         if (r != std::string::npos) {
             auto name_start = r + run.size();
             auto name_end = msg.find(' ', name_start);
-            current = msg.substr(name_start, name_end == std::string::npos
-                                                 ? std::string::npos
-                                                 : name_end - name_start);
+            current = msg.substr(name_start, name_end == std::string::npos ? std::string::npos
+                                                                           : name_end - name_start);
         }
         if (current.empty())
             continue;
@@ -293,8 +300,8 @@ void merge(Row& row) {
     if (row.status == "fail")
         row.reason += (row.reason.empty() ? "" : "; ") + std::string("device: ") + failed;
     else
-        row.reason = "fstests: " + row.status + (row.reason.empty() ? "" : " (" + row.reason + ")") +
-                     "; device: " + failed;
+        row.reason = "fstests: " + row.status +
+                     (row.reason.empty() ? "" : " (" + row.reason + ")") + "; device: " + failed;
     row.status = "fail";
 }
 
@@ -320,11 +327,10 @@ std::string device_summary(const Row& r) {
         t.refused += c.refused;
     }
     char buf[128];
-    std::snprintf(buf, sizeof buf, "%llu/%llu/%llu/%llu",
-                  static_cast<unsigned long long>(t.programs),
-                  static_cast<unsigned long long>(t.evicts),
-                  static_cast<unsigned long long>(t.ce_writes),
-                  static_cast<unsigned long long>(t.ce_reads));
+    std::snprintf(
+        buf, sizeof buf, "%llu/%llu/%llu/%llu", static_cast<unsigned long long>(t.programs),
+        static_cast<unsigned long long>(t.evicts), static_cast<unsigned long long>(t.ce_writes),
+        static_cast<unsigned long long>(t.ce_reads));
     return buf;
 }
 
@@ -340,8 +346,8 @@ std::string table(const std::vector<Row>& rows) {
         std::replace(reason.begin(), reason.end(), '\n', ' ');
         std::replace(reason.begin(), reason.end(), '|', '/');
         o << "| " << r.fstests.name << " | " << r.status << " | " << r.fstests.seconds << " | "
-          << r.path << " | " << (r.has_window ? device_summary(r) : "-") << " | "
-          << verdict_word(r) << " | " << reason << " |\n";
+          << r.path << " | " << (r.has_window ? device_summary(r) : "-") << " | " << verdict_word(r)
+          << " | " << reason << " |\n";
     }
     return o.str();
 }

@@ -12,8 +12,8 @@ namespace icemu::fstests {
 
 // One <testcase> of fstests' result.xml (check -R xunit).
 struct TestResult {
-    std::string name;   // "generic/548"
-    std::string status; // "pass", "fail", "notrun"
+    std::string name;    // "generic/548"
+    std::string status;  // "pass", "fail", "notrun"
     std::string message; // the notrun reason or the failure message
     double seconds = 0;
 };

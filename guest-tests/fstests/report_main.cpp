@@ -138,7 +138,8 @@ int main(int argc, char** argv) {
     for (const auto& e : fs::directory_iterator(vm)) {
         std::string n = e.path().filename().string();
         const std::string suffix = ".events.jsonl";
-        if (n.size() > suffix.size() && n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0)
+        if (n.size() > suffix.size() &&
+            n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0)
             logs.emplace_back(n.substr(0, n.size() - suffix.size()), e.path().string());
     }
     std::sort(logs.begin(), logs.end());
@@ -193,8 +194,8 @@ int main(int argc, char** argv) {
             int rc = logs.empty() ? -1 : run(cargv, out);
             for (const auto& p : prefixes)
                 fs::remove(p);
-            json v = json::parse(slurp((work / (safe + ".check.json")).string(), false), nullptr,
-                                 false);
+            json v =
+                json::parse(slurp((work / (safe + ".check.json")).string(), false), nullptr, false);
             if (rc < 0 || rc > 1 || !v.is_object()) {
                 row.verdicts.push_back({"icemu-check", "fail",
                                         "icemu-check gave no verdict (exit " + std::to_string(rc) +
@@ -214,9 +215,8 @@ int main(int argc, char** argv) {
                         prev_mismatches["all"] = n;
                     }
                     if (vd.name == "keys-evicted")
-                        vd.reason = vd.status == "pass"
-                                        ? "no keyslot holds a key after the test"
-                                        : vd.reason;
+                        vd.reason = vd.status == "pass" ? "no keyslot holds a key after the test"
+                                                        : vd.reason;
                     row.verdicts.push_back(vd);
                 }
             }
@@ -224,19 +224,25 @@ int main(int argc, char** argv) {
         auto k = klog.count(r.name) ? klog.at(r.name) : KernelLog{};
         row.path = crypto_path(k, row.device);
         merge(row);
-        json jr = {{"test", r.name},        {"status", row.status},
-                   {"reason", row.reason},  {"fstests", r.status},
-                   {"fstests_message", r.message}, {"seconds", r.seconds},
-                   {"crypto_path", row.path}, {"native_modes", k.native},
-                   {"fallback_modes", k.fallback}, {"device", json::object()},
+        json jr = {{"test", r.name},
+                   {"status", row.status},
+                   {"reason", row.reason},
+                   {"fstests", r.status},
+                   {"fstests_message", r.message},
+                   {"seconds", r.seconds},
+                   {"crypto_path", row.path},
+                   {"native_modes", k.native},
+                   {"fallback_modes", k.fallback},
+                   {"device", json::object()},
                    {"verdicts", json::array()}};
         for (const auto& [ctrl, c] : row.device)
-            jr["device"][ctrl] = {{"programs", c.programs}, {"program_errors", c.program_errors},
-                                  {"evicts", c.evicts},     {"ce_writes", c.ce_writes},
-                                  {"ce_reads", c.ce_reads}, {"refused", c.refused},
+            jr["device"][ctrl] = {{"programs", c.programs},  {"program_errors", c.program_errors},
+                                  {"evicts", c.evicts},      {"ce_writes", c.ce_writes},
+                                  {"ce_reads", c.ce_reads},  {"refused", c.refused},
                                   {"plain_ios", c.plain_ios}};
         for (const auto& v : row.verdicts)
-            jr["verdicts"].push_back({{"name", v.name}, {"status", v.status}, {"reason", v.reason}});
+            jr["verdicts"].push_back(
+                {{"name", v.name}, {"status", v.status}, {"reason", v.reason}});
         jrows.push_back(jr);
         rows.push_back(std::move(row));
     }

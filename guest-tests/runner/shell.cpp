@@ -26,9 +26,9 @@ namespace {
 struct Options {
     std::string machine = "ufs", scenario, qemu, kernel, initrd, rootfs, dir, checker;
     std::string accel = "auto", memory, identity;
-    std::vector<std::string> command; // after --
+    std::vector<std::string> command;                        // after --
     std::vector<std::pair<std::string, std::string>> shares; // --share TAG=DIR[:ro]
-    double timeout = 0;               // 0: none
+    double timeout = 0;                                      // 0: none
     bool quiet = false;
 };
 
