@@ -12,8 +12,9 @@ F=/mnt/fstests
 export ICEMU_SHARE=$S
 
 # The kernel log from boot on, for the native/fallback lines and check's per-test markers
-# (dmesg --follow keeps reading when records were overwritten; cat /dev/kmsg would stop).
-dmesg --follow >"$S/dmesg.txt" 2>/dev/null &
+# (dmesg --follow keeps reading when records were overwritten, where cat /dev/kmsg would
+# stop; line-buffered, so nothing is lost when it is killed at the end).
+stdbuf -oL dmesg --follow >"$S/dmesg.txt" 2>/dev/null &
 kmsg_pid=$!
 
 say() { echo "icemu-fstests: $*"; }
