@@ -54,7 +54,12 @@ for u in fsgqa fsgqa2 123456-fsgqa; do
 	id "$u" >/dev/null 2>&1 || useradd -m "$u" >/dev/null 2>&1
 done
 mkdir -p /mnt/test /mnt/scratch "$S/results"
-[ ! -x "$S/bin/fscryptctl" ] || cp "$S/bin/fscryptctl" /usr/local/bin/fscryptctl
+# --fscryptctl: the user's binary replaces icemu-guest's fscryptctl (a symlink to icemu-guest:
+# remove it first, or cp would write through it).
+if [ -x "$S/bin/fscryptctl" ]; then
+	rm -f /usr/local/bin/fscryptctl
+	cp "$S/bin/fscryptctl" /usr/local/bin/fscryptctl
+fi
 
 # No discard at mkfs: QEMU's SD/eMMC model erases by writing the erase pattern 512 bytes at
 # a time (sd_erase() in hw/sd/sd.c), so discarding a 4 GiB eMMC takes hours under TCG (and
