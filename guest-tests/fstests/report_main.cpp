@@ -144,14 +144,43 @@ int main(int argc, char** argv) {
     }
     std::sort(logs.begin(), logs.end());
 
-    // A test check ran but whose xunit entry is missing (check died): a failure.
-    for (const auto& w : windows) {
+    // A test check ran but whose xunit entry is missing. Without result.xml (check did not
+    // finish: killed, or the guest stopped) a finished test's result comes from the files check
+    // leaves per test: NAME.notrun, NAME.out.bad (output mismatch), NAME.dmesg (kernel
+    // warnings); else it passed. The test in progress, and any test when result.xml exists
+    // but lacks it, is a failure.
+    bool partial = results.empty();
+    for (std::size_t i = 0; i < windows.size(); ++i) {
+        const auto& w = windows[i];
         bool found = false;
         for (const auto& r : results)
             found = found || r.name == w.test;
-        if (!found)
-            results.push_back({w.test, "fail", "no result from fstests (check stopped?)", 0});
+        if (found)
+            continue;
+        std::string base = share + "/results/" + w.test;
+        bool finished =
+            i + 1 < windows.size() || (!w.end.empty() && w.end.begin()->second != UINT64_MAX);
+        double secs = finished ? w.t1 - w.t0 : 0;
+        if (!partial || !finished)
+            results.push_back({w.test, "fail",
+                               partial ? "did not finish (check stopped in it)"
+                                       : "no result from fstests (check stopped?)",
+                               secs});
+        else if (fs::exists(base + ".notrun"))
+            results.push_back({w.test, "notrun", slurp(base + ".notrun", false), secs});
+        else if (fs::exists(base + ".out.bad"))
+            results.push_back({w.test, "fail", "output mismatch (" + w.test + ".out.bad)", secs});
+        else if (fs::exists(base + ".dmesg"))
+            results.push_back({w.test, "fail", "kernel warnings (" + w.test + ".dmesg)", secs});
+        else
+            results.push_back({w.test, "pass", "", secs});
     }
+    for (auto& r : results)
+        while (!r.message.empty() && r.message.back() == '\n')
+            r.message.pop_back();
+    if (partial && !results.empty())
+        std::printf("icemu-fstests: no result.xml (check did not finish): results from fstests' "
+                    "per-test files and the marks\n");
 
     fs::path work = fs::path(vm) / "per-test";
     fs::create_directories(work);

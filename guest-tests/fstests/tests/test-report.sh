@@ -63,3 +63,19 @@ rc=0
 grep -q '^| generic/580 | fail | .* | FAIL | fstests: pass; device: .*keys-evicted: ' "$w/bad/out.txt" ||
 	{ echo "FAIL: generic/580 not failed by keys-evicted:"; cat "$w/bad/out.txt"; exit 1; }
 echo "ok: recorded run as recorded; without evictions generic/580 fails on the device verdict"
+
+# check did not finish (no result.xml; the guest stopped during generic/580): the finished
+# tests' results come from check's per-test files, the one in progress is a failure.
+mkdir -p "$w/part"
+setup "$w/part"
+rm "$w/part/share/results/result.xml"
+cp -r "$data/generic" "$w/part/share/results/"
+head -n 3 "$data/marks.jsonl" >"$w/part/vm/marks.jsonl"
+rc=0
+"$tool" --vm "$w/part/vm" --share "$w/part/share" --checker "$checker" >"$w/part/out.txt" || rc=$?
+[ "$rc" = 1 ] || { echo "FAIL: partial run exit $rc, 1 expected"; cat "$w/part/out.txt"; exit 1; }
+grep -q '^| generic/548 | notrun | .* | encryption policy ' "$w/part/out.txt" &&
+	grep -q '^| generic/576 | fail | .* | output mismatch (generic/576.out.bad) |$' "$w/part/out.txt" &&
+	grep -q '^| generic/580 | fail | .* | did not finish (check stopped in it) |$' "$w/part/out.txt" ||
+	{ echo "FAIL: partial run:"; cat "$w/part/out.txt"; exit 1; }
+echo "ok: a run check did not finish is reported from its per-test files"
