@@ -163,8 +163,8 @@ int main(int argc, char** argv) {
         double secs = finished ? w.t1 - w.t0 : 0;
         if (!partial || !finished)
             results.push_back({w.test, "fail",
-                               partial ? "did not finish (check stopped in it)"
-                                       : "no result from fstests (check stopped?)",
+                               finished ? "no result from fstests (check stopped?)"
+                                        : "did not finish (check stopped in it)",
                                secs});
         else if (fs::exists(base + ".notrun"))
             results.push_back({w.test, "notrun", slurp(base + ".notrun", false), secs});
