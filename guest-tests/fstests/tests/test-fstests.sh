@@ -16,6 +16,7 @@ root=$(cd "$(dirname "$0")/../../.." && pwd)
 [ -z "${3:-}" ] || export ICEMU_KERNEL=$3
 [ -z "${4:-}" ] || export ICEMU_ROOTFS=$4
 out=$(mktemp -d /tmp/icemu-fstests-ctest-XXXXXX)
+cd "$root" || exit 1 # cmake --build --preset reads CMakePresets.json from the current directory
 "$root/icemu" fstests --fstests "$tree" --out "$out" generic/548
 rc=$?
 report=$out/report.json
