@@ -80,9 +80,10 @@ KERNEL_IMG=$(build_kernel)
 kflag=(-DICEMU_KERNEL="$KERNEL_IMG")
 [ -z "${USER_KERNEL:-}" ] || kflag=()
 log "building icemu-shell, icemu-check and icemu-fstests-report"
-cmake --preset default -S "$ICEMU_ROOT" -DICEMU_QEMU="$QEMU_BIN" "${kflag[@]}" >/dev/null
-cmake --build --preset default -j"$(nproc)" --target icemu-shell icemu-check \
-	icemu-fstests-report icemu-initramfs >&2
+# (cmake --preset reads CMakePresets.json from the current directory)
+(cd "$ICEMU_ROOT" && cmake --preset default -S "$ICEMU_ROOT" -DICEMU_QEMU="$QEMU_BIN" \
+	"${kflag[@]}" >/dev/null && cmake --build --preset default -j"$(nproc)" \
+	--target icemu-shell icemu-check icemu-fstests-report icemu-initramfs >&2)
 ROOTFS_IMG=$(build_rootfs)
 TREE=$(bash "$ICEMU_ROOT/guest-tests/fstests/build-fstests.sh" "$FST" | tail -n1)
 [ -f "$TREE/check" ] || die "the fstests build gave no tree ($TREE)"
