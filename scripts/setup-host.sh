@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything icemu needs on a Debian bookworm host. Idempotent; run as root
-# (or with passwordless sudo). Adds bookworm-backports, trixie and trixie-backports from
+# (or with passwordless sudo). `--fstests` also installs what building a user's fstests
+# tree needs (./icemu fstests runs it; the base set stays as it was). Adds bookworm-backports, trixie and trixie-backports from
 # the mirror this machine already uses, pinned low so bookworm stays the default.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -78,6 +79,10 @@ BACKPORTS_PKGS=(catch2 meson python3-pycotap)
 # virtme-ng (vng) is Python and architecture-independent; only it comes from trixie, its
 # dependencies from bookworm.
 TRIXIE_PKGS=(virtme-ng)
+# ./icemu fstests builds the user's fstests tree on the host (fstests' README lists these;
+# the binaries run in the trixie guest, whose root filesystem has the same libraries' sonames).
+FSTESTS_PKGS=(autoconf automake libtool libtool-bin make gcc uuid-dev libacl1-dev
+	libattr1-dev libaio-dev liburing-dev libgdbm-dev libcap-dev xfslibs-dev)
 
 missing() {
 	local p
@@ -87,6 +92,16 @@ missing() {
 }
 
 main() {
+	if [ "${1:-}" = --fstests ]; then
+		local f
+		f=$(missing "${FSTESTS_PKGS[@]}")
+		[ -z "$f" ] && return 0
+		apt_update
+		log "installing what building fstests needs: $(echo $f)"
+		# shellcheck disable=SC2086
+		$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $f
+		return 0
+	fi
 	if [ -f "$STAMP" ] && [ -z "$(missing "${BOOKWORM_PKGS[@]}" "${BACKPORTS_PKGS[@]}" "${TRIXIE_PKGS[@]}")" ] \
 		&& dpkg --compare-versions "$(dpkg-query -W -f='${Version}' meson)" ge 1.5; then
 		return 0

@@ -26,8 +26,9 @@ namespace {
 struct Options {
     std::string machine = "ufs", scenario, qemu, kernel, initrd, rootfs, dir, checker;
     std::string accel = "auto", memory, identity;
-    std::vector<std::string> command; // after --
-    double timeout = 0;               // 0: none
+    std::vector<std::string> command;                        // after --
+    std::vector<std::pair<std::string, std::string>> shares; // --share TAG=DIR[:ro]
+    double timeout = 0;                                      // 0: none
     bool quiet = false;
 };
 
@@ -38,12 +39,16 @@ struct Options {
         "                   [--qemu QEMU] [--rootfs IMAGE] [--initrd CPIO] [--dir DIR]\n"
         "                   [--accel auto|kvm|tcg] [--memory SIZE] [--timeout SECONDS]\n"
         "                   [--pci-identity qemu|intel-mtl] [--checker ICEMU_CHECK | --no-check]\n"
-        "                   [--quiet] [-- CMD [ARG...]]\n"
+        "                   [--share TAG=DIR[,ro]]... [--quiet] [-- CMD [ARG...]]\n"
         "Boots icemu's Debian root filesystem on the machine's emulated controllers. Without\n"
         "CMD: an interactive shell (exit or Ctrl-D powers off; Ctrl-A x kills QEMU, Ctrl-A c\n"
         "is QEMU's monitor). With CMD: runs it in the guest (bash -c), prints its output and\n"
         "exits with its status (126: not run, a crypto=on disk has no queue/crypto; 124: it\n"
         "succeeded but an icemu-check verdict failed; 125: the guest reported no status).\n"
+        "--share TAG=DIR exports DIR over 9p (mount -t 9p -o trans=virtio TAG /mnt in the\n"
+        "guest; ',ro' read-only). A guest program may write {\"mark\": TEXT} lines on the\n"
+        "virtio port org.icemu.0: each is answered \"ok\" once the event logs' sizes at that\n"
+        "moment are appended to DIR/marks.jsonl (test boundaries for ./icemu fstests).\n"
         "Machines (%s): ufs, two-ufs, ufs-emmc, ufs-mcq.\n",
         ICEMU_MACHINE_DIR);
     std::exit(code);
@@ -113,6 +118,12 @@ Options parse_args(int argc, char** argv) {
                 fail("--pci-identity must be qemu or intel-mtl, not '" + o.identity + "'");
         } else if (a == "--timeout") {
             o.timeout = parse_seconds(a, val());
+        } else if (a == "--share") {
+            std::string v = val();
+            auto eq = v.find('=');
+            if (eq == std::string::npos || eq == 0 || eq + 1 == v.size())
+                fail("--share wants TAG=DIR[,ro], got '" + v + "'");
+            o.shares.emplace_back(v.substr(0, eq), v.substr(eq + 1));
         } else if (a == "--checker") {
             o.checker = val();
         } else if (a == "--no-check") {
@@ -291,6 +302,16 @@ int main(int argc, char** argv) {
         add({"-chardev", "stdio,id=hvc,signal=on"});
     }
     add({"-device", "virtconsole,bus=vser.0,chardev=hvc"});
+    for (const auto& [tag, spec] : o.shares) {
+        std::string dir = spec;
+        bool ro = dir.size() > 3 && dir.compare(dir.size() - 3, 3, ",ro") == 0;
+        if (ro)
+            dir.resize(dir.size() - 3);
+        if (!fs::is_directory(dir))
+            fail("--share " + tag + ": no such directory '" + dir + "'");
+        add({"-virtfs", "local,path=" + fs::absolute(dir).string() + ",mount_tag=" + tag +
+                            ",security_model=none,id=" + tag + (ro ? ",readonly=on" : "")});
+    }
     std::string user_qmp = o.dir + "/qmp-user.sock";
     add({"-qmp", "unix:" + user_qmp + ",server=on,wait=off"});
     { std::ofstream(o.dir + "/qemu-cmdline.sh") << "#!/bin/sh\n" << shell_join(qargv) << "\n"; }
@@ -335,6 +356,18 @@ int main(int argc, char** argv) {
             continue;
         }
         json m = json::parse(line, nullptr, false);
+        if (m.is_object() && m.contains("mark") && m["mark"].is_string()) {
+            // A test boundary: every I/O the guest issued before it has been logged.
+            json rec = {{"mark", m["mark"]}, {"t", now_s() - t0}, {"logs", json::object()}};
+            for (const auto& c : s.controllers) {
+                std::error_code ec;
+                auto size = fs::file_size(event_log_path(paths, c), ec);
+                rec["logs"][c.id] = ec ? 0 : size;
+            }
+            std::ofstream(o.dir + "/marks.jsonl", std::ios::app) << rec.dump() << "\n";
+            guest.write_line("ok");
+            continue;
+        }
         if (!m.is_object() || !m.contains("shell_exit"))
             continue;
         rc = m["shell_exit"].get<int>();
