@@ -20,6 +20,28 @@ die() {
 	exit 1
 }
 
+# tree_content_key DIR [FIND-EXCLUSIONS...]: a short hash of a source tree's content, so an
+# edited tree gets a new cache key (a path-keyed cache would hand back a stale build). A git
+# tree (DIR its top level) hashes HEAD, the diff against it and the untracked files; any other
+# tree the path, size and mtime of every file, less .git and what the find(1) expressions in
+# FIND-EXCLUSIONS exclude (the tree's own build products).
+tree_content_key() {
+	local dir=$1
+	shift
+	if git -C "$dir" rev-parse --is-inside-work-tree >/dev/null 2>&1 &&
+		[ "$(git -C "$dir" rev-parse --show-toplevel)" = "$(cd "$dir" && pwd -P)" ]; then
+		{
+			git -C "$dir" rev-parse HEAD
+			git -C "$dir" diff HEAD --binary
+			git -C "$dir" ls-files --others --exclude-standard -z |
+				(cd "$dir" && xargs -0r sha256sum)
+		} | sha256sum | cut -c1-16
+	else
+		(cd "$dir" && find . -type f ! -path './.git/*' "$@" -printf '%P %s %T@\n' |
+			LC_ALL=C sort | sha256sum | cut -c1-16)
+	fi
+}
+
 # hash_files FILE... : a short stable hash of the named files' contents and names.
 hash_files() {
 	local f

@@ -27,22 +27,10 @@ SRC=$(cd "$SRC" && pwd)
 [ -f "$SRC/check" ] && [ -d "$SRC/tests/generic" ] && [ -f "$SRC/configure.ac" ] ||
 	die "--fstests: '$SRC' is not an fstests tree (no check, tests/generic or configure.ac)"
 
-# fstests_key DIR: the tree's content, without what its own build writes.
+# fstests_key DIR: the tree's content (scripts/lib.sh tree_content_key), without what its
+# own build and runs write.
 fstests_key() {
-	local dir=$1
-	if git -C "$dir" rev-parse --is-inside-work-tree >/dev/null 2>&1 &&
-		[ "$(git -C "$dir" rev-parse --show-toplevel)" = "$dir" ]; then
-		{
-			git -C "$dir" rev-parse HEAD
-			git -C "$dir" diff HEAD --binary
-			git -C "$dir" ls-files --others --exclude-standard -z |
-				(cd "$dir" && xargs -0r sha256sum)
-		} | sha256sum | cut -c1-16
-	else
-		(cd "$dir" && find . -type f ! -path './.git/*' ! -name '*.o' ! -name '*.lo' \
-			! -name '*.la' ! -path './results/*' -printf '%P %s %T@\n' |
-			LC_ALL=C sort | sha256sum | cut -c1-16)
-	fi
+	tree_content_key "$1" ! -name '*.o' ! -name '*.lo' ! -name '*.la' ! -path './results/*'
 }
 
 KEY=$( { printf 'recipe %s\n' "$RECIPE"; fstests_key "$SRC"; } | sha256sum | cut -c1-16)

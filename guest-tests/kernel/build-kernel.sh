@@ -105,25 +105,12 @@ fetch_deb() {
 	echo "$f"
 }
 
-# tree_key DIR: a hash of a kernel tree's content, so an edited tree gets a new cache key
-# (a path-keyed cache would hand back the stale bzImage). A git tree hashes HEAD, the diff
-# against it and the untracked files; any other tree the path, size and mtime of every
-# source file (build products excluded).
+# tree_key DIR: the kernel tree's content (scripts/lib.sh tree_content_key), without what a
+# kernel build writes into it.
 tree_key() {
-	local dir=$1
-	if git -C "$dir" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-		{
-			git -C "$dir" rev-parse HEAD
-			git -C "$dir" diff HEAD --binary
-			git -C "$dir" ls-files --others --exclude-standard -z |
-				(cd "$dir" && xargs -0r sha256sum)
-		} | sha256sum | cut -c1-16
-	else
-		(cd "$dir" && find . -type f ! -path './.git/*' ! -name '*.o' ! -name '*.cmd' \
-			! -name '*.ko' ! -name '*.a' ! -name '*.d' ! -name 'modules.order' \
-			! -name '.tmp*' ! -name 'vmlinu*' ! -name 'bzImage' ! -name '.config*' \
-			-printf '%P %s %T@\n' | LC_ALL=C sort | sha256sum | cut -c1-16)
-	fi
+	tree_content_key "$1" ! -name '*.o' ! -name '*.cmd' ! -name '*.ko' ! -name '*.a' \
+		! -name '*.d' ! -name 'modules.order' ! -name '.tmp*' ! -name 'vmlinu*' \
+		! -name 'bzImage' ! -name '.config*'
 }
 
 if [ -n "$SOURCE" ]; then
