@@ -45,44 +45,34 @@ def groups():
     return out
 
 
+def items(node):
+    """Every (key, value) pair of a YAML document, depth first."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield k, v
+            yield from items(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from items(v)
+
+
 def commands(doc):
     """Every shell line of every job (GitHub `run:`, GitLab `script:` / `before_script:`)."""
     lines = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            for k, v in node.items():
-                if k == "run" and isinstance(v, str):
-                    lines.extend(v.splitlines())
-                elif k in ("script", "before_script") and isinstance(v, list):
-                    for item in v:
-                        lines.extend(str(item).splitlines())
-                else:
-                    walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(doc)
+    for k, v in items(doc):
+        if k == "run" and isinstance(v, str):
+            lines.extend(v.splitlines())
+        elif k in ("script", "before_script") and isinstance(v, list):
+            lines.extend(line for item in v for line in str(item).splitlines())
     return [l.strip() for l in lines if l.strip()]
 
 
 def matrix_values(doc, names):
     """Values of matrix keys named in `names` (GitHub strategy.matrix / GitLab parallel.matrix)."""
     vals = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            for k, v in node.items():
-                if k in names:
-                    vals.extend(v if isinstance(v, list) else [v])
-                else:
-                    walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(doc)
+    for k, v in items(doc):
+        if k in names:
+            vals.extend(v if isinstance(v, list) else [v])
     return [str(v) for v in vals]
 
 
@@ -152,20 +142,13 @@ def main():
             return check(d, grp, helps)
 
         def edit_runs(d, old, new):
-            def walk(node):
-                if isinstance(node, dict):
-                    for k, v in node.items():
-                        if isinstance(v, str) and old in v:
-                            node[k] = v.replace(old, new)
-                        elif isinstance(v, list):
-                            node[k] = [x.replace(old, new) if isinstance(x, str) else x for x in v]
-                            walk(node[k])
-                        else:
-                            walk(v)
-                elif isinstance(node, list):
-                    for v in node:
-                        walk(v)
-            walk(d)
+            for _, v in list(items(d)):
+                if isinstance(v, dict):
+                    for k, x in v.items():
+                        if isinstance(x, str):
+                            v[k] = x.replace(old, new)
+                        elif isinstance(x, list):
+                            v[k] = [y.replace(old, new) if isinstance(y, str) else y for y in x]
 
         cases = {
             "a misspelt option": lambda d: edit_runs(d, "--kernel-series", "--kernel-serie"),

@@ -56,3 +56,15 @@ do_build() {
 usage_from_header() {
 	sed -n '2,/^[^#]/p' "$1" | sed '$d' | sed 's/^# \{0,1\}//'
 }
+
+# no_arguments NAME "$@": the argument handling of a command that takes none: --help prints
+# its header, anything else is one clear error.
+no_arguments() {
+	local name=$1
+	shift
+	case "${1:-}" in
+	-h | --help) usage_from_header "$ICEMU_ROOT/scripts/cmd/$name.sh"; exit 0 ;;
+	"") ;;
+	*) die "$name takes no arguments ('$1'; try --help)" ;;
+	esac
+}

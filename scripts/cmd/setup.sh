@@ -4,9 +4,5 @@
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 . "$ICEMU_ROOT/scripts/build-lib.sh"
-case "${1:-}" in
--h | --help) usage_from_header "$0"; exit 0 ;;
-"") ;;
-*) die "setup takes no arguments ('$1'; try --help)" ;;
-esac
+no_arguments setup "$@"
 do_setup
