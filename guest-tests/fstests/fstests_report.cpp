@@ -247,23 +247,7 @@ DeviceCounts count_events(const std::string& slice) {
         ++n;
         if (line.empty())
             continue;
-        ev::Event e = ev::parse_event(line, n);
-        if (const auto* p = std::get_if<ev::Program>(&e.body)) {
-            ++c.programs;
-            c.program_errors += !p->ok;
-        } else if (std::holds_alternative<ev::Evict>(e.body)) {
-            // Linux's eviction sequence (its first write disarms the slot, so was_armed is
-            // false by the time the evict completes; see docs/event-log.md).
-            ++c.evicts;
-        } else if (const auto* io = std::get_if<ev::Io>(&e.body)) {
-            if (!io->ce)
-                ++c.plain_ios;
-            else if (io->op == ev::IoOp::read)
-                ++c.ce_reads;
-            else
-                ++c.ce_writes;
-            c.refused += io->ce && (io->ocs != 0 || !io->error.empty());
-        }
+        c.add(ev::parse_event(line, n));
     }
     return c;
 }

@@ -3,6 +3,8 @@
 // log split per test, and the device verdicts, merged into one row per test (a test fstests
 // passed but the device judged is a failure) and written as a table and as JUnit.
 #pragma once
+#include "icemu/models/events.hpp"
+
 #include <cstdint>
 #include <map>
 #include <string>
@@ -51,13 +53,7 @@ struct KernelLog {
 std::map<std::string, KernelLog> split_kernel_log(const std::string& kmsg);
 
 // What one controller saw within a test's window.
-struct DeviceCounts {
-    std::uint64_t programs = 0, program_errors = 0;
-    std::uint64_t evicts = 0; // slots cleared the way Linux evicts
-
-    std::uint64_t ce_reads = 0, ce_writes = 0, plain_ios = 0, refused = 0;
-    std::uint64_t ce_ios() const { return ce_reads + ce_writes; }
-};
+using DeviceCounts = icemu::models::events::Tally;
 // Counts the event-log lines in `slice` (whole lines of a log).
 DeviceCounts count_events(const std::string& slice);
 

@@ -1194,6 +1194,27 @@ std::vector<Event> read_log_file(const std::string& path) {
     return parse_log(text);
 }
 
+void Tally::add(const Event& e) {
+    if (const auto* p = std::get_if<Program>(&e.body)) {
+        ++programs;
+        program_errors += !p->ok;
+    } else if (std::holds_alternative<Evict>(e.body)) {
+        ++evicts;
+    } else if (std::holds_alternative<Wipe>(e.body)) {
+        ++wipes;
+    } else if (std::holds_alternative<Fault>(e.body)) {
+        ++faults;
+    } else if (const auto* io = std::get_if<Io>(&e.body)) {
+        if (!io->ce)
+            ++plain_ios;
+        else if (io->op == IoOp::read)
+            ++ce_reads;
+        else
+            ++ce_writes;
+        refused += io->ce && (io->ocs != 0 || !io->error.empty());
+    }
+}
+
 // ---- Serialisation ----------------------------------------------------------------------------
 
 namespace {

@@ -15,11 +15,9 @@ namespace ev = icemu::models::events;
 
 namespace {
 
-struct Counts {
+struct Counts : ev::Tally {
     unsigned slots = 0;
     std::string frontend;
-    std::uint64_t programs = 0, program_errors = 0, evicts = 0, wipes = 0;
-    std::uint64_t ce_reads = 0, ce_writes = 0, plain_ios = 0, refused = 0, faults = 0;
     std::set<std::string> keys;
     std::vector<std::pair<unsigned, std::string>> left; // (slot, key fingerprint) at the end
     std::vector<std::string> mismatches;
@@ -44,26 +42,9 @@ Counts replay(const std::string& ctrl, const std::string& path) {
     for (const auto& e : events) {
         if (&e != &events.front()) // LogReplay was built from the realize
             r.apply(e);
-        if (const auto* p = std::get_if<ev::Program>(&e.body)) {
-            ++c.programs;
-            c.program_errors += !p->ok;
-            if (p->ok)
-                c.keys.insert(p->key_fp);
-        } else if (std::holds_alternative<ev::Evict>(e.body)) {
-            ++c.evicts;
-        } else if (std::holds_alternative<ev::Wipe>(e.body)) {
-            ++c.wipes;
-        } else if (std::holds_alternative<ev::Fault>(e.body)) {
-            ++c.faults;
-        } else if (const auto* io = std::get_if<ev::Io>(&e.body)) {
-            if (!io->ce)
-                ++c.plain_ios;
-            else if (io->op == ev::IoOp::read)
-                ++c.ce_reads;
-            else
-                ++c.ce_writes;
-            c.refused += io->ce && (io->ocs != 0 || !io->error.empty());
-        }
+        c.add(e);
+        if (const auto* p = std::get_if<ev::Program>(&e.body); p && p->ok)
+            c.keys.insert(p->key_fp);
     }
     r.finish();
     for (const auto& m : r.mismatches())

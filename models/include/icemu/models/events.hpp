@@ -201,6 +201,16 @@ std::vector<Event> parse_log(std::string_view text);
 /// Reads a file into memory and parse_log()s it.
 std::vector<Event> read_log_file(const std::string& path);
 
+/// What a log says happened, counted: key programs (and failed ones), evictions (Linux's
+/// eviction ends in an `evict` event, whatever `was_armed` says), wipes, injected faults,
+/// crypto reads and writes, CE=0 I/O, and crypto I/O the device refused (OCS or io error).
+struct Tally {
+    std::uint64_t programs = 0, program_errors = 0, evicts = 0, wipes = 0, faults = 0;
+    std::uint64_t ce_reads = 0, ce_writes = 0, plain_ios = 0, refused = 0;
+    std::uint64_t ce_ios() const { return ce_reads + ce_writes; }
+    void add(const Event& e);
+};
+
 /// Serialises an event as one JSON line (no newline), in the schema's field names. Used by
 /// tests and log generators; `parse_event(to_json_line(e))` round-trips.
 std::string to_json_line(const Event& e);
