@@ -221,11 +221,29 @@ int cmd_remove_key(const Args& a) {
     return 0;
 }
 
-int cmd_import(const Args& a) {
+// The single block device the wrapped-key commands take; "" after printing the error.
+std::string one_device(const Args& a) {
     if (!only_options(a, {}))
+        return "";
+    if (a.operands.size() != 1) {
+        fail("must specify a single block device");
+        return "";
+    }
+    return std::string(a.operands[0]);
+}
+
+// A BLKCRYPTO* ioctl on `dev`, then the blob it produced (`size` bytes of `out`) on stdout.
+int blob_ioctl(const std::string& dev, unsigned long req, void* arg, const char* what,
+               SecretBuf& out, const std::uint64_t& size) {
+    if (!do_ioctl(dev.c_str(), req, arg, what))
         return 1;
-    if (a.operands.size() != 1)
-        return fail("must specify a single block device");
+    return write_all(out.data(), size) ? 0 : 1;
+}
+
+int cmd_import(const Args& a) {
+    const std::string dev = one_device(a);
+    if (dev.empty())
+        return 1;
     SecretBuf raw(kMaxRawKeySize), lt(kMaxWrappedKeySize);
     std::size_t n = read_key(raw, kMaxRawKeySize);
     if (n == 0)
@@ -235,32 +253,26 @@ int cmd_import(const Args& a) {
     arg.raw_key_size = n;
     arg.lt_key_ptr = reinterpret_cast<std::uintptr_t>(lt.data());
     arg.lt_key_size = kMaxWrappedKeySize;
-    const std::string dev(a.operands[0]);
-    if (!do_ioctl(dev.c_str(), BLKCRYPTOIMPORTKEY, &arg, "importing hardware-wrapped key"))
-        return 1;
-    return write_all(lt.data(), arg.lt_key_size) ? 0 : 1;
+    return blob_ioctl(dev, BLKCRYPTOIMPORTKEY, &arg, "importing hardware-wrapped key", lt,
+                      arg.lt_key_size);
 }
 
 int cmd_generate(const Args& a) {
-    if (!only_options(a, {}))
+    const std::string dev = one_device(a);
+    if (dev.empty())
         return 1;
-    if (a.operands.size() != 1)
-        return fail("must specify a single block device");
     SecretBuf lt(kMaxWrappedKeySize);
     GenerateKeyArg arg{};
     arg.lt_key_ptr = reinterpret_cast<std::uintptr_t>(lt.data());
     arg.lt_key_size = kMaxWrappedKeySize;
-    const std::string dev(a.operands[0]);
-    if (!do_ioctl(dev.c_str(), BLKCRYPTOGENERATEKEY, &arg, "generating hardware-wrapped key"))
-        return 1;
-    return write_all(lt.data(), arg.lt_key_size) ? 0 : 1;
+    return blob_ioctl(dev, BLKCRYPTOGENERATEKEY, &arg, "generating hardware-wrapped key", lt,
+                      arg.lt_key_size);
 }
 
 int cmd_prepare(const Args& a) {
-    if (!only_options(a, {}))
+    const std::string dev = one_device(a);
+    if (dev.empty())
         return 1;
-    if (a.operands.size() != 1)
-        return fail("must specify a single block device");
     SecretBuf lt(kMaxWrappedKeySize), eph(kMaxWrappedKeySize);
     std::size_t n = read_key(lt, kMaxWrappedKeySize);
     if (n == 0)
@@ -270,10 +282,8 @@ int cmd_prepare(const Args& a) {
     arg.lt_key_size = n;
     arg.eph_key_ptr = reinterpret_cast<std::uintptr_t>(eph.data());
     arg.eph_key_size = kMaxWrappedKeySize;
-    const std::string dev(a.operands[0]);
-    if (!do_ioctl(dev.c_str(), BLKCRYPTOPREPAREKEY, &arg, "preparing hardware-wrapped key"))
-        return 1;
-    return write_all(eph.data(), arg.eph_key_size) ? 0 : 1;
+    return blob_ioctl(dev, BLKCRYPTOPREPAREKEY, &arg, "preparing hardware-wrapped key", eph,
+                      arg.eph_key_size);
 }
 
 } // namespace
