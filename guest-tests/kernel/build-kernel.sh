@@ -4,7 +4,9 @@
 #   build-kernel.sh [--series 7|6.12|6.1] [--source DIR] [--exclude-patch NAME]... [--no-patches]
 #                   [--with-fixes] [--print-path]
 #
-# --series 7     newest linux-source-7.x the configured apt suites offer (default)
+# --series 7     newest linux-source-7.x the configured apt suites offer (default); its
+#                patches are the ones in patches/7.x/: the common ones (symlinks) and the
+#                hardware-wrapped-key driver, which needs the 6.15+ blk-crypto key types
 # --series 6.12  newest linux-source-6.12 (bookworm-security/backports or trixie)
 # --series 6.1   newest linux-source-6.1 (bookworm, bookworm-security); its patches are the
 #                ones in patches/6.1/ (6.1 has no QEMU UFS entry and needs sdhci-cqhci.h)
