@@ -34,6 +34,10 @@
     X(key_status)                                                                                  \
     X(set_policy)                                                                                  \
     X(get_policy)                                                                                  \
+    X(import_wrapped_key)                                                                          \
+    X(generate_wrapped_key)                                                                        \
+    X(prepare_wrapped_key)                                                                         \
+    X(add_wrapped_key)                                                                             \
     X(write_file)                                                                                  \
     X(read_file)                                                                                   \
     X(file_info)                                                                                   \
@@ -46,7 +50,7 @@
     X(poweroff)
 
 // X(name): one host op (the runner's own action between guest steps).
-#define ICEMU_HOST_OPS(X) X(inject)
+#define ICEMU_HOST_OPS(X) X(inject) X(reboot)
 
 namespace icemu::guest_ops {
 

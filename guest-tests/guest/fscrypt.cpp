@@ -45,20 +45,35 @@ std::uint8_t policy_flags(const json& req) {
 
 } // namespace
 
+std::string add_encryption_key(const std::string& mnt, const std::uint8_t* key, std::size_t n,
+                               bool hw_wrapped) {
+    AddKeyArg a{};
+    if (n == 0 || n > sizeof a.raw)
+        throw OpError(EINVAL, "FS_IOC_ADD_ENCRYPTION_KEY: a key is 1.." +
+                                  std::to_string(sizeof a.raw) + " bytes");
+    a.key_spec.type = kKeySpecIdentifier;
+    a.raw_size = static_cast<std::uint32_t>(n);
+    a.flags = hw_wrapped ? kAddKeyFlagHwWrapped : 0;
+    std::memcpy(a.raw, key, n);
+    Fd fd(mnt, O_RDONLY);
+    int r = ::ioctl(fd.get(), FS_IOC_ADD_KEY, &a);
+    int e = errno;
+    explicit_bzero(a.raw, sizeof a.raw);
+    if (r < 0) {
+        errno = e;
+        throw_errno("FS_IOC_ADD_ENCRYPTION_KEY on " + mnt);
+    }
+    return to_hex(a.key_spec.u, kIdentifierSize);
+}
+
 // add_key: mnt, key (hex, 16..64 bytes). Returns the kernel's key identifier.
 json op_add_key(const json& req) {
     std::string mnt = arg_str(req, "mnt");
-    auto key = from_hex(arg_str(req, "key"));
-    if (key.empty() || key.size() > 64)
+    SecretBuf key;
+    key.b = from_hex(arg_str(req, "key"));
+    if (key.size() == 0 || key.size() > kMaxRawKeySize)
         throw OpError(EINVAL, "add_key: key must be 1..64 bytes");
-    AddKeyArg a{};
-    a.key_spec.type = kKeySpecIdentifier;
-    a.raw_size = static_cast<std::uint32_t>(key.size());
-    std::memcpy(a.raw, key.data(), key.size());
-    Fd fd(mnt, O_RDONLY | O_DIRECTORY);
-    if (::ioctl(fd.get(), FS_IOC_ADD_KEY, &a) < 0)
-        throw_errno("FS_IOC_ADD_ENCRYPTION_KEY on " + mnt);
-    return {{"identifier", to_hex(a.key_spec.u, kIdentifierSize)}};
+    return {{"identifier", add_encryption_key(mnt, key.data(), key.size(), false)}};
 }
 
 // remove_key: mnt, identifier [, all_users]. Returns removal_status_flags decoded.

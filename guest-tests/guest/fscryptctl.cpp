@@ -5,7 +5,8 @@
 // --hw-wrapped-key) and FS_IOC_REMOVE_ENCRYPTION_KEY on a mount point. Keys are read raw from
 // stdin and blobs are written raw to stdout, so the commands pipe into one another like
 // fscryptctl's:  import_hw_wrapped_key DEV < raw | prepare_hw_wrapped_key DEV | add_key
-// --hw-wrapped-key MNT. Written from the kernel UAPI (uapi.hpp); key buffers are wiped.
+// --hw-wrapped-key MNT. The ioctls are the scenario ops' (wrapped.cpp, add_encryption_key in
+// fscrypt.cpp); key buffers are wiped.
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 #include <vector>
 
+#include "ops.hpp"
 #include "uapi.hpp"
 
 namespace icemu::guest {
@@ -47,16 +49,6 @@ const char kUsage[] =
     "Options:\n"
     "  -h, --help      this help\n"
     "  -v, --version   the version\n";
-
-// Zeroes a key buffer on every exit path.
-struct SecretBuf {
-    std::vector<std::uint8_t> b;
-    explicit SecretBuf(std::size_t n) : b(n) {}
-    ~SecretBuf() { explicit_bzero(b.data(), b.size()); }
-    SecretBuf(const SecretBuf&) = delete;
-    SecretBuf& operator=(const SecretBuf&) = delete;
-    std::uint8_t* data() { return b.data(); }
-};
 
 int fail(const std::string& msg) {
     std::fprintf(stderr, "error: %s\n", msg.c_str());
@@ -108,27 +100,14 @@ bool write_all(const std::uint8_t* p, std::size_t n) {
     return true;
 }
 
-// Opens `path` read-only; -1 after printing an error.
-int open_or_fail(const char* path) {
-    int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        fail(std::string("opening ") + path + ": " + std::strerror(errno));
-    return fd;
-}
-
-// ioctl on `path`; false after printing "error: <what>: <strerror>".
-bool do_ioctl(const char* path, unsigned long req, void* arg, const char* what) {
-    int fd = open_or_fail(path);
-    if (fd < 0)
-        return false;
-    int r = ::ioctl(fd, req, arg);
-    int err = errno;
-    ::close(fd);
-    if (r != 0) {
-        fail(std::string(what) + ": " + std::strerror(err));
-        return false;
+// Runs `f`; an OpError (a failed ioctl or open) becomes "error: <message>" and status 1.
+template <class F>
+int guarded(F f) {
+    try {
+        return f();
+    } catch (const OpError& e) {
+        return fail(e.what());
     }
-    return true;
 }
 
 // Splits argv after the command into options (--x) and operands.
@@ -170,28 +149,15 @@ int cmd_add_key(const Args& a) {
     if (a.operands.size() != 1)
         return fail("must specify a single mountpoint");
     const bool wrapped = has(a, "--hw-wrapped-key");
-    AddKeyArg arg{};
     SecretBuf key(kMaxWrappedKeySize);
     std::size_t n = read_key(key, wrapped ? kMaxWrappedKeySize : kMaxRawKeySize);
     if (n == 0)
         return 1;
-    arg.key_spec.type = kKeySpecIdentifier;
-    arg.raw_size = static_cast<std::uint32_t>(n);
-    arg.flags = wrapped ? kAddKeyFlagHwWrapped : 0;
-    std::memcpy(arg.raw, key.data(), n);
     const std::string mnt(a.operands[0]);
-    bool ok = do_ioctl(mnt.c_str(), FS_IOC_ADD_KEY, &arg, ("adding key to " + mnt).c_str());
-    explicit_bzero(arg.raw, sizeof arg.raw);
-    if (!ok)
-        return 1;
-    static const char hex[] = "0123456789abcdef";
-    std::string id;
-    for (std::size_t i = 0; i < kIdentifierSize; ++i) {
-        id.push_back(hex[arg.key_spec.u[i] >> 4]);
-        id.push_back(hex[arg.key_spec.u[i] & 15]);
-    }
-    std::printf("%s\n", id.c_str());
-    return 0;
+    return guarded([&] {
+        std::printf("%s\n", add_encryption_key(mnt, key.data(), n, wrapped).c_str());
+        return 0;
+    });
 }
 
 int cmd_remove_key(const Args& a) {
@@ -211,8 +177,13 @@ int cmd_remove_key(const Args& a) {
     }
     arg.key_spec.type = kKeySpecIdentifier;
     const std::string mnt(a.operands[1]);
-    if (!do_ioctl(mnt.c_str(), has(a, "--all-users") ? FS_IOC_REMOVE_KEY_ALL : FS_IOC_REMOVE_KEY,
-                  &arg, "removing key"))
+    const unsigned long req = has(a, "--all-users") ? FS_IOC_REMOVE_KEY_ALL : FS_IOC_REMOVE_KEY;
+    if (guarded([&] {
+            Fd fd(mnt, O_RDONLY);
+            if (::ioctl(fd.get(), req, &arg) < 0)
+                throw_errno("removing key");
+            return 0;
+        }))
         return 1;
     if (arg.removal_status_flags & 0x2) // FSCRYPT_KEY_REMOVAL_STATUS_FLAG_OTHER_USERS
         std::printf("warning: other users still have this key added\n");
@@ -232,58 +203,35 @@ std::string one_device(const Args& a) {
     return std::string(a.operands[0]);
 }
 
-// A BLKCRYPTO* ioctl on `dev`, then the blob it produced (`size` bytes of `out`) on stdout.
-int blob_ioctl(const std::string& dev, unsigned long req, void* arg, const char* what,
-               SecretBuf& out, const std::uint64_t& size) {
-    if (!do_ioctl(dev.c_str(), req, arg, what))
+// Reads a key (at most `max` bytes) from stdin unless `max` is 0, runs `make` on it and writes
+// the blob it returns to stdout.
+template <class F>
+int blob_command(const Args& a, std::size_t max, F make) {
+    const std::string dev = one_device(a);
+    if (dev.empty())
         return 1;
-    return write_all(out.data(), size) ? 0 : 1;
+    SecretBuf in(max);
+    std::size_t n = max ? read_key(in, max) : 0;
+    if (max && n == 0)
+        return 1;
+    return guarded([&] {
+        SecretBuf out = make(dev, in.data(), n);
+        return write_all(out.data(), out.size()) ? 0 : 1;
+    });
 }
 
 int cmd_import(const Args& a) {
-    const std::string dev = one_device(a);
-    if (dev.empty())
-        return 1;
-    SecretBuf raw(kMaxRawKeySize), lt(kMaxWrappedKeySize);
-    std::size_t n = read_key(raw, kMaxRawKeySize);
-    if (n == 0)
-        return 1;
-    ImportKeyArg arg{};
-    arg.raw_key_ptr = reinterpret_cast<std::uintptr_t>(raw.data());
-    arg.raw_key_size = n;
-    arg.lt_key_ptr = reinterpret_cast<std::uintptr_t>(lt.data());
-    arg.lt_key_size = kMaxWrappedKeySize;
-    return blob_ioctl(dev, BLKCRYPTOIMPORTKEY, &arg, "importing hardware-wrapped key", lt,
-                      arg.lt_key_size);
+    return blob_command(a, kMaxRawKeySize, import_hw_wrapped_key);
 }
 
 int cmd_generate(const Args& a) {
-    const std::string dev = one_device(a);
-    if (dev.empty())
-        return 1;
-    SecretBuf lt(kMaxWrappedKeySize);
-    GenerateKeyArg arg{};
-    arg.lt_key_ptr = reinterpret_cast<std::uintptr_t>(lt.data());
-    arg.lt_key_size = kMaxWrappedKeySize;
-    return blob_ioctl(dev, BLKCRYPTOGENERATEKEY, &arg, "generating hardware-wrapped key", lt,
-                      arg.lt_key_size);
+    return blob_command(a, 0, [](const std::string& dev, const std::uint8_t*, std::size_t) {
+        return generate_hw_wrapped_key(dev);
+    });
 }
 
 int cmd_prepare(const Args& a) {
-    const std::string dev = one_device(a);
-    if (dev.empty())
-        return 1;
-    SecretBuf lt(kMaxWrappedKeySize), eph(kMaxWrappedKeySize);
-    std::size_t n = read_key(lt, kMaxWrappedKeySize);
-    if (n == 0)
-        return 1;
-    PrepareKeyArg arg{};
-    arg.lt_key_ptr = reinterpret_cast<std::uintptr_t>(lt.data());
-    arg.lt_key_size = n;
-    arg.eph_key_ptr = reinterpret_cast<std::uintptr_t>(eph.data());
-    arg.eph_key_size = kMaxWrappedKeySize;
-    return blob_ioctl(dev, BLKCRYPTOPREPAREKEY, &arg, "preparing hardware-wrapped key", eph,
-                      arg.eph_key_size);
+    return blob_command(a, kMaxWrappedKeySize, prepare_hw_wrapped_key);
 }
 
 } // namespace

@@ -147,6 +147,14 @@ OpFn handler(guest_ops::Op op) {
         return op_set_policy;
     case Op::get_policy:
         return op_get_policy;
+    case Op::import_wrapped_key:
+        return op_import_wrapped_key;
+    case Op::generate_wrapped_key:
+        return op_generate_wrapped_key;
+    case Op::prepare_wrapped_key:
+        return op_prepare_wrapped_key;
+    case Op::add_wrapped_key:
+        return op_add_wrapped_key;
     case Op::write_file:
         return op_write_file;
     case Op::read_file:

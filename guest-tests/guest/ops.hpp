@@ -37,6 +37,24 @@ json op_key_status(const json& req);
 json op_set_policy(const json& req);
 json op_get_policy(const json& req);
 
+// FS_IOC_ADD_ENCRYPTION_KEY of `n` key bytes on the filesystem at `mnt` (with
+// FSCRYPT_ADD_KEY_FLAG_HW_WRAPPED when `hw_wrapped`: the key is an ephemerally-wrapped blob);
+// returns the key identifier as 32 hex digits. Shared by add_key, add_wrapped_key and
+// fscryptctl add_key.
+std::string add_encryption_key(const std::string& mnt, const std::uint8_t* key, std::size_t n,
+                               bool hw_wrapped);
+
+// wrapped.cpp: hardware-wrapped keys through the block device's BLKCRYPTO* ioctls (Linux 6.15+),
+// shared by the scenario ops below and fscryptctl's commands. Each returns the blob the kernel
+// wrote and throws OpError(errno, "<what>: <strerror>") when the ioctl fails.
+SecretBuf import_hw_wrapped_key(const std::string& dev, const std::uint8_t* raw, std::size_t n);
+SecretBuf generate_hw_wrapped_key(const std::string& dev);
+SecretBuf prepare_hw_wrapped_key(const std::string& dev, const std::uint8_t* lt, std::size_t n);
+json op_import_wrapped_key(const json& req);
+json op_generate_wrapped_key(const json& req);
+json op_prepare_wrapped_key(const json& req);
+json op_add_wrapped_key(const json& req);
+
 // fscryptctl.cpp: the program run as `fscryptctl` (a fscryptctl-compatible subset)
 int fscryptctl_main(int argc, char** argv);
 

@@ -112,6 +112,11 @@ void mkdir_p(const std::string& path) {
     }
 }
 
+void SecretBuf::wipe() {
+    if (!b.empty())
+        explicit_bzero(b.data(), b.size());
+}
+
 std::string to_hex(const std::uint8_t* p, std::size_t n) {
     static const char* d = "0123456789abcdef";
     std::string s;

@@ -58,6 +58,22 @@ private:
     int fd_;
 };
 
+// Key bytes that are wiped when the buffer goes (keys, wrapped-key blobs, software secrets).
+struct SecretBuf {
+    std::vector<std::uint8_t> b;
+    SecretBuf() = default;
+    explicit SecretBuf(std::size_t n) : b(n) {}
+    ~SecretBuf() { wipe(); }
+    SecretBuf(SecretBuf&& o) noexcept : b(std::move(o.b)) {}
+    SecretBuf(const SecretBuf&) = delete;
+    SecretBuf& operator=(const SecretBuf&) = delete;
+    SecretBuf& operator=(SecretBuf&&) = delete;
+    std::uint8_t* data() { return b.data(); }
+    const std::uint8_t* data() const { return b.data(); }
+    std::size_t size() const { return b.size(); }
+    void wipe();
+};
+
 // A 4096-byte aligned heap buffer, as O_DIRECT I/O needs.
 class AlignedBuf {
 public:

@@ -20,6 +20,26 @@ static std::string hex_slot(unsigned slot) {
     return b;
 }
 
+std::string hex_to_base64(const std::string& hex) {
+    static const char* b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::vector<unsigned> bytes;
+    for (std::size_t i = 0; i + 1 < hex.size(); i += 2)
+        bytes.push_back(static_cast<unsigned>(std::stoul(hex.substr(i, 2), nullptr, 16)));
+    std::string out;
+    for (std::size_t i = 0; i < bytes.size(); i += 3) {
+        unsigned n = bytes[i] << 16;
+        if (i + 1 < bytes.size())
+            n |= bytes[i + 1] << 8;
+        if (i + 2 < bytes.size())
+            n |= bytes[i + 2];
+        out += b64[(n >> 18) & 63];
+        out += b64[(n >> 12) & 63];
+        out += i + 1 < bytes.size() ? b64[(n >> 6) & 63] : '=';
+        out += i + 2 < bytes.size() ? b64[n & 63] : '=';
+    }
+    return out;
+}
+
 std::string ufs_pci_addr(std::size_t i) {
     return pci_addr(kUfsSlotBase + static_cast<unsigned>(i));
 }
@@ -115,6 +135,18 @@ std::vector<std::string> qemu_argv(const Scenario& s, const MachinePaths& p,
                     dev += ",crypto-caps=" + c.caps;
                 if (c.log_keys)
                     dev += ",crypto-log-keys=on";
+                if (c.wrapped_keys) {
+                    dev += ",crypto-wrapped-keys=on";
+                    if (!c.raw_keys)
+                        dev += ",crypto-raw-keys=off";
+                    if (!c.wrapping_key.empty()) {
+                        // the long-term wrapping key, as a QEMU secret object
+                        std::string sec = "wk-" + c.id;
+                        add({"-object", "secret,id=" + sec + ",format=base64,data=" +
+                                            hex_to_base64(c.wrapping_key)});
+                        dev += ",crypto-wrapping-key=" + sec;
+                    }
+                }
             } else {
                 dev += ",crypto=off";
             }

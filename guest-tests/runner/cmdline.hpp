@@ -16,9 +16,10 @@ struct MachinePaths {
 };
 
 struct EngineOptions {
-    bool props_supported = true; // the QEMU binary knows -device ufs,crypto=...
-    bool force_off = false;      // --crypto off: every controller crypto=off
-    std::string pci_identity;    // "" (device default) or "intel-mtl" for every UFS controller
+    bool props_supported = true;   // the QEMU binary knows -device ufs,crypto=...
+    bool wrapped_supported = true; // ... and crypto-wrapped-keys (the hardware key manager)
+    bool force_off = false;        // --crypto off: every controller crypto=off
+    std::string pci_identity;      // "" (device default) or "intel-mtl" for every UFS controller
 };
 
 constexpr unsigned kUfsSlotBase = 0x04;
@@ -49,6 +50,10 @@ std::string disk_locations(const Scenario& s);
 // A command-line number of seconds ("300", "1.5"): the whole text must be a finite number > 0.
 // Throws std::invalid_argument with a one-line reason naming the text otherwise.
 double parse_seconds(const std::string& text);
+
+// Base64 of the bytes that `hex` (an even number of hex digits) spells, for QEMU's
+// "-object secret,format=base64" (a controller's wrapping_key).
+std::string hex_to_base64(const std::string& hex);
 
 // Shell-quoted command line for the artifacts' README (copy-paste reproducible).
 std::string shell_join(const std::vector<std::string>& argv);

@@ -218,6 +218,11 @@ private:
                 make_image(lu_image(paths_, c, lu), lu.size);
         for (const auto& d : s_.virtio_disks)
             make_image(virtio_image(paths_, d), d.size);
+        for (const auto& c : s_.controllers)
+            if (c.wrapped_keys && crypto_enabled(c, e_) && !e_.wrapped_supported)
+                throw std::runtime_error(
+                    c.id + " asks for hardware-wrapped keys, but this QEMU's ufs device has no "
+                           "crypto-wrapped-keys property (no hardware key manager)");
         auto argv = qemu_argv(s_, paths_, e_);
         write_file(paths_.dir + "/qemu-cmdline.sh", "#!/bin/sh\n" + shell_join(argv) + "\n");
         UnixListener qmp_l(qmp_socket(paths_)), guest_l(guest_socket(paths_));
@@ -319,7 +324,14 @@ private:
         try {
             json args = substitute(step.args, vars);
             rec.expect = substitute(step.expect, vars);
-            if (step.host_only()) {
+            if (step.op == "reboot") {
+                rec.request = {{"execute", "system_reset"}};
+                rec.reply = reboot(step.timeout_s);
+                if (!rec.reply.value("ok", false)) {
+                    rec.error = rec.reply.value("error", std::string("reboot failed"));
+                    keep_going = false;
+                }
+            } else if (step.host_only()) {
                 rec.request = {
                     {"execute", "qom-set"},
                     {"arguments",
@@ -372,6 +384,56 @@ private:
         if (!powered_off_)
             snapshot();
         return keep_going;
+    }
+
+    // Host op "reboot": a machine reset (QMP system_reset: every device is reset, the guest
+    // boots again from the same kernel and initramfs, the disk images keep their contents). The
+    // machine runs with -no-reboot, which turns a reset into a shutdown, so the reboot action
+    // is "reset" for this one and "shutdown" again once the guest is back. The reply carries
+    // the new guest's hello and its disks; a scenario disk that came back under another device
+    // name fails the step (the scenario's ${disk} references would point elsewhere).
+    json reboot(double timeout_s) {
+        auto qmp_ok = [](const json& r) { return r.is_object() && r.contains("return"); };
+        json r = qmp_.execute("set-action", {{"reboot", "reset"}}, 10);
+        if (!qmp_ok(r))
+            return {{"ok", false}, {"error", "QMP set-action reboot=reset: " + r.dump()}};
+        r = qmp_.execute("system_reset", json::object(), 10);
+        if (!qmp_ok(r))
+            return {{"ok", false}, {"error", "QMP system_reset: " + r.dump()}};
+        double t0 = now_s(), deadline = t0 + std::max(timeout_s, 30.0);
+        json hello;
+        std::string line;
+        while (hello.is_null()) {
+            if (!guest_.read_line(line, deadline))
+                return {{"ok", false},
+                        {"error", "no hello from the guest after the reset; console tail:\n" +
+                                      tail(console_log(paths_), 30)}};
+            json h = json::parse(line, nullptr, false);
+            if (h.is_object() && h.contains("hello"))
+                hello = h;
+        }
+        double up = now_s() - t0;
+        r = qmp_.execute("set-action", {{"reboot", "shutdown"}}, 10);
+        if (!qmp_ok(r))
+            return {{"ok", false}, {"error", "QMP set-action reboot=shutdown: " + r.dump()}};
+        json disks = request({{"id", 1000001}, {"op", "disks"}}, 30);
+        if (!disks.is_object() || !disks.value("ok", false))
+            return {{"ok", false}, {"error", "disks after the reboot failed: " + disks.dump()}};
+        std::string moved;
+        for (const auto& [name, d] : map_disks(s_, disks)) {
+            const json& before = rec_.disk_map[name];
+            if (d.is_null() || before.is_null() ||
+                d.value("dev_path", "") != before.value("dev_path", ""))
+                moved += " " + name;
+        }
+        json reply = {{"ok", moved.empty()},
+                      {"hello", hello},
+                      {"seconds_to_hello", up},
+                      {"disks", disks["disks"]},
+                      {"kmsg", hello.value("kmsg", json::array())}};
+        if (!moved.empty())
+            reply["error"] = "disks changed their device node across the reboot:" + moved;
+        return reply;
     }
 
     json request(const json& req, double timeout_s) {
@@ -539,6 +601,7 @@ int main(int argc, char** argv) {
     eng.pci_identity = o.identity;
     std::string help = capture({o.qemu, "-device", "ufs,help"}, 20);
     eng.props_supported = help.find("crypto=") != std::string::npos;
+    eng.wrapped_supported = help.find("crypto-wrapped-keys=") != std::string::npos;
     if (!eng.props_supported)
         std::fprintf(stderr,
                      "icemu-run: %s has no UFS crypto engine (no 'crypto' property); "

@@ -308,7 +308,7 @@ json intersect_crypto(const std::vector<json>& children) {
         return nullptr;
     std::uint64_t dun = UINT64_MAX;
     std::map<std::string, std::uint64_t> modes;
-    bool first = true, raw = true;
+    bool first = true, raw = true, wrapped = true;
     for (const auto& c : children) {
         if (!c.is_object())
             return nullptr;
@@ -324,6 +324,7 @@ json intersect_crypto(const std::vector<json>& children) {
                 mask &= m.count(name) ? m[name] : 0;
         }
         raw = raw && c.contains("raw_keys");
+        wrapped = wrapped && c.contains("hw_wrapped_keys");
     }
     json out = {{"max_dun_bits", dun}, {"modes", json::object()}};
     for (const auto& [name, mask] : modes)
@@ -334,8 +335,11 @@ json intersect_crypto(const std::vector<json>& children) {
         }
     if (out["modes"].empty())
         return nullptr;
+    // key types (6.15+): a dm device supports a type only if every child does
     if (raw && children[0].contains("raw_keys"))
         out["raw_keys"] = children[0]["raw_keys"];
+    if (wrapped && children[0].contains("hw_wrapped_keys"))
+        out["hw_wrapped_keys"] = children[0]["hw_wrapped_keys"];
     return out;
 }
 
@@ -478,12 +482,27 @@ TestPoint check_expectation(const Scenario& s, const Expectation& x, const RunRe
                     for (const auto& [k, v] : want.items())
                         if (!got.contains(k) || got[k] != v)
                             eq = false;
+                    // the intersection's key types are exact: a type the children do not all
+                    // have must be absent on the dm device
+                    if (j.contains("intersection_of"))
+                        for (const char* k : {"raw_keys", "hw_wrapped_keys"})
+                            if (got.contains(k) && !want.contains(k))
+                                eq = false;
                 }
+                std::vector<std::string> present;
+                for (const auto& k : member(j, "lacks", true))
+                    if (got.is_object() && got.contains(k.get<std::string>()))
+                        present.push_back(k.get<std::string>());
+                if (!present.empty() || (j.contains("lacks") && got.is_null()))
+                    eq = false;
                 p.passed = eq;
-                if (!eq)
+                if (!eq) {
                     why << name << " queue/crypto = " << got.dump() << ", expected " << want.dump();
-                else
+                    if (j.contains("lacks"))
+                        why << " without " << j["lacks"].dump();
+                } else {
                     p.diag = got.dump();
+                }
             }
         } else if (x.kind == "counter") {
             std::string counter = j.at("counter").get<std::string>();

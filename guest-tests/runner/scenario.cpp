@@ -3,6 +3,7 @@
 #include "icemu/models/event_schema.hpp"
 #include "icemu/models/kernel_rules.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <fstream>
 #include <regex>
@@ -121,13 +122,15 @@ const Keys kTopKeys = {"name",    "title",       "description",  "default", "tim
                        "machine", "controllers", "virtio_disks", "vars",    "steps",
                        "expect",  "kernel",      "checker_xfail"};
 const Keys kMachineKeys = {"memory", "smp", "append"};
-const Keys kUfsKeys = {"id",  "type",     "crypto",   "keyslots", "caps",
-                       "mcq", "mcq_maxq", "log_keys", "lus"};
+const Keys kUfsKeys = {"id",   "type",         "crypto",   "keyslots",
+                       "caps", "mcq",          "mcq_maxq", "log_keys",
+                       "lus",  "wrapped_keys", "raw_keys", "wrapping_key"};
 const Keys kEmmcKeys = {"id", "type", "crypto", "keyslots", "caps", "log_keys", "name", "size"};
 const Keys kLuKeys = {"name", "lun", "size"};
 const Keys kVirtioKeys = {"name", "size"};
 const Keys kStepExpectKeys = {"ok", "errno", "kmsg", "reply"};
 const Keys kInjectArgs = {"ctrl", "property", "value"};
+const Keys kRebootArgs = {};
 
 // What each expectation kind reads (besides kind, name, xfail, xfail_when, kernel), which of those
 // it needs, and whether it compares a number (eq/min/max) or names controllers (ctrl/ctrls).
@@ -142,7 +145,8 @@ const std::map<std::string, KindFormat>& kind_formats() {
     static const std::map<std::string, KindFormat> f = {
         {"kmsg", {{"contains", "absent", "from", "upto"}, {"contains"}}},
         {"disk_crypto",
-         {{"disk", "at", "none", "equals", "intersection_of", "require_crypto"}, {"disk"}}},
+         {{"disk", "at", "none", "equals", "intersection_of", "require_crypto", "lacks"},
+          {"disk"}}},
         {"counter",
          {{"ctrl", "ctrls", "counter", "from", "to", "min", "max", "eq", "absolute"},
           {"counter"},
@@ -207,6 +211,13 @@ void check_expectation_format(const json& e, const std::string& where, const std
                                 ": needs exactly one of \"none\", \"equals\", \"intersection_of\"");
         if (e.contains("none") && !field<bool>(e, "none", where, false))
             throw ScenarioError(where + ": \"none\" can only be true");
+        if (e.contains("lacks")) {
+            const json& l = e["lacks"];
+            if (e.contains("none") || !l.is_array() || l.empty() ||
+                !std::all_of(l.begin(), l.end(), [](const json& x) { return x.is_string(); }))
+                throw ScenarioError(where + ": \"lacks\" is a non-empty array of queue/crypto "
+                                            "file names, with \"equals\" or \"intersection_of\"");
+        }
     }
     if (kind == "reply" && e.contains("equals") && e.contains("contains"))
         throw ScenarioError(where + ": \"equals\" and \"contains\" exclude each other");
@@ -271,6 +282,16 @@ Scenario parse_scenario(const json& j) {
             if (c.contains("mcq_maxq"))
                 ctl.mcq_maxq = field<unsigned>(c, "mcq_maxq", where, 0);
             ctl.log_keys = field<bool>(c, "log_keys", where, false);
+            ctl.wrapped_keys = field<bool>(c, "wrapped_keys", where, false);
+            ctl.raw_keys = field<bool>(c, "raw_keys", where, true);
+            ctl.wrapping_key = field<std::string>(c, "wrapping_key", where, "");
+            if (!ctl.wrapped_keys && (!ctl.raw_keys || !ctl.wrapping_key.empty()))
+                throw ScenarioError("controller " + ctl.id +
+                                    ": raw_keys and wrapping_key need \"wrapped_keys\": true");
+            if (!ctl.wrapping_key.empty() &&
+                !std::regex_match(ctl.wrapping_key, std::regex("^[0-9a-fA-F]{64}$")))
+                throw ScenarioError("controller " + ctl.id +
+                                    ": wrapping_key must be 64 hex digits (32 bytes)");
             if (ctl.is_emmc()) {
                 Lu lu;
                 lu.name = required<std::string>(c, "name", where);
@@ -355,7 +376,9 @@ Scenario parse_scenario(const json& j) {
             for (const auto& [k, v] : st.items())
                 if (!kStepMeta.count(k))
                     step.args[k] = v;
-            if (step.host_only()) {
+            if (step.op == "reboot") {
+                check_keys(step.args, where, kRebootArgs);
+            } else if (step.host_only()) {
                 check_keys(step.args, where, [] {
                     Keys k = kInjectArgs;
                     k.insert(kStepMeta.begin(), kStepMeta.end());

@@ -39,6 +39,12 @@ struct Controller {
     bool mcq = false;
     std::optional<unsigned> mcq_maxq;
     bool log_keys = false;
+    // The hardware key manager (UFS only; docs/device.md "Hardware-wrapped keys"):
+    // crypto-wrapped-keys, crypto-raw-keys (false = wrapped-only, as Qualcomm ICE) and the
+    // long-term wrapping key as 64 hex digits ("" = QEMU draws one at realize).
+    bool wrapped_keys = false;
+    bool raw_keys = true;
+    std::string wrapping_key;
     std::vector<Lu> lus;
 };
 

@@ -155,6 +155,70 @@ TEST_CASE("capability intersection takes the minimum DUN size and ANDs the masks
               .is_null());
 }
 
+TEST_CASE("the intersection keeps a key type only if every child has it") {
+    json both = {{"max_dun_bits", 64},
+                 {"raw_keys", "supported"},
+                 {"hw_wrapped_keys", "supported"},
+                 {"modes", {{"AES-256-XTS", "0x1e00"}}}};
+    json raw = {
+        {"max_dun_bits", 64}, {"raw_keys", "supported"}, {"modes", {{"AES-256-XTS", "0x1e00"}}}};
+    json wrapped = {{"max_dun_bits", 64},
+                    {"hw_wrapped_keys", "supported"},
+                    {"modes", {{"AES-256-XTS", "0x1e00"}}}};
+    CHECK(intersect_crypto({both, both}).contains("hw_wrapped_keys"));
+    CHECK(intersect_crypto({both, both}).contains("raw_keys"));
+    json i = intersect_crypto({both, raw});
+    CHECK(i.contains("raw_keys"));
+    CHECK_FALSE(i.contains("hw_wrapped_keys"));
+    json w = intersect_crypto({both, wrapped});
+    CHECK(w.contains("hw_wrapped_keys"));
+    CHECK_FALSE(w.contains("raw_keys"));
+}
+
+TEST_CASE("disk_crypto: lacks fails on a present file; intersection_of fails on an extra key "
+          "type") {
+    Scenario s = parse_scenario(json::parse(R"J({
+	  "name": "k",
+	  "controllers": [{"id": "ufs0", "lus": [{"name": "ua", "size": "16M"}]},
+	                  {"id": "ufs1", "lus": [{"name": "ub", "size": "16M"}]}],
+	  "steps": [{"op": "disks", "label": "d"}],
+	  "expect": [
+	    {"kind": "disk_crypto", "disk": "ua", "at": "d", "equals": {"max_dun_bits": 64},
+	     "lacks": ["raw_keys"]},
+	    {"kind": "disk_crypto", "disk": "lin", "at": "d", "intersection_of": ["ua", "ub"],
+	     "lacks": ["hw_wrapped_keys"]}
+	  ]})J"));
+    RunRecord r;
+    r.hello = {{"hello", "icemu-guest"}, {"kmsg", json::array()}};
+    r.steps = {step(1, "disks", "d", json::object())};
+    json modes = {{"AES-256-XTS", "0x1e00"}};
+    auto disks = [&](json ua, json lin) {
+        return json{
+            {"ok", true},
+            {"disks",
+             {{{"name", "sda"}, {"pci", "0000:00:04.0"}, {"lun", 0}, {"crypto", ua}},
+              {{"name", "sdb"},
+               {"pci", "0000:00:05.0"},
+               {"lun", 0},
+               {"crypto", {{"max_dun_bits", 64}, {"raw_keys", "supported"}, {"modes", modes}}}},
+              {{"name", "dm-0"}, {"dm_name", "lin"}, {"crypto", lin}}}}};
+    };
+    json wrapped_only = {{"max_dun_bits", 64}, {"hw_wrapped_keys", "supported"}, {"modes", modes}};
+    json both = {{"max_dun_bits", 64},
+                 {"raw_keys", "supported"},
+                 {"hw_wrapped_keys", "supported"},
+                 {"modes", modes}};
+    json raw = {{"max_dun_bits", 64}, {"raw_keys", "supported"}, {"modes", modes}};
+    r.steps.at(0).reply = disks(wrapped_only, raw);
+    r.disk_map = map_disks(s, r.steps.at(0).reply);
+    CHECK(check_expectation(s, s.expectations[0], r).passed);
+    r.steps.at(0).reply = disks(both, raw);
+    CHECK_FALSE(check_expectation(s, s.expectations[0], r).passed);
+    CHECK(check_expectation(s, s.expectations[1], r).passed);
+    r.steps.at(0).reply = disks(both, both); // the dm device claims a type ub does not have
+    CHECK_FALSE(check_expectation(s, s.expectations[1], r).passed);
+}
+
 TEST_CASE("without an engine, device checks fail and say why") {
     Scenario s = scen();
     RunRecord r = record(true);

@@ -162,3 +162,26 @@ TEST_CASE("a command-line timeout is a plain positive number of seconds; anythin
         }
     }
 }
+
+TEST_CASE("a controller with the key manager gets its properties and its wrapping key as a "
+          "secret object") {
+    Scenario s = parse_scenario(json::parse(R"({
+	  "name": "w",
+	  "controllers": [
+	    {"id": "ufs0", "wrapped_keys": true, "raw_keys": false,
+	     "wrapping_key": "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+	     "lus": [{"name": "ua", "size": "16M"}]},
+	    {"id": "ufs1", "wrapped_keys": true, "lus": [{"name": "ub", "size": "16M"}]},
+	    {"id": "ufs2", "lus": [{"name": "uc", "size": "16M"}]}],
+	  "steps": [{"op": "sysinfo"}]})"));
+    auto a = qemu_argv(s, paths("/q", "/k", "/i", "/a"), EngineOptions{});
+    CHECK(has(a, "secret,id=wk-ufs0,format=base64,"
+                 "data=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="));
+    CHECK(has_substr(a, ",crypto-wrapped-keys=on,crypto-raw-keys=off,crypto-wrapping-key=wk-ufs0"));
+    CHECK(has(a, "ufs,id=ufs1,serial=icemu-ufs1,addr=0x05,crypto=on,crypto-log=clog-ufs1,"
+                 "crypto-wrapped-keys=on"));
+    CHECK(has(a, "ufs,id=ufs2,serial=icemu-ufs2,addr=0x06,crypto=on,crypto-log=clog-ufs2"));
+    CHECK_FALSE(has_substr(a, "wk-ufs1"));
+    CHECK(hex_to_base64("ff") == "/w==");
+    CHECK(hex_to_base64("ffee") == "/+4=");
+}

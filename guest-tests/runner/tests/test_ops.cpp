@@ -10,7 +10,7 @@ using namespace icemu::runner;
 namespace {
 json with_op(std::string_view op) {
     json step = {{"op", std::string(op)}};
-    if (icemu::guest_ops::is_host_op(op)) // inject: the strict loader wants its target
+    if (op == "inject") // the strict loader wants its target (reboot takes no argument)
         step.update({{"ctrl", "ufs0"}, {"property", "crypto-fault-count"}, {"value", 1}});
     return {{"name", "t"},
             {"controllers",

@@ -339,3 +339,40 @@ TEST_CASE("a load error names the file and the field") {
     CHECK(err.find(path.string()) == 0);
     CHECK(err.find("expect[0] \"kmsg\": unknown key \"ctrls\"") != std::string::npos);
 }
+
+TEST_CASE("key manager options: raw_keys and wrapping_key need wrapped_keys; a wrapping key is "
+          "32 bytes; an eMMC has none") {
+    auto with = [](json ctl) {
+        ctl["id"] = "ufs0";
+        if (!ctl.contains("type"))
+            ctl["lus"] = json::array({{{"name", "ua"}, {"size", "16M"}}});
+        return json{{"name", "w"},
+                    {"controllers", json::array({ctl})},
+                    {"steps", json::array({{{"op", "sysinfo"}}})}};
+    };
+    const std::string k64(64, 'a');
+    Scenario s =
+        parse_scenario(with({{"wrapped_keys", true}, {"raw_keys", false}, {"wrapping_key", k64}}));
+    CHECK(s.controllers[0].wrapped_keys);
+    CHECK_FALSE(s.controllers[0].raw_keys);
+    CHECK(s.controllers[0].wrapping_key == k64);
+    CHECK(parse_scenario(with(json::object())).controllers[0].raw_keys);
+    CHECK_THROWS_AS(parse_scenario(with({{"raw_keys", false}})), ScenarioError);
+    CHECK_THROWS_AS(parse_scenario(with({{"wrapping_key", k64}})), ScenarioError);
+    CHECK_THROWS_AS(parse_scenario(with({{"wrapped_keys", true}, {"wrapping_key", "abcd"}})),
+                    ScenarioError);
+    CHECK_THROWS_AS(
+        parse_scenario(
+            with({{"wrapped_keys", true}, {"type", "emmc"}, {"name", "ea"}, {"size", "64M"}})),
+        ScenarioError);
+}
+
+TEST_CASE("reboot is a host step without arguments") {
+    json j = minimal();
+    j["steps"].push_back({{"op", "reboot"}, {"label", "rb"}, {"timeout_s", 90}});
+    Scenario s = parse_scenario(j);
+    CHECK(s.steps.back().host_only());
+    CHECK(s.steps.back().timeout_s == 90);
+    j["steps"].back()["ctrl"] = "ufs0";
+    CHECK_THROWS_AS(parse_scenario(j), ScenarioError);
+}
