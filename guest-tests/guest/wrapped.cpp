@@ -15,11 +15,12 @@ namespace {
 
 using namespace uapi;
 
-// The ioctl `req` on block device `dev`; throws OpError naming `what` when it fails.
+// The ioctl `req` on block device `dev`; throws OpError("<what>: <strerror>") when it fails
+// (fscryptctl's message, which shell.fscryptctl and fstests' logs see).
 void blk_ioctl(const std::string& dev, unsigned long req, void* arg, const char* what) {
     Fd fd(dev, O_RDONLY);
     if (::ioctl(fd.get(), req, arg) < 0)
-        throw_errno(std::string(what) + " on " + dev);
+        throw_errno(what);
 }
 
 std::uint64_t ptr(const std::uint8_t* p) {
