@@ -895,8 +895,12 @@ void parse_body(std::string_view ev, Fields& f, std::size_t line, Body& body) {
         k.op = static_cast<KmOp>(schema_value(f, f.str(F::op), schema::kKmOps, "km op"));
         k.ok = f.boolean(F::ok);
         k.master_fp.assign(f.str(F::master_fp));
-        // A command that succeeded recovered (or made) its master key.
+        // A command that succeeded recovered (or made) its master key; a refused one logs
+        // nothing about it (docs/device.md "Hardware-wrapped keys").
         check_fp(f, k.master_fp, !k.ok, "master_fp");
+        if (!k.ok && !k.master_fp.empty()) {
+            f.reader().fail("km with ok=false must have master_fp \"\"");
+        }
         const auto e = f.opt_str(F::error);
         if (k.ok && e) {
             f.reader().fail("km with ok=true must not have an error");

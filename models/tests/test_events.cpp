@@ -297,8 +297,9 @@ TEST_CASE("key-manager events that break the schema's rules are refused", "[even
             "must not have an error");
     refused(R"("op":"import","ok":false,"master_fp":""})", "needs an error");
     refused(R"("op":"import","ok":true,"master_fp":""})", "master_fp must be 16");
-    refused(R"("op":"import","ok":false,"error":"dma","master_fp":"1A2B3C4D5E6F7081"})",
-            "master_fp must be 16");
+    refused(R"("op":"import","ok":true,"master_fp":"1A2B3C4D5E6F7081"})", "master_fp must be 16");
+    refused(R"("op":"program","ok":false,"error":"slot","slot":40,"master_fp":"1a2b3c4d5e6f7081"})",
+            "ok=false must have master_fp \"\"");
     refused(R"("op":"unwrap","ok":true,"master_fp":"1a2b3c4d5e6f7081"})", "unknown km op");
     refused(R"("op":"prepare","ok":false,"error":"tag","master_fp":""})", "unknown km error");
     refused(R"("op":"prepare","ok":true})", "missing field \"master_fp\"");
