@@ -1,26 +1,30 @@
 #!/usr/bin/env bash
 # The QEMU device's copy of the event log schema must equal the canonical file byte for byte
 # (docs/event-log.md "The schema, defined once"). The copy is the file the engine patch in
-# hw/patches/ adds; this script reads it from there.
+# hw/patches/ adds and later patches change; this script rebuilds it from their hunks.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CANON="$ROOT/common/icemu/event-log.def"
 REL=include/hw/block/inline-crypto-events.def
-PATCH=$(grep -l -x -F -- "+++ b/$REL" "$ROOT"/hw/patches/*.patch 2>/dev/null | tail -n 1 || true)
-if [ -z "$PATCH" ]; then
+# The patches that add or change it, in series order (the file names are numbered).
+mapfile -t PATCHES < <(grep -l -E -- "^\+\+\+ b/$REL\$" "$ROOT"/hw/patches/*.patch 2>/dev/null || true)
+if [ "${#PATCHES[@]}" = 0 ]; then
 	echo "no copy of the schema: no patch in hw/patches adds $REL" >&2
 	exit 1
 fi
-# A patch that adds a file: every line of its hunk is '+' + the file's line.
-COPY=$(mktemp)
-trap 'rm -f "$COPY"' EXIT
-awk -v want="+++ b/$REL" '
-	$0 == want { on = 1; next }
-	on && /^@@/ { next }
-	on && /^\+/ { print substr($0, 2); next }
-	on { exit }
-' "$PATCH" >"$COPY"
-echo "checking the copy added by $(basename "$PATCH")"
+# Apply only that file's hunks, patch after patch, in an empty directory.
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+for p in "${PATCHES[@]}"; do
+	if ! git -C "$WORK" apply --include="$REL" "$p" 2>"$WORK/err"; then
+		echo "$(basename "$p"): its change to $REL does not apply:" >&2
+		cat "$WORK/err" >&2
+		exit 1
+	fi
+done
+COPY="$WORK/$REL"
+[ -f "$COPY" ] || { echo "the patches delete $REL" >&2; exit 1; }
+echo "checking the copy made by ${#PATCHES[@]} patch(es): $(basename "${PATCHES[-1]}") last"
 
 if ! cmp -s "$CANON" "$COPY"; then
 	echo "the device's schema copy differs from common/icemu/event-log.def:" >&2

@@ -51,6 +51,12 @@ std::string_view to_string(IoError e) {
 std::string_view to_string(FaultKind k) {
     return enum_text(k, schema::kFaultKinds, false);
 }
+std::string_view to_string(KmOp op) {
+    return enum_text(op, schema::kKmOps, false);
+}
+std::string_view to_string(KmError e) {
+    return enum_text(e, schema::kKmErrors, true);
+}
 
 std::string_view event_name(const Body& body) {
     return schema::kEvents[body.index()].text;
@@ -474,11 +480,11 @@ private:
 // clang-format off
 #define ICEMU_EVENT_FIELDS(X)                                                                     \
     X(v) X(seq) X(t_ns) X(ctrl) X(ev)                                                             \
-    X(slots) X(cfgptr) X(caps) X(wipe_on_disable) X(log_keys) X(frontend)                         \
-    X(on) X(cge) X(reason) X(armed)                                                               \
-    X(slot) X(capidx) X(dusize) X(key_fp) X(ok) X(error) X(key) X(was_armed)                      \
+    X(slots) X(cfgptr) X(caps) X(wipe_on_disable) X(log_keys) X(frontend) X(wrapped_keys)         \
+    X(raw_keys) X(on) X(cge) X(reason) X(armed)                                                   \
+    X(slot) X(capidx) X(dusize) X(key_fp) X(ok) X(error) X(key) X(wrapped) X(was_armed)           \
     X(ce) X(lun) X(op) X(opcode) X(lba) X(blocks) X(bytes) X(block_size) X(dun) X(ocs) X(status)  \
-    X(queue) X(kind) X(remaining)
+    X(queue) X(kind) X(remaining) X(master_fp)
 // clang-format on
 #define ICEMU_FIELD_ENUM(name) name,
 #define ICEMU_FIELD_NAME(name) #name,
@@ -494,7 +500,7 @@ constexpr std::array<std::string_view, kNumFields> kFieldNames{
 // character; the constexpr table construction fails to compile if two names collide), then
 // one comparison.
 constexpr std::size_t field_hash(std::string_view n) {
-    return (n.size() * 15 + static_cast<unsigned char>(n[0]) * 60u +
+    return (n.size() * 11 + static_cast<unsigned char>(n[0]) * 70u +
             static_cast<unsigned char>(n.back()) + static_cast<unsigned char>(n[n.size() / 2])) &
            127u;
 }
@@ -700,6 +706,12 @@ public:
     }
     bool boolean(F f) { return need(f, Value::Type::boolean, "a boolean").boolean; }
     std::string_view str(F f) { return need(f, Value::Type::string, "a string").str; }
+    std::optional<bool> opt_boolean(F f) {
+        if (!has(f)) {
+            return std::nullopt;
+        }
+        return boolean(f);
+    }
     std::optional<std::string_view> opt_str(F f) {
         if (!has(f)) {
             return std::nullopt;
@@ -725,16 +737,16 @@ constexpr std::array<bool, 256> make_lower_hex_table() {
 }
 constexpr std::array<bool, 256> kLowerHex = make_lower_hex_table();
 
-void check_fp(Fields& f, std::string_view fp, bool allow_empty) {
+void check_fp(Fields& f, std::string_view fp, bool allow_empty, const char* name = "key_fp") {
     if (fp.empty() && allow_empty) {
         return;
     }
     if (fp.size() != 16) {
-        f.reader().fail("key_fp must be 16 lowercase hex digits");
+        f.reader().fail(std::string(name) + " must be 16 lowercase hex digits");
     }
     for (char c : fp) {
         if (!kLowerHex[static_cast<unsigned char>(c)]) {
-            f.reader().fail("key_fp must be 16 lowercase hex digits");
+            f.reader().fail(std::string(name) + " must be 16 lowercase hex digits");
         }
     }
 }
@@ -875,6 +887,37 @@ void parse_body(std::string_view ev, Fields& f, std::size_t line, Body& body) {
         if (const auto k = f.opt_str(F::key)) {
             p.key = std::string(*k);
         }
+        p.wrapped = f.opt_boolean(F::wrapped);
+        return;
+    }
+    if (ev == "km") {
+        Km& k = body.emplace<Km>();
+        k.op = static_cast<KmOp>(schema_value(f, f.str(F::op), schema::kKmOps, "km op"));
+        k.ok = f.boolean(F::ok);
+        k.master_fp.assign(f.str(F::master_fp));
+        // A command that succeeded recovered (or made) its master key; a refused one logs
+        // nothing about it (docs/device.md "Hardware-wrapped keys").
+        check_fp(f, k.master_fp, !k.ok, "master_fp");
+        if (!k.ok && !k.master_fp.empty()) {
+            f.reader().fail("km with ok=false must have master_fp \"\"");
+        }
+        const auto e = f.opt_str(F::error);
+        if (k.ok && e) {
+            f.reader().fail("km with ok=true must not have an error");
+        }
+        if (!k.ok) {
+            if (!e) {
+                f.reader().fail("km with ok=false needs an error");
+            }
+            schema_value(f, *e, schema::kKmErrors, "km error");
+            k.error = std::string(*e);
+        }
+        if (f.has(F::slot)) {
+            k.slot = f.u32(F::slot);
+        }
+        if (k.op == KmOp::program && !k.slot) {
+            f.reader().fail("km op \"program\" needs a slot");
+        }
         return;
     }
     if (ev == "evict") {
@@ -915,6 +958,8 @@ void parse_body(std::string_view ev, Fields& f, std::size_t line, Body& body) {
         const auto fe = f.str(F::frontend);
         schema_value(f, fe, schema::kFrontends, "frontend");
         r.frontend = std::string(fe);
+        r.wrapped_keys = f.opt_boolean(F::wrapped_keys);
+        r.raw_keys = f.opt_boolean(F::raw_keys);
         body = std::move(r);
         return;
     }
@@ -1302,6 +1347,12 @@ std::string to_json_line(const Event& e) {
                 w.b("wipe_on_disable", b.wipe_on_disable);
                 w.b("log_keys", b.log_keys);
                 w.s("frontend", b.frontend);
+                if (b.wrapped_keys) {
+                    w.b("wrapped_keys", *b.wrapped_keys);
+                }
+                if (b.raw_keys) {
+                    w.b("raw_keys", *b.raw_keys);
+                }
             } else if constexpr (std::is_same_v<T, Enable>) {
                 w.b("on", b.on);
                 w.b("cge", b.cge);
@@ -1319,6 +1370,9 @@ std::string to_json_line(const Event& e) {
                 }
                 if (b.key) {
                     w.s("key", *b.key);
+                }
+                if (b.wrapped) {
+                    w.b("wrapped", *b.wrapped);
                 }
             } else if constexpr (std::is_same_v<T, Evict>) {
                 w.u("slot", b.slot);
@@ -1347,6 +1401,16 @@ std::string to_json_line(const Event& e) {
             } else if constexpr (std::is_same_v<T, Fault>) {
                 w.s("kind", to_string(b.kind));
                 w.u("remaining", b.remaining);
+            } else if constexpr (std::is_same_v<T, Km>) {
+                w.s("op", to_string(b.op));
+                w.b("ok", b.ok);
+                if (!b.ok) {
+                    w.s("error", b.error);
+                }
+                if (b.slot) {
+                    w.u("slot", *b.slot);
+                }
+                w.s("master_fp", b.master_fp);
             }
         },
         e.body);

@@ -476,8 +476,9 @@ events::Realize Engine::realize_event() const {
 namespace icemu::models::ufshci {
 
 LogReplay::LogReplay(const events::Realize& realize)
-    : wipe_on_disable_(realize.wipe_on_disable), cqhci_(realize.frontend == "cqhci"),
-      slots_(realize.slots) {
+    : wipe_on_disable_(realize.wipe_on_disable),
+      wrapped_keys_(realize.wrapped_keys.value_or(false)), raw_keys_(realize.accepts_raw_keys()),
+      cqhci_(realize.frontend == "cqhci"), slots_(realize.slots) {
     for (const auto& c : realize.caps) {
         caps_.push_back(CryptoCap{static_cast<AlgId>(c.algid), static_cast<std::uint8_t>(c.sdusb),
                                   static_cast<KeySize>(c.ks)});
@@ -543,7 +544,11 @@ void LogReplay::apply(const events::Event& e) {
                 }
                 ProgramError want = ProgramError::none;
                 const CryptoCap* cap = b.capidx < caps_.size() ? &caps_[b.capidx] : nullptr;
-                if (cap == nullptr) {
+                if (b.is_wrapped()) {
+                    check_wrapped_program(seq, b, cap);
+                } else if (!raw_keys_) {
+                    want = ProgramError::key_type;
+                } else if (cap == nullptr) {
                     want = ProgramError::capidx;
                 } else if (b.dusize == 0 || !cap->allows_data_unit(b.dusize)) {
                     want = ProgramError::dusize;
@@ -553,7 +558,7 @@ void LogReplay::apply(const events::Event& e) {
                     want = ProgramError::key_size;
                 }
                 // "cipher" is a device-internal failure the model cannot predict: accept it.
-                if (b.error != to_string(want) &&
+                if (!b.is_wrapped() && b.error != to_string(want) &&
                     !(want == ProgramError::none && !b.ok && b.error == "cipher")) {
                     mismatch(seq, "program of slot " + std::to_string(b.slot) + " logged " +
                                       (b.ok ? std::string("ok") : "error " + q(b.error)) +
@@ -589,6 +594,11 @@ void LogReplay::apply(const events::Event& e) {
                 check_io(seq, b);
             } else if constexpr (std::is_same_v<T, events::Realize>) {
                 mismatch(seq, "realize in the middle of a log");
+            } else if constexpr (std::is_same_v<T, events::Km>) {
+                if (!wrapped_keys_) {
+                    mismatch(seq, "km event on a device without the key manager (realize has no "
+                                  "\"wrapped_keys\": true)");
+                }
             }
         },
         e.body);
@@ -616,6 +626,26 @@ bool is_read_write(unsigned opcode) {
     }
 }
 } // namespace
+
+void LogReplay::check_wrapped_program(std::uint64_t seq, const events::Program& p,
+                                      const CryptoCap* cap) {
+    const std::string what = "wrapped program of slot " + std::to_string(p.slot);
+    if (!wrapped_keys_) {
+        mismatch(seq, what + " on a device without the key manager");
+    }
+    if (!p.ok) {
+        mismatch(seq, what + " logged error " + q(p.error) +
+                          ": the key manager logs a program only for a PROGRAM that succeeded");
+        return;
+    }
+    if (cap == nullptr || cap->algid != AlgId::aes_xts || cap->ks != KeySize::k256 ||
+        p.dusize == 0 || !cap->allows_data_unit(p.dusize)) {
+        mismatch(seq, what + " with capidx " + std::to_string(p.capidx) + " dusize " +
+                          std::to_string(p.dusize) +
+                          ": the key manager must refuse it with \"config\" (not an AES-256-XTS "
+                          "capability with that data unit)");
+    }
+}
 
 void LogReplay::check_io(std::uint64_t seq, const events::Io& io) {
     const std::string_view got = io.error;

@@ -112,6 +112,8 @@ std::string decoded(const Event& e, std::string_view field) {
                 return field == "op" ? std::string(to_string(b.op)) : b.error;
             } else if constexpr (std::is_same_v<T, Fault>) {
                 return std::string(to_string(b.kind));
+            } else if constexpr (std::is_same_v<T, Km>) {
+                return field == "op" ? std::string(to_string(b.op)) : b.error;
             } else {
                 return "?";
             }
@@ -160,7 +162,8 @@ TEST_CASE("schema: every enumerated value is accepted in its field and decodes t
     // The `ev` values themselves: each event type is one line above.
     CHECK(checked == std::size(sc::kFrontends) + std::size(sc::kWipeReasons) +
                          std::size(sc::kProgramErrors) + std::size(sc::kIoOps) +
-                         std::size(sc::kIoErrors) + std::size(sc::kFaultKinds));
+                         std::size(sc::kIoErrors) + std::size(sc::kFaultKinds) +
+                         std::size(sc::kKmOps) + std::size(sc::kKmErrors));
 }
 
 TEST_CASE("schema: the io error \"opcode\" (a CE WRITE SAME refusal) is accepted",
@@ -230,6 +233,11 @@ TEST_CASE("schema: the enums of events.hpp follow the schema's values", "[events
     CHECK(to_string(WipeReason::unrealize) == "unrealize");
     CHECK(to_string(FaultKind::fatal) == "fatal");
     CHECK(to_string(IoOp::write) == "write");
+    CHECK(to_string(KmOp::import_key) == "import");
+    CHECK(to_string(KmOp::program) == "program");
+    CHECK(to_string(KmError::none).empty());
+    CHECK(to_string(KmError::blob) == "blob");
+    CHECK(to_string(ProgramError::key_type) == "key-type");
     // The C++ enumerators are the log strings with '-' -> '_'.
     for (const auto& v : sc::kIoErrors) {
         std::string want(v.text);
@@ -305,7 +313,7 @@ TEST_CASE("schema: the tables of docs/event-log.md match event-log.def", "[event
     CHECK(doc_fields == want);
 
     std::map<std::string, std::string> want_enums;
-    for (int t = 0; t <= static_cast<int>(sc::Type::FAULT_KIND); ++t) {
+    for (int t = 0; t <= static_cast<int>(sc::Type::KM_ERROR); ++t) {
         const auto type = static_cast<sc::Type>(t);
         if (sc::values_of(type).empty()) {
             continue;

@@ -41,6 +41,29 @@ const char* kLog =
     R"({"v":1,"seq":9,"t_ns":90,"ctrl":"ufs0","ev":"wipe","reason":"disable","armed":1})"
     "\n";
 
+// A wrapped-only device (crypto-wrapped-keys=on, crypto-raw-keys=off) as docs/event-log.md
+// describes it: import, prepare, a PROGRAM and its wrapped program event, a refused raw program,
+// a stale ephemeral blob refused, a derive, and Linux's evict of the wrapped slot.
+const char* kKmLog =
+    R"({"v":1,"seq":0,"t_ns":0,"ctrl":"ufs0","ev":"realize","slots":8,"cfgptr":32,"caps":[{"idx":0,"algid":0,"sdusb":15,"ks":3}],"wipe_on_disable":true,"log_keys":false,"frontend":"ufs","wrapped_keys":true,"raw_keys":false})"
+    "\n"
+    R"({"v":1,"seq":1,"t_ns":10,"ctrl":"ufs0","ev":"km","op":"import","ok":true,"master_fp":"1a2b3c4d5e6f7081"})"
+    "\n"
+    R"({"v":1,"seq":2,"t_ns":20,"ctrl":"ufs0","ev":"km","op":"prepare","ok":true,"master_fp":"1a2b3c4d5e6f7081"})"
+    "\n"
+    R"({"v":1,"seq":3,"t_ns":30,"ctrl":"ufs0","ev":"km","op":"program","ok":true,"slot":2,"master_fp":"1a2b3c4d5e6f7081"})"
+    "\n"
+    R"({"v":1,"seq":4,"t_ns":30,"ctrl":"ufs0","ev":"program","slot":2,"capidx":0,"dusize":4096,"key_fp":"0123456789abcdef","ok":true,"wrapped":true})"
+    "\n"
+    R"({"v":1,"seq":5,"t_ns":40,"ctrl":"ufs0","ev":"program","slot":3,"capidx":0,"dusize":4096,"key_fp":"fedcba9876543210","ok":false,"error":"key-type"})"
+    "\n"
+    R"({"v":1,"seq":6,"t_ns":50,"ctrl":"ufs0","ev":"km","op":"program","ok":false,"error":"blob","slot":4,"master_fp":""})"
+    "\n"
+    R"({"v":1,"seq":7,"t_ns":60,"ctrl":"ufs0","ev":"km","op":"derive","ok":true,"master_fp":"1a2b3c4d5e6f7081"})"
+    "\n"
+    R"({"v":1,"seq":8,"t_ns":70,"ctrl":"ufs0","ev":"evict","slot":2,"was_armed":true})"
+    "\n";
+
 // Second path: decode a line with nlohmann's DOM (no validation beyond what is needed).
 Event reference_decode(const std::string& line) {
     const auto j = nlohmann::json::parse(line);
@@ -61,6 +84,12 @@ Event reference_decode(const std::string& line) {
         r.wipe_on_disable = j.at("wipe_on_disable").get<bool>();
         r.log_keys = j.at("log_keys").get<bool>();
         r.frontend = j.at("frontend").get<std::string>();
+        if (j.contains("wrapped_keys")) {
+            r.wrapped_keys = j.at("wrapped_keys").get<bool>();
+        }
+        if (j.contains("raw_keys")) {
+            r.raw_keys = j.at("raw_keys").get<bool>();
+        }
         e.body = r;
     } else if (ev == "enable") {
         e.body = Enable{j.at("on").get<bool>(), j.at("cge").get<bool>()};
@@ -80,6 +109,9 @@ Event reference_decode(const std::string& line) {
         p.error = j.value("error", "");
         if (j.contains("key")) {
             p.key = j.at("key").get<std::string>();
+        }
+        if (j.contains("wrapped")) {
+            p.wrapped = j.at("wrapped").get<bool>();
         }
         e.body = p;
     } else if (ev == "evict") {
@@ -108,6 +140,21 @@ Event reference_decode(const std::string& line) {
     } else if (ev == "fault") {
         e.body = Fault{j.at("kind").get<std::string>() == "ocs" ? FaultKind::ocs : FaultKind::fatal,
                        j.at("remaining").get<unsigned>()};
+    } else if (ev == "km") {
+        Km k;
+        const auto op = j.at("op").get<std::string>();
+        k.op = op == "import"     ? KmOp::import_key
+               : op == "generate" ? KmOp::generate
+               : op == "prepare"  ? KmOp::prepare
+               : op == "derive"   ? KmOp::derive
+                                  : KmOp::program;
+        k.ok = j.at("ok").get<bool>();
+        k.error = j.value("error", "");
+        if (j.contains("slot")) {
+            k.slot = j.at("slot").get<unsigned>();
+        }
+        k.master_fp = j.at("master_fp").get<std::string>();
+        e.body = k;
     }
     return e;
 }
@@ -190,6 +237,78 @@ TEST_CASE("serialised events round-trip through the parser and nlohmann", "[even
     odd.ctrl = "/machine/peripheral-anon/device[0]\t\"q\"\\é";
     odd.body = Disarm{1};
     CHECK(parse_event(to_json_line(odd)).ctrl == odd.ctrl);
+}
+
+TEST_CASE("key-manager events and the wrapped-key fields parse", "[events][hw_wrapped]") {
+    const std::string text = kKmLog;
+    std::istringstream in(text);
+    const auto log = read_log(in);
+    REQUIRE(log.size() == 9);
+    const auto& r = std::get<Realize>(log[0].body);
+    CHECK(r.wrapped_keys == true);
+    CHECK(r.raw_keys == false);
+    CHECK_FALSE(r.accepts_raw_keys());
+    const auto& imp = std::get<Km>(log[1].body);
+    CHECK(imp.op == KmOp::import_key);
+    CHECK(imp.ok);
+    CHECK(imp.error.empty());
+    CHECK_FALSE(imp.slot);
+    CHECK(imp.master_fp == "1a2b3c4d5e6f7081");
+    const auto& prog = std::get<Km>(log[3].body);
+    CHECK(prog.op == KmOp::program);
+    CHECK(prog.slot == 2u);
+    const auto& wp = std::get<Program>(log[4].body);
+    CHECK(wp.is_wrapped());
+    CHECK(wp.key_fp == "0123456789abcdef");
+    const auto& raw = std::get<Program>(log[5].body);
+    CHECK_FALSE(raw.wrapped);
+    CHECK_FALSE(raw.is_wrapped());
+    CHECK(raw.error == "key-type");
+    const auto& bad = std::get<Km>(log[6].body);
+    CHECK_FALSE(bad.ok);
+    CHECK(bad.error == "blob");
+    CHECK(bad.master_fp.empty());
+    CHECK(std::get<Km>(log[7].body).op == KmOp::derive);
+    CHECK(event_name(log[7].body) == "km");
+    // The raw-key logs of devices without the key manager carry none of the new fields.
+    std::istringstream old(kLog);
+    const auto raw_log = read_log(old);
+    CHECK_FALSE(std::get<Realize>(raw_log[0].body).wrapped_keys);
+    CHECK(std::get<Realize>(raw_log[0].body).accepts_raw_keys());
+    CHECK_FALSE(std::get<Program>(raw_log[3].body).wrapped);
+    // Both decodings agree, and the serialiser round-trips every line.
+    for (const auto& l : lines_of(kKmLog)) {
+        INFO(l);
+        const Event e = parse_event(l);
+        CHECK(same(e, reference_decode(l)));
+        CHECK(same(parse_event(to_json_line(e)), e));
+        CHECK(to_json_line(e) == l);
+    }
+}
+
+TEST_CASE("key-manager events that break the schema's rules are refused", "[events][hw_wrapped]") {
+    const std::string head = R"({"v":1,"seq":0,"t_ns":0,"ctrl":"ufs0","ev":"km",)";
+    const auto refused = [&](const std::string& rest, const std::string& why) {
+        INFO(rest);
+        CHECK_THROWS_WITH(parse_event(head + rest), ContainsSubstring(why));
+    };
+    refused(R"("op":"program","ok":true,"master_fp":"1a2b3c4d5e6f7081"})", "needs a slot");
+    refused(R"("op":"import","ok":true,"error":"blob","master_fp":"1a2b3c4d5e6f7081"})",
+            "must not have an error");
+    refused(R"("op":"import","ok":false,"master_fp":""})", "needs an error");
+    refused(R"("op":"import","ok":true,"master_fp":""})", "master_fp must be 16");
+    refused(R"("op":"import","ok":true,"master_fp":"1A2B3C4D5E6F7081"})", "master_fp must be 16");
+    refused(R"("op":"program","ok":false,"error":"slot","slot":40,"master_fp":"1a2b3c4d5e6f7081"})",
+            "ok=false must have master_fp \"\"");
+    refused(R"("op":"unwrap","ok":true,"master_fp":"1a2b3c4d5e6f7081"})", "unknown km op");
+    refused(R"("op":"prepare","ok":false,"error":"tag","master_fp":""})", "unknown km error");
+    refused(R"("op":"prepare","ok":true})", "missing field \"master_fp\"");
+    refused(R"("op":"program","ok":true,"slot":-1,"master_fp":"1a2b3c4d5e6f7081"})", "slot");
+    // The optional booleans are booleans.
+    CHECK_THROWS_AS(
+        parse_event(R"({"v":1,"seq":0,"t_ns":0,"ctrl":"u","ev":"program","slot":0,"capidx":0,)"
+                    R"("dusize":4096,"key_fp":"0123456789abcdef","ok":true,"wrapped":1})"),
+        LogError);
 }
 
 TEST_CASE("malformed lines are rejected with their line number", "[events]") {

@@ -245,3 +245,142 @@ TEST_CASE("replay accepts CE on CMD46/47 from the CQHCI front end only", "[repla
     REQUIRE_FALSE(u.empty());
     CHECK_THAT(u[0].what, ContainsSubstring("CE on opcode 47 must be refused"));
 }
+
+// ---- hardware-wrapped keys (docs/device.md "Hardware-wrapped keys") ----------------------------
+
+namespace {
+
+// A hand-written log of a device with the key manager: AES-256-XTS 512..4096 (cap 0) and
+// AES-128-XTS 4096 (cap 1), 4 slots, raw keys accepted or not.
+struct KmLog {
+    std::vector<events::Event> log;
+    explicit KmLog(std::optional<bool> wrapped = true, std::optional<bool> raw = true) {
+        events::Realize r;
+        r.slots = 4;
+        r.cfgptr = 0x20;
+        r.caps = {{0, 0, 0x0f, 3}, {1, 0, 0x08, 1}};
+        r.wipe_on_disable = true;
+        r.frontend = "ufs";
+        r.wrapped_keys = wrapped;
+        r.raw_keys = raw;
+        push(r);
+        push(events::Enable{true, true});
+    }
+    void push(events::Body b) {
+        events::Event e;
+        e.seq = log.size();
+        e.ctrl = "ufs0";
+        e.body = std::move(b);
+        log.push_back(std::move(e));
+    }
+    void km(events::KmOp op, std::optional<unsigned> slot = std::nullopt) {
+        push(events::Km{op, true, "", slot, "1a2b3c4d5e6f7081"});
+    }
+    void program(unsigned slot, unsigned capidx, bool wrapped, bool ok = true,
+                 std::string error = "") {
+        events::Program p;
+        p.slot = slot;
+        p.capidx = capidx;
+        p.dusize = 4096;
+        p.key_fp = "0123456789abcdef";
+        p.ok = ok;
+        p.error = std::move(error);
+        if (wrapped) {
+            p.wrapped = true;
+        }
+        push(p);
+    }
+    void io(unsigned slot, std::string error = "") {
+        events::Io x;
+        x.slot = static_cast<int>(slot);
+        x.ce = true;
+        x.op = events::IoOp::write;
+        x.opcode = 0x2a;
+        x.lba = 8;
+        x.blocks = 1;
+        x.bytes = error.empty() ? 4096 : 0;
+        x.block_size = 4096;
+        x.dusize = error.empty() ? 4096 : 0;
+        x.key_fp = error.empty() ? "0123456789abcdef" : "";
+        x.ocs = error.empty() ? 0 : 9;
+        x.status = error.empty() ? 0 : -1;
+        x.queue = "sdb";
+        x.error = std::move(error);
+        push(x);
+    }
+    std::string mismatches() const {
+        std::string s;
+        for (const auto& m : replay(log)) {
+            s += std::to_string(m.seq) + ": " + m.what + "\n";
+        }
+        return s;
+    }
+};
+
+} // namespace
+
+TEST_CASE("replay: a wrapped key programmed by the key manager arms its slot like a raw one",
+          "[replay][hw_wrapped]") {
+    KmLog k;
+    k.km(events::KmOp::import_key);
+    k.km(events::KmOp::prepare);
+    k.km(events::KmOp::program, 1);
+    k.program(1, 0, true);
+    k.io(1);
+    k.program(0, 1, false); // raw keys are accepted too (AES-128-XTS is fine for them)
+    k.push(events::Evict{1, true});
+    k.io(1, "disarmed");
+    CHECK(k.mismatches().empty());
+}
+
+TEST_CASE("replay reports a wrapped program the key manager should have refused",
+          "[replay][hw_wrapped]") {
+    KmLog k;
+    k.km(events::KmOp::program, 2);
+    k.program(2, 1, true); // AES-128-XTS: PROGRAM needs an AES-256-XTS capability
+    k.km(events::KmOp::program, 3);
+    k.program(3, 5, true); // no such capability
+    k.program(0, 0, true, false, "cipher");
+    const std::string m = k.mismatches();
+    CHECK_THAT(m, ContainsSubstring("3: wrapped program of slot 2 with capidx 1"));
+    CHECK_THAT(m, ContainsSubstring("5: wrapped program of slot 3 with capidx 5"));
+    CHECK_THAT(m, ContainsSubstring("6: wrapped program of slot 0 logged error \"cipher\""));
+}
+
+TEST_CASE("replay reports key-manager events on a device without the key manager",
+          "[replay][hw_wrapped]") {
+    KmLog k(std::nullopt, std::nullopt);
+    k.km(events::KmOp::derive);
+    k.program(1, 0, true);
+    const std::string m = k.mismatches();
+    CHECK_THAT(m, ContainsSubstring("2: km event on a device without the key manager"));
+    CHECK_THAT(m, ContainsSubstring("3: wrapped program of slot 1 on a device without"));
+}
+
+TEST_CASE("replay: a wrapped-only device refuses every raw key with key-type",
+          "[replay][hw_wrapped]") {
+    SECTION("raw_keys false: key-type, and the slot is unusable") {
+        KmLog k(true, false);
+        k.program(0, 0, false, false, "key-type");
+        k.io(0, "invalid");
+        // even with a config the engine would refuse anyway: the key type is checked first
+        k.program(1, 7, false, false, "key-type");
+        CHECK(k.mismatches().empty());
+        KmLog bad(true, false);
+        bad.program(0, 0, false); // accepted
+        bad.program(1, 7, false, false, "capidx");
+        const std::string m = bad.mismatches();
+        CHECK_THAT(m, ContainsSubstring("2: program of slot 0 logged ok, the model expects "
+                                        "error \"key-type\""));
+        CHECK_THAT(m, ContainsSubstring("3: program of slot 1 logged error \"capidx\", the "
+                                        "model expects error \"key-type\""));
+    }
+    SECTION("raw_keys true (or absent): key-type is a mismatch") {
+        for (const auto raw : {std::optional<bool>(true), std::optional<bool>()}) {
+            KmLog k(true, raw);
+            k.program(0, 0, false, false, "key-type");
+            CHECK_THAT(k.mismatches(), ContainsSubstring("2: program of slot 0 logged error "
+                                                         "\"key-type\", the model expects ok"));
+        }
+    }
+}

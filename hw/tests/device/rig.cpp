@@ -74,6 +74,18 @@ Rig::Rig(std::vector<ControllerSpec> controllers, bool enable)
             opts.extra_args.push_back("file,id=" + chr + ",path=" + log_path(i).string());
             dev += ",crypto-log=" + chr;
         }
+        for (const auto& o : s.objects) {
+            opts.extra_args.push_back("-object");
+            opts.extra_args.push_back(o);
+        }
+        for (const auto& t : s.trace) {
+            opts.extra_args.push_back("-trace");
+            opts.extra_args.push_back(t);
+        }
+        if (!s.trace.empty()) {
+            opts.extra_args.push_back("-D");
+            opts.extra_args.push_back(trace_path().string());
+        }
         opts.extra_args.push_back("-device");
         opts.extra_args.push_back(dev);
         for (const auto& lu : s.lus) {

@@ -30,6 +30,8 @@ struct ControllerSpec {
     bool event_log = false; // -chardev file + crypto-log=
     bool cge = true;        // host writes HCE.CGE when enabling
     std::vector<LuSpec> lus{LuSpec{}};
+    std::vector<std::string> objects; // -object arguments it needs (e.g. a secret)
+    std::vector<std::string> trace;   // -trace patterns, written to trace_path()
 };
 
 // Path of the QEMU binary under test: $ICEMU_QEMU, else the configured one.
@@ -61,6 +63,8 @@ public:
     std::vector<std::uint8_t> whole_medium(std::size_t ctrl, std::uint8_t lun) const;
 
     std::filesystem::path log_path(std::size_t ctrl) const;
+    // QEMU's trace output (ControllerSpec::trace of any controller).
+    std::filesystem::path trace_path() const { return dir_.path() / "trace.log"; }
     // Controller i's event log through the models' parser (icemu::models::events: schema,
     // types, seq without gaps, realize first); throws LogError on a line outside the schema.
     std::vector<models::events::Event> log_events(std::size_t ctrl) const;

@@ -286,7 +286,9 @@ Machine::Machine(MachineOptions options) : options_(std::move(options)), dir_("i
         throw;
     } catch (const Error& e) {
         const std::string msg = e.what();
-        if (!alive()) {
+        // A QEMU that refused its command line closes the sockets while it exits: give it a
+        // moment, so that the error carries its stderr (the reason) rather than "closed".
+        if (wait_exit(std::chrono::milliseconds(2000)) != -1) {
             try {
                 died("during QMP handshake (" + msg + ")");
             } catch (...) {

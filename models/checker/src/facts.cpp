@@ -6,6 +6,7 @@
 #include "icemu/guest_ops.hpp"
 #include "run.hpp"
 
+#include "icemu/models/hw_wrapped.hpp"
 #include "icemu/models/ufshci_crypto.hpp"
 
 #include <stdexcept>
@@ -429,6 +430,29 @@ void on_add_key(Facts& w, const Step& s) {
     mk.identifier = str(s.rp, "identifier");
     mk.add_step = s.i;
     const std::string want = models::to_hex(fc::key_identifier(mk.key));
+    // A hardware-wrapped key (the request carries its ephemeral blob): the kernel's identifier
+    // is the wrapped kind's (HKDF context 8 over the software secret, hw_wrapped.hpp), which
+    // names the raw master key when the checker knows it.
+    if (mk.identifier != want) {
+        for (const auto& h : w.hw_masters) {
+            if (models::to_hex(models::hw_wrapped::key_identifier(h.key)) == mk.identifier) {
+                mk.hw_wrapped = true;
+                mk.key = h.key;
+                w.identifier_checks.push_back(w.step_name(s.i) +
+                                              ": identifier of the hardware-wrapped key whose "
+                                              "master key is " +
+                                              h.source);
+                w.mks.push_back(mk);
+                return;
+            }
+        }
+        if (s.rq.value("hw_wrapped", false)) {
+            mk.hw_wrapped = true; // its master key is none the checker knows: not predictable
+            mk.key.clear();
+            w.mks.push_back(mk);
+            return;
+        }
+    }
     if (mk.identifier != want) {
         w.identifier_fails.push_back(w.step_name(s.i) + ": the kernel returned identifier " +
                                      mk.identifier + ", the model derives " + want);
@@ -573,9 +597,58 @@ const std::map<guest_ops::Op, Handler>& handlers() {
 
 } // namespace
 
+namespace {
+
+bool is_hex64(const json& v) {
+    if (!v.is_string()) {
+        return false;
+    }
+    const auto& s = v.get_ref<const std::string&>();
+    return s.size() == 64 && s.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos;
+}
+
+// Raw master keys of hardware-wrapped keys: every 32-byte value (64 hex digits) of the
+// scenario's vars and of the steps' requests (run.json, after substitution).
+void collect_hw_masters(Facts& w) {
+    auto add = [&](const json& v, std::string source) {
+        if (!is_hex64(v)) {
+            return;
+        }
+        Bytes k = models::from_hex(v.get<std::string>());
+        for (const auto& h : w.hw_masters) {
+            if (h.key == k) {
+                return;
+            }
+        }
+        const std::string fp = models::key_fingerprint(k);
+        const std::string ifp =
+            models::key_fingerprint(models::hw_wrapped::inline_encryption_key(k));
+        w.hw_masters.push_back({std::move(k), std::move(source), fp, ifp});
+    };
+    if (const json& vars = at(w.in.scenario, "vars"); vars.is_object()) {
+        for (const auto& [name, v] : vars.items()) {
+            add(v, "scenario var " + name);
+        }
+    }
+    const json& steps = at(w.in.run, "steps");
+    for (std::size_t i = 1; i <= steps.size(); ++i) {
+        const json& st = steps[i - 1];
+        const json& rq = at(st, "request");
+        if (st.contains("skipped") || !rq.is_object()) {
+            continue;
+        }
+        for (const auto& [field, v] : rq.items()) {
+            add(v, w.step_name(i) + " " + field);
+        }
+    }
+}
+
+} // namespace
+
 Facts gather_facts(const Inputs& in, const dm::KernelRules& kv) {
     Facts w(in, kv);
     load_disks(w);
+    collect_hw_masters(w);
     w.record_sysfs(0, at(at(in.run, "boot_disks"), "disks"));
     const json& steps = at(in.run, "steps");
     for (std::size_t i = 1; i <= steps.size(); ++i) {

@@ -4,6 +4,7 @@
 // (controller, LUN, byte range).
 #include "run.hpp"
 
+#include "icemu/models/hw_wrapped.hpp"
 #include "icemu/models/xts.hpp"
 
 namespace icemu::checker::detail {
@@ -124,13 +125,30 @@ Models build_models(const Facts& w) {
                 m.why_not = "DIRECT_KEY policies are not modelled";
             } else if (!m.mk) {
                 m.why_not = "the master key was not added by a reported step";
+            } else if (m.mk->hw_wrapped && m.mk->key.empty()) {
+                m.why_not = "a hardware-wrapped key whose raw master key the checker does not "
+                            "know (no 32-byte value in the scenario's vars or the steps)";
+            } else if (m.mk->hw_wrapped && m.policy == fc::Policy::v2_default) {
+                m.why_not = "a hardware-wrapped key under a policy without IV_INO_LBLK_* (the "
+                            "kernel refuses it)";
             } else if (!f.have_ino) {
                 m.why_not = "no inode number reported";
             } else if (m.policy == fc::Policy::v2_default && !f.nonce) {
                 m.why_not = f.have_info ? "file_info reported no nonce"
                                         : "no file_info step (nonce, extents)";
-            } else if (m.policy != fc::Policy::v2_default && fsys->uuid.size() != 16) {
+            } else if (m.policy != fc::Policy::v2_default && !m.mk->hw_wrapped &&
+                       fsys->uuid.size() != 16) {
                 m.why_not = "no filesystem UUID reported (mkfs uuid)";
+            } else if (m.mk->hw_wrapped) {
+                // The contents key is the inline encryption key itself; IV_INO_LBLK_32 hashes
+                // inodes with the key derived from the software secret (hw_wrapped.hpp).
+                m.key = models::hw_wrapped::inline_encryption_key(m.mk->key);
+                m.key_fp = models::key_fingerprint(m.key);
+                if (m.policy == fc::Policy::iv_ino_lblk_32) {
+                    m.hashed = fc::hashed_ino(models::hw_wrapped::inode_hash_key(m.mk->key), f.ino);
+                }
+                m.policy_name += " (hardware-wrapped key)";
+                m.predictable = true;
             } else {
                 fc::FileParams fp;
                 fp.policy = m.policy;
@@ -184,6 +202,16 @@ Models build_models(const Facts& w) {
         out.only_lblk = out.only_lblk && (p.flags & 0x18) != 0;
     }
     for (const auto& mk : w.mks) {
+        if (mk.hw_wrapped) {
+            if (!mk.key.empty()) { // one key for both IV_INO_LBLK policies: no inode check
+                derivable.emplace(
+                    models::key_fingerprint(models::hw_wrapped::inline_encryption_key(mk.key)),
+                    std::pair{"the inline encryption key of hardware-wrapped master key " +
+                                  mk.identifier.substr(0, 8),
+                              fc::Policy::v2_default});
+            }
+            continue;
+        }
         for (const auto& fsys : w.fss) {
             if (fsys.mnt != mk.mnt || fsys.uuid.size() != 16) {
                 continue;

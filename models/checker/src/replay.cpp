@@ -3,7 +3,9 @@
 // snapshots for key removals, the keys held at a wipe); keyslots::TrafficChecker observes the
 // same events for the Linux keyslot policy (duplicate keys, evicts of empty slots, I/O on a
 // slot before its reprogram after a wipe, missing reprograms). Every successful io is matched
-// against the file pieces on its LU.
+// against the file pieces on its LU. Key-manager events are paired with the program events they
+// must be directly followed by, and every wrapped program is kept with its master key's
+// fingerprint for invariant 10.
 #include "run.hpp"
 
 #include "icemu/models/keyslots.hpp"
@@ -210,6 +212,17 @@ void CtrlReplay::run(const LogInput& log) {
     uc::LogReplay rp(*rz);
     ks::TrafficChecker tc(rz->slots);
     auto cp = checkpoints_.begin();
+    // A successful km PROGRAM whose wrapped program event must come next (seq, event).
+    std::optional<std::pair<std::uint64_t, ev::Km>> pending;
+    auto km_fail = [&](std::uint64_t seq, std::size_t at_step, const std::string& what) {
+        r_.km_fails.add(ctrl_ + " seq " + std::to_string(seq) + " (" + w_.step_name(at_step) +
+                        "): " + what);
+    };
+    auto pending_what = [&] {
+        return "the key manager's PROGRAM of slot " +
+               std::to_string(pending->second.slot.value_or(0)) + " (seq " +
+               std::to_string(pending->first) + ") succeeded";
+    };
     auto capture = [&](std::size_t s) {
         auto& m = r_.slots_at[s];
         for (unsigned k = 0; k < rz->slots; ++k) {
@@ -238,6 +251,43 @@ void CtrlReplay::run(const LogInput& log) {
         } else if (const auto* p = std::get_if<ev::Program>(&e.body); p && p->ok) {
             r_.first_program.emplace(p->key_fp, e.seq);
         }
+        if (const auto* km = std::get_if<ev::Km>(&e.body)) {
+            ++r_.km_ops;
+            if (pending) {
+                km_fail(e.seq, step,
+                        pending_what() + " but the next event is another km event, not "
+                                         "the slot's wrapped program");
+                pending.reset();
+            }
+            if (km->ok && km->op == ev::KmOp::program) {
+                ++r_.km_programs;
+                pending.emplace(e.seq, *km);
+            } else if (km->ok && km->op == ev::KmOp::generate) {
+                r_.generated.insert(km->master_fp);
+            }
+        } else if (const auto* p = std::get_if<ev::Program>(&e.body); p && p->is_wrapped()) {
+            const std::string slot = std::to_string(p->slot);
+            if (!pending) {
+                km_fail(e.seq, step,
+                        "wrapped program of slot " + slot +
+                            " without a successful key-manager PROGRAM directly before it");
+            } else if (pending->second.slot != p->slot) {
+                km_fail(e.seq, step, pending_what() + " but the next program is of slot " + slot);
+            } else if (!p->ok) {
+                km_fail(e.seq, step, pending_what() + " but its program event says ok=false");
+            }
+            r_.wrapped.push_back({e.seq, step, p->slot, p->key_fp,
+                                  pending ? pending->second.master_fp : std::string()});
+            pending.reset();
+        } else if (pending) {
+            km_fail(e.seq, step,
+                    pending_what() + " but the next event is " +
+                        (std::holds_alternative<ev::Program>(e.body)
+                             ? std::string("a raw-key program (no \"wrapped\": true)")
+                             : "\"" + std::string(ev::event_name(e.body)) + "\"") +
+                        ", not the slot's wrapped program");
+            pending.reset();
+        }
         if (k > 0) {
             rp.apply(e); // the replay was constructed from the realize event
         }
@@ -257,6 +307,10 @@ void CtrlReplay::run(const LogInput& log) {
     }
     while (cp != checkpoints_.end()) {
         capture(*cp++);
+    }
+    if (pending) {
+        km_fail(pending->first, step,
+                pending_what() + " but the log ends before its program event");
     }
     rp.finish();
     for (const auto& m : rp.mismatches()) {

@@ -79,8 +79,18 @@ struct Fs {
 
 struct MasterKey {
     std::string mnt, identifier;
-    Bytes key;
+    Bytes key; ///< the raw key; for a hardware-wrapped key its raw master key ("" if unknown)
+    bool hw_wrapped = false; ///< a hardware-wrapped key (its identifier is the wrapped kind's)
     std::size_t add_step = 0, remove_step = kNever;
+};
+
+/// A raw master key of hardware-wrapped keys the checker knows: a 32-byte value (64 hex digits)
+/// the scenario declares in `vars` or a step sends (e.g. the key an import step wraps).
+struct HwMaster {
+    Bytes key;
+    std::string source;    ///< "scenario var mk" / "step 4 import_key key"
+    std::string fp;        ///< fingerprint of the master key (a `km` event's master_fp)
+    std::string inline_fp; ///< fingerprint of its inline encryption key (a wrapped program's)
 };
 
 struct Pol {
@@ -152,6 +162,7 @@ struct Facts {
     std::vector<RemovalCheck> removals;
     std::vector<IcRemoval> ic_removals; ///< dm_remove of devices with dm-inlinecrypt keys
     std::vector<std::string> identifier_checks, identifier_fails;
+    std::vector<HwMaster> hw_masters; ///< raw master keys of wrapped keys, in order of appearance
 
     Facts(const Inputs& i, const dm::KernelRules& v) : in(i), kv(v) {}
 
@@ -263,6 +274,17 @@ struct CtrlResult {
     /// step a removal is checked after.
     std::map<std::size_t, std::map<unsigned, std::string>> slots_at;
     std::map<std::string, std::uint64_t> first_program; // fp -> seq of first ok program
+    // Hardware-wrapped keys (invariants 9 and 10).
+    struct WrappedProgram {
+        std::uint64_t seq = 0;
+        std::size_t step = 0;
+        unsigned slot = 0;
+        std::string key_fp, master_fp; ///< the program's and its km PROGRAM's
+    };
+    std::vector<WrappedProgram> wrapped;
+    std::uint64_t km_ops = 0, km_programs = 0; ///< km events; successful km PROGRAMs
+    Findings km_fails;                         ///< km PROGRAM <-> wrapped program pairing
+    std::set<std::string> generated;           ///< master_fp of successful km GENERATEs
 };
 using Results = std::map<std::string, CtrlResult>; ///< controller -> what its log showed
 

@@ -3,6 +3,7 @@
 // runner's TAP names come from and docs/checker.md's table is tested against.
 #include "run.hpp"
 
+#include "icemu/models/hw_wrapped.hpp"
 #include "icemu/models/xts.hpp"
 #include "icemu/pattern.hpp"
 
@@ -213,6 +214,14 @@ std::map<std::string, std::string> keys_for(const Run& run, std::size_t k) {
     const MasterKey& mk = run.facts.mks[k];
     std::map<std::string, std::string> out;
     const std::string id = mk.identifier.substr(0, 8);
+    if (mk.hw_wrapped) {
+        // Every file under it uses the inline encryption key (whatever the fs UUID).
+        if (!mk.key.empty()) {
+            out[models::key_fingerprint(models::hw_wrapped::inline_encryption_key(mk.key))] =
+                "inline encryption key of hardware-wrapped master key " + id;
+        }
+        return out;
+    }
     for (const auto& f : run.facts.fss) {
         if (f.mnt != mk.mnt || f.uuid.size() != 16 || f.mount_step > mk.add_step ||
             f.umount_step < mk.add_step) {
@@ -538,6 +547,117 @@ Verdict judge_reprogram_after_reset(const Run& run) {
              "failure(s)");
     return v;
 }
+
+Verdict judge_km_program(const Run& run) {
+    Verdict v;
+    std::uint64_t programs = 0, wrapped = 0, ops = 0, fails = 0;
+    for (const auto& [ctrl, r] : run.res) {
+        programs += r.km_programs;
+        wrapped += r.wrapped.size();
+        ops += r.km_ops;
+        fails += r.km_fails.count;
+        take(v, r.km_fails, run.opt.max_details);
+    }
+    if (programs == 0 && wrapped == 0 && fails == 0) {
+        v.reason = ops ? "no successful key-manager PROGRAM (" + std::to_string(ops) +
+                             " other km event(s))"
+                       : "no key-manager event in the logs";
+        return v;
+    }
+    conclude(v, fails,
+             std::to_string(programs) + " successful key-manager PROGRAM(s) and " +
+                 std::to_string(wrapped) +
+                 " wrapped program event(s): each PROGRAM directly followed by its slot's "
+                 "wrapped program",
+             "failure(s)");
+    return v;
+}
+
+Verdict judge_wrapped_keys(const Run& run) {
+    Verdict v;
+    const auto& known = run.facts.hw_masters;
+    std::set<std::string> generated;
+    for (const auto& [ctrl, r] : run.res) {
+        generated.insert(r.generated.begin(), r.generated.end());
+    }
+    // master_fp -> (inline key fp, where): one master key gives one inline key, on every device.
+    std::map<std::string, std::pair<std::string, std::string>> by_master;
+    std::uint64_t total = 0, model = 0, cons = 0, fails = 0;
+    auto fail = [&](const std::string& s) {
+        ++fails;
+        if (v.details.size() < run.opt.max_details) {
+            v.details.push_back(s);
+        }
+    };
+    for (const auto& [ctrl, r] : run.res) {
+        for (const auto& w : r.wrapped) {
+            if (w.master_fp.empty()) {
+                continue; // no key-manager PROGRAM before it: invariant 9's finding
+            }
+            ++total;
+            const std::string where = ctrl + " seq " + std::to_string(w.seq) + " (" +
+                                      run.facts.step_name(w.step) + ") slot " +
+                                      std::to_string(w.slot);
+            // Programs judged against a raw key below need no consistency finding of their own.
+            const auto [it, fresh] = by_master.emplace(w.master_fp, std::pair{w.key_fp, where});
+            auto consistent = [&, it = it, fresh = fresh] {
+                ++cons;
+                if (!fresh && it->second.first != w.key_fp) {
+                    fail(where + ": master key " + w.master_fp + " armed as key " + w.key_fp +
+                         ", but as key " + it->second.first + " at " + it->second.second +
+                         ": the hardware KDF gives one inline key per master key");
+                }
+            };
+            if (known.empty()) {
+                consistent();
+                continue;
+            }
+            const HwMaster* by_key = nullptr;
+            const HwMaster* by_fp = nullptr;
+            for (const auto& h : known) {
+                by_key = !by_key && h.inline_fp == w.key_fp ? &h : by_key;
+                by_fp = !by_fp && h.fp == w.master_fp ? &h : by_fp;
+            }
+            if (by_key) {
+                if (by_key->fp != w.master_fp) {
+                    fail(where + ": key " + w.key_fp + " is the inline key of the raw master key " +
+                         by_key->source + " (" + by_key->fp + "), but its key-manager PROGRAM " +
+                         "logged master_fp " + w.master_fp);
+                } else {
+                    ++model;
+                }
+            } else if (by_fp) {
+                fail(where + ": programmed key " + w.key_fp + " from master key " + w.master_fp +
+                     " (" + by_fp->source + "), whose inline key by the hardware KDF is " +
+                     by_fp->inline_fp);
+            } else if (generated.count(w.master_fp)) {
+                consistent(); // a key the device generated: no raw key to derive from
+            } else {
+                fail(where + ": key " + w.key_fp + " (master_fp " + w.master_fp +
+                     ") is derived from none of the " + std::to_string(known.size()) +
+                     " raw master key(s) the run declares, and no GENERATE in the logs made it");
+            }
+        }
+    }
+    if (total == 0 && fails == 0) {
+        v.reason = "no wrapped program (after a key-manager PROGRAM) in the logs";
+        return v;
+    }
+    v.level = model == 0 ? "consistency" : cons ? "model+consistency" : "model";
+    v.status = fails ? Status::fail : Status::pass;
+    v.reason = std::to_string(total) + " wrapped program(s): " + std::to_string(model) +
+               " checked against the hardware KDF of a known raw master key (" +
+               std::to_string(known.size()) + " known), " + std::to_string(cons) +
+               " only for one inline key per master key" +
+               (fails ? "; " + std::to_string(fails) + " failure(s)" : "");
+    for (const auto& h : known) {
+        if (v.details.size() < run.opt.max_details) {
+            v.details.push_back("known raw master key " + h.source + ": master_fp " + h.fp +
+                                ", inline key " + h.inline_fp);
+        }
+    }
+    return v;
+}
 } // namespace
 
 } // namespace icemu::checker::detail
@@ -577,6 +697,13 @@ constexpr Invariant kInvariants[] = {
     {8, "reprogram-after-reset",
      "after a host reset every key in use was reprogrammed before its next crypto I/O", "any",
      "model", "no wipe with keys held", judge_reprogram_after_reset},
+    {9, "km-program",
+     "every successful key-manager PROGRAM armed its slot with a wrapped key, and only such a "
+     "PROGRAM did",
+     "any", "model", "no key-manager PROGRAM and no wrapped program", judge_km_program},
+    {10, "wrapped-keys",
+     "a wrapped program's key is the hardware KDF's inline key of its master key", "any",
+     "model / consistency", "no wrapped program", judge_wrapped_keys},
 };
 
 } // namespace

@@ -3,6 +3,7 @@
 #include "icemu/checker/checker.hpp"
 
 #include "icemu/models/fscrypt.hpp"
+#include "icemu/models/hw_wrapped.hpp"
 #include "icemu/models/xts.hpp"
 #include "icemu/pattern.hpp"
 
@@ -54,8 +55,9 @@ struct Fixture {
     std::map<std::string, std::uint64_t> seq;
     std::map<std::string, std::map<unsigned, std::string>> slots; // armed slot -> fp
     std::uint64_t t = 0;
+    bool key_manager = false; ///< realize says wrapped_keys (crypto-wrapped-keys=on)
 
-    Fixture() {
+    explicit Fixture(bool km = false) : key_manager(km) {
         scenario = {{"name", "t"},
                     {"controllers",
                      {{{"id", "ufs0"},
@@ -105,6 +107,10 @@ struct Fixture {
         r.caps = {ev::CapEntry{0, 0, sdusb, 3}};
         r.wipe_on_disable = true;
         r.frontend = "ufs";
+        if (key_manager) {
+            r.wrapped_keys = true;
+            r.raw_keys = true;
+        }
         emit(ctrl, r);
         emit(ctrl, ev::Enable{true, true});
     }
@@ -119,6 +125,33 @@ struct Fixture {
         p.ok = true;
         emit(ctrl, p);
         slots[ctrl][slot] = fp;
+    }
+    void km(const std::string& ctrl, ev::KmOp op, const std::string& master_fp,
+            std::optional<unsigned> slot = std::nullopt) {
+        emit(ctrl, ev::Km{op, true, "", slot, master_fp});
+    }
+    /// The key manager's PROGRAM of `master` into `slot` (unless !with_km) and the wrapped
+    /// program event it logs; key_fp defaults to the hardware KDF's inline key of `master`.
+    void wrapped_program(const std::string& ctrl, unsigned slot, const Bytes& master,
+                         bool with_km = true, std::string key_fp = "", std::string master_fp = "") {
+        if (key_fp.empty()) {
+            key_fp = icemu::models::key_fingerprint(
+                icemu::models::hw_wrapped::inline_encryption_key(master));
+        }
+        if (master_fp.empty()) {
+            master_fp = icemu::models::key_fingerprint(master);
+        }
+        if (with_km) {
+            km(ctrl, ev::KmOp::program, master_fp, slot);
+        }
+        ev::Program p;
+        p.slot = slot;
+        p.dusize = 4096;
+        p.key_fp = key_fp;
+        p.ok = true;
+        p.wrapped = true;
+        emit(ctrl, p);
+        slots[ctrl][slot] = key_fp;
     }
     void evict(const std::string& ctrl, unsigned slot) {
         if (slots[ctrl].erase(slot)) {
@@ -565,7 +598,7 @@ TEST_CASE("without file facts the checker falls back to consistency and says so"
 TEST_CASE("verdicts serialise to JSON with one entry per invariant", "[checker]") {
     const auto v = check(GoodRun{}.build().inputs());
     const json j = to_json(v);
-    CHECK(j["verdicts"].size() == 9);
+    CHECK(j["verdicts"].size() == 11);
     CHECK(j["ok"] == true);
     CHECK(j["verdicts"][1]["status"] == "pass");
     CHECK_THAT(format_text(v), ContainsSubstring("icemu-check: PASS"));
@@ -1099,4 +1132,262 @@ TEST_CASE("dm over UFS + eMMC: the eMMC's half judged on its own (plaintext, fal
         const auto v = check(r.build().inputs());
         fails(v, 4, {"emmc0 slot 0 still holds"}, {"ufs0 slot"});
     }
+}
+
+// ---- hardware-wrapped keys (invariants 9 and 10; 1-4 with wrapped programs) -------------------
+
+namespace {
+
+namespace hw = icemu::models::hw_wrapped;
+
+const std::string kHwMaster = "9c3f0e5a7b21d4861e2f3a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f";
+// The ephemeral blob the guest hands to FS_IOC_ADD_ENCRYPTION_KEY (opaque to the checker).
+const std::string kEphBlob = std::string(128, 'e');
+
+Bytes hw_master() {
+    return icemu::models::from_hex(kHwMaster);
+}
+std::string hw_inline_fp() {
+    return icemu::models::key_fingerprint(hw::inline_encryption_key(hw_master()));
+}
+std::string hw_master_fp() {
+    return icemu::models::key_fingerprint(hw_master());
+}
+
+// The known-good run with a hardware-wrapped key: the scenario declares the raw master key, the
+// guest imports and prepares it (km events on ufs0), adds the ephemeral blob to the dm-linear
+// filesystem over ufs0 + ufs1, and Linux programs the blob on both controllers (each PROGRAM
+// logs the inline key's fingerprint); blocks 0-3 of the IV_INO_LBLK_64 file on ufs0, 4-7 on
+// ufs1, as GoodRun; removing the key evicts both slots.
+struct WrappedRun {
+    bool declare_master = true;   ///< scenario var with the raw master key
+    bool miss_evict_ufs1 = false; ///< (c) the wrapped slot stays on ufs1
+    bool ufs1_other_key = false;  ///< ufs1 is programmed with another master's key
+    std::string ufs1_key_fp;      ///< what ufs1's wrapped program logs as key_fp (default: right)
+    std::string ufs1_master_fp;   ///< what ufs1's km PROGRAM logs as master_fp (default: right)
+
+    Fixture build() const {
+        Fixture f(true);
+        if (declare_master) {
+            f.scenario["vars"] = {{"mk", kHwMaster}, {"uuid", kUuid}};
+        }
+        f.dm_linear({{"/dev/sdb", kUaSectors}, {"/dev/sdc", kUbSectors}});
+        f.step("mkfs", {{"dev", "/dev/mapper/lin"}, {"uuid", kUuid}});
+        f.step("mount", {{"dev", "/dev/mapper/lin"}, {"dir", "/mnt"}, {"options", "inlinecrypt"}});
+        f.km("ufs0", ev::KmOp::import_key, hw_master_fp());
+        f.km("ufs0", ev::KmOp::prepare, hw_master_fp());
+        f.km("ufs0", ev::KmOp::derive, hw_master_fp());
+        const std::string id = icemu::models::to_hex(hw::key_identifier(hw_master()));
+        f.step("add_key", {{"mnt", "/mnt"}, {"key", kEphBlob}, {"hw_wrapped", true}},
+               {{"identifier", id}});
+        f.step("set_policy", {{"dir", "/mnt/d64"}, {"identifier", id}, {"flags", "iv_ino_lblk_64"}},
+               {{"policy", {{"flags", 0x0b}, {"log2_data_unit_size", 0}}}});
+        f.wrapped_program("ufs0", 0, hw_master());
+        f.io("ufs0", ev::IoOp::write, 1000, 4, true, 0, dun64(0));
+        const Bytes other = icemu::models::from_hex(std::string(64, '5'));
+        f.wrapped_program("ufs1", 0, ufs1_other_key ? other : hw_master(), true, ufs1_key_fp,
+                          ufs1_master_fp);
+        f.io("ufs1", ev::IoOp::write, 500, 4, true, 0, dun64(4));
+        f.step("write_file", {{"path", "/mnt/d64/f"}, {"size", 32768}, {"seed", 7}},
+               {{"ino", kIno}, {"size", 32768}});
+        f.step("file_info", {{"path", "/mnt/d64/f"}},
+               {{"ino", kIno},
+                {"size", 32768},
+                {"extents",
+                 {{{"logical", 0}, {"physical", 1000 * 4096}, {"length", 16384}, {"flags", 0}},
+                  {{"logical", 16384},
+                   {"physical", kUaSectors * 512 + 500 * 4096},
+                   {"length", 16384},
+                   {"flags", 1}}}}});
+        f.evict("ufs0", 0);
+        if (!miss_evict_ufs1) {
+            f.evict("ufs1", 0);
+        }
+        f.step("remove_key", {{"mnt", "/mnt"}, {"identifier", id}}, {{"files_busy", false}}, "rm");
+        f.step("umount", {{"dir", "/mnt"}});
+        f.step("dm_remove", {{"name", "lin"}});
+        return f;
+    }
+};
+
+} // namespace
+
+TEST_CASE("wrapped keys: a dm run over two controllers passes every applicable invariant",
+          "[checker][hw_wrapped]") {
+    const auto v = check(WrappedRun{}.build().inputs());
+    INFO(format_text(v));
+    CHECK_FALSE(any_failed(v));
+    CHECK(verdict(v, 0).status == Status::pass);
+    // The file's key is the inline key itself, predicted from the declared raw master key; the
+    // kernel's identifier is the wrapped kind's.
+    CHECK(verdict(v, 1).status == Status::pass);
+    CHECK(verdict(v, 1).level == "model");
+    CHECK_THAT(all_details(verdict(v, 1)), !ContainsSubstring("no model prediction"));
+    CHECK(verdict(v, 2).status == Status::pass);
+    CHECK_THAT(verdict(v, 2).reason, ContainsSubstring("4 data unit(s)"));
+    CHECK(verdict(v, 3).status == Status::pass); // the fan-out, with wrapped programs
+    CHECK(verdict(v, 4).status == Status::pass);
+    CHECK_THAT(all_details(verdict(v, 4)), ContainsSubstring("1 derived key(s)"));
+    CHECK(verdict(v, 9).status == Status::pass);
+    CHECK_THAT(verdict(v, 9).reason, ContainsSubstring("2 successful key-manager PROGRAM(s)"));
+    const Verdict& w = verdict(v, 10);
+    CHECK(w.status == Status::pass);
+    CHECK(w.level == "model");
+    CHECK_THAT(w.reason, ContainsSubstring("2 checked against the hardware KDF"));
+    CHECK_THAT(all_details(w), ContainsSubstring("scenario var mk"));
+}
+
+TEST_CASE("wrapped keys: invariants 9 and 10 do not apply to a run without the key manager",
+          "[checker][hw_wrapped]") {
+    const auto v = check(GoodRun{}.build().inputs());
+    CHECK(verdict(v, 9).status == Status::not_applicable);
+    CHECK(verdict(v, 10).status == Status::not_applicable);
+    CHECK(verdict(v, 9).reason == "no key-manager event in the logs");
+}
+
+TEST_CASE("wrapped keys: a key-manager PROGRAM not followed by its wrapped program fails "
+          "invariant 9",
+          "[checker][hw_wrapped][negative]") {
+    const Bytes mk = hw_master();
+    const std::string mfp = hw_master_fp();
+    SECTION("followed by an io") {
+        Fixture f(true);
+        f.km("ufs0", ev::KmOp::program, mfp, 1u);
+        f.io("ufs0", ev::IoOp::write, 1, 1, true, 1, 5);
+        f.step("sync", json::object());
+        fails(check(f.inputs()), 9,
+              {"ufs0 seq 3", "PROGRAM of slot 1 (seq 2) succeeded but the next event is \"io\""});
+    }
+    SECTION("followed by a raw program") {
+        Fixture f(true);
+        f.km("ufs0", ev::KmOp::program, mfp, 1u);
+        f.program("ufs0", 1, "aaaaaaaaaaaaaaaa");
+        f.step("sync", json::object());
+        fails(check(f.inputs()), 9, {"a raw-key program (no \"wrapped\": true)"});
+    }
+    SECTION("followed by the wrapped program of another slot") {
+        Fixture f(true);
+        f.km("ufs0", ev::KmOp::program, mfp, 1u);
+        f.wrapped_program("ufs0", 2, mk, false);
+        f.step("sync", json::object());
+        fails(check(f.inputs()), 9, {"but the next program is of slot 2"});
+    }
+    SECTION("followed by another km event") {
+        Fixture f(true);
+        f.km("ufs0", ev::KmOp::program, mfp, 1u);
+        f.wrapped_program("ufs0", 1, mk);
+        f.step("sync", json::object());
+        fails(check(f.inputs()), 9, {"the next event is another km event"});
+    }
+    SECTION("at the end of the log") {
+        Fixture f(true);
+        f.km("ufs0", ev::KmOp::program, mfp, 3u);
+        f.step("sync", json::object());
+        fails(check(f.inputs()), 9, {"the log ends before its program event"});
+    }
+    SECTION("a wrapped program without a PROGRAM before it") {
+        Fixture f(true);
+        f.wrapped_program("ufs1", 0, mk, false);
+        f.step("sync", json::object());
+        fails(check(f.inputs()), 9,
+              {"ufs1 seq 2", "wrapped program of slot 0 without a successful key-manager PROGRAM"});
+    }
+    SECTION("a refused PROGRAM is no pair; only the PROGRAM before it fails") {
+        Fixture f(true);
+        f.km("ufs0", ev::KmOp::program, mfp, 1u);
+        f.emit("ufs0", ev::Km{ev::KmOp::program, false, "blob", 2u, ""}); // refused: no program
+        f.wrapped_program("ufs0", 1, mk);
+        f.step("sync", json::object());
+        const auto v = check(f.inputs());
+        INFO(format_text(v));
+        // the first PROGRAM is followed by a km event: exactly that one failure
+        const Verdict& x = fails(v, 9, {"seq 3", "another km event"}, {"seq 4", "seq 5"});
+        CHECK_THAT(x.reason, ContainsSubstring("1 failure(s)"));
+    }
+}
+
+TEST_CASE("wrapped keys: a key that is not the hardware KDF's of the declared master fails "
+          "invariant 10",
+          "[checker][hw_wrapped][negative]") {
+    SECTION("the device programmed another key for the declared master (e.g. the raw master)") {
+        WrappedRun r;
+        r.ufs1_key_fp = hw_master_fp();
+        const auto v = check(r.build().inputs());
+        fails(v, 10,
+              {"ufs1 seq", "slot 0: programmed key " + hw_master_fp(),
+               "whose inline key by the hardware KDF is " + hw_inline_fp(), "scenario var mk"},
+              {"ufs0 seq"});
+        // and the file's I/O on ufs1 no longer matches the model's key (invariant 1)
+        fails(v, 1, {"the fscrypt model expects " + hw_inline_fp()});
+    }
+    SECTION("the right key, but the km PROGRAM names another master key") {
+        WrappedRun r;
+        r.ufs1_master_fp = "00112233445566ff";
+        fails(check(r.build().inputs()), 10,
+              {"is the inline key of the raw master key scenario var mk",
+               "logged master_fp 00112233445566ff"});
+    }
+    SECTION("a master key the run never declared nor generated") {
+        WrappedRun r;
+        r.ufs1_other_key = true;
+        const auto v = check(r.build().inputs());
+        fails(v, 10, {"derived from none of the 1 raw master key(s)"});
+        // dm fan-out: ufs1 received I/O for the file but never got the file's (wrapped) key
+        fails(v, 3, {"ufs1", "was never programmed with its key " + hw_inline_fp()});
+    }
+    SECTION("one master key, two inline keys (no raw key declared: consistency level)") {
+        WrappedRun r;
+        r.declare_master = false;
+        r.ufs1_key_fp = "0123456789abcdef";
+        const auto v = check(r.build().inputs());
+        const Verdict& x = fails(v, 10, {"armed as key 0123456789abcdef", "one inline key"});
+        CHECK(x.level == "consistency");
+    }
+}
+
+TEST_CASE("wrapped keys: a generated master key is judged for consistency only",
+          "[checker][hw_wrapped]") {
+    const Bytes gen = icemu::models::from_hex(std::string(64, '7'));
+    const std::string gfp = icemu::models::key_fingerprint(gen);
+    Fixture f(true);
+    f.scenario["vars"] = {{"mk", kHwMaster}};
+    f.km("ufs0", ev::KmOp::generate, gfp);
+    f.km("ufs0", ev::KmOp::prepare, gfp);
+    f.wrapped_program("ufs0", 0, gen);
+    f.wrapped_program("ufs1", 1, gen);
+    f.wrapped_program("ufs1", 2, hw_master());
+    f.step("sync", json::object());
+    const auto v = check(f.inputs());
+    INFO(format_text(v));
+    const Verdict& x = verdict(v, 10);
+    CHECK(x.status == Status::pass);
+    CHECK(x.level == "model+consistency");
+    CHECK_THAT(x.reason, ContainsSubstring("3 wrapped program(s): 1 checked against"));
+    CHECK_THAT(x.reason, ContainsSubstring("2 only for one inline key per master key"));
+}
+
+TEST_CASE("wrapped keys: a wrapped slot left on one controller after remove_key fails "
+          "invariant 4",
+          "[checker][hw_wrapped][negative]") {
+    WrappedRun r;
+    r.miss_evict_ufs1 = true;
+    const auto v = check(r.build().inputs());
+    fails(v, 4,
+          {"ufs1 slot 0 still holds " + hw_inline_fp(),
+           "inline encryption key of hardware-wrapped master key", "QMP snapshot", "event log"},
+          {"ufs0 slot"});
+}
+
+TEST_CASE("wrapped keys: without the raw master key the files are not predicted, and say why",
+          "[checker][hw_wrapped]") {
+    WrappedRun r;
+    r.declare_master = false;
+    const auto v = check(r.build().inputs());
+    INFO(format_text(v));
+    CHECK_FALSE(any_failed(v));
+    CHECK_THAT(all_details(verdict(v, 1)),
+               ContainsSubstring("a hardware-wrapped key whose raw master key the checker does "
+                                 "not know"));
+    CHECK(verdict(v, 10).level == "consistency");
+    CHECK(verdict(v, 4).status == Status::not_applicable);
 }

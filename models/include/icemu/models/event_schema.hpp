@@ -31,6 +31,8 @@ enum class Type {
     IO_OP,
     IO_ERROR,
     FAULT_KIND,
+    KM_OP,
+    KM_ERROR,
 };
 
 enum class Presence { ALWAYS, OPTIONAL };
@@ -91,15 +93,23 @@ inline constexpr Value kFaultKinds[] = {
 #define ICEMU_FAULT_KIND ICEMU_SCHEMA_VALUE
 #include "icemu/event-log.def"
 };
+inline constexpr Value kKmOps[] = {
+#define ICEMU_KM_OP ICEMU_SCHEMA_VALUE
+#include "icemu/event-log.def"
+};
+inline constexpr Value kKmErrors[] = {
+#define ICEMU_KM_ERROR ICEMU_SCHEMA_VALUE
+#include "icemu/event-log.def"
+};
 
 #undef ICEMU_SCHEMA_VALUE
 
 /// The name of a type as docs/event-log.md writes it ("uint", "io_error", ...).
 constexpr std::string_view type_name(Type t) {
-    constexpr std::array<std::string_view, 15> names{
-        "int",         "uint",          "u64",   "bool",     "string",
-        "fp",          "hex",           "caps",  "event",    "frontend",
-        "wipe_reason", "program_error", "io_op", "io_error", "fault_kind"};
+    constexpr std::array<std::string_view, 17> names{
+        "int",   "uint",     "u64",        "bool",     "string",      "fp",
+        "hex",   "caps",     "event",      "frontend", "wipe_reason", "program_error",
+        "io_op", "io_error", "fault_kind", "km_op",    "km_error"};
     return names[static_cast<std::size_t>(t)];
 }
 
@@ -120,6 +130,10 @@ constexpr std::span<const Value> values_of(Type t) {
         return kIoErrors;
     case Type::FAULT_KIND:
         return kFaultKinds;
+    case Type::KM_OP:
+        return kKmOps;
+    case Type::KM_ERROR:
+        return kKmErrors;
     default:
         return {};
     }

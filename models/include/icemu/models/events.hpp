@@ -51,6 +51,12 @@ struct Realize {
     bool wipe_on_disable = false;
     bool log_keys = false;
     std::string frontend;
+    /// `crypto-wrapped-keys` (the hardware key manager); absent in logs of devices without it.
+    std::optional<bool> wrapped_keys;
+    /// With the key manager: whether x-CRYPTOCFG still accepts raw keys (`crypto-raw-keys`).
+    std::optional<bool> raw_keys;
+    /// Raw keys are accepted (true when the log does not say otherwise).
+    bool accepts_raw_keys() const { return raw_keys.value_or(true); }
     friend bool operator==(const Realize&, const Realize&) = default;
 };
 
@@ -85,6 +91,10 @@ struct Program {
     bool ok = false;
     std::string error;              ///< "" when ok; else a ProgramError string
     std::optional<std::string> key; ///< hex, only with crypto-log-keys=on
+    /// true: armed by the key manager's PROGRAM from a hardware-wrapped key (key_fp is the
+    /// derived inline key's); absent or false: a raw key written to x-CRYPTOCFG.
+    std::optional<bool> wrapped;
+    bool is_wrapped() const { return wrapped.value_or(false); }
     friend bool operator==(const Program&, const Program&) = default;
 };
 
@@ -141,8 +151,29 @@ struct Fault {
     friend bool operator==(const Fault&, const Fault&) = default;
 };
 
+enum class KmOp {
+#define ICEMU_KM_OP(ID, id, str) id,
+#include "icemu/event-log.def"
+};
+
+enum class KmError {
+    none, ///< "" (no error)
+#define ICEMU_KM_ERROR(ID, id, str) id,
+#include "icemu/event-log.def"
+};
+
+/// A command of the hardware key manager (docs/device.md "Hardware-wrapped keys").
+struct Km {
+    KmOp op = KmOp::import_key;
+    bool ok = false;
+    std::string error;            ///< "" when ok; else a KmError string
+    std::optional<unsigned> slot; ///< only for PROGRAM
+    std::string master_fp;        ///< fingerprint of the master key; "" when not recovered
+    friend bool operator==(const Km&, const Km&) = default;
+};
+
 /// One alternative per schema event type, in the schema's order (event_name indexes it).
-using Body = std::variant<Realize, Enable, Wipe, Program, Evict, Disarm, Io, Fault>;
+using Body = std::variant<Realize, Enable, Wipe, Program, Evict, Disarm, Io, Fault, Km>;
 static_assert(std::variant_size_v<Body> == std::size(schema::kEvents));
 
 struct Event {
@@ -162,6 +193,8 @@ std::string_view to_string(ProgramError e);
 std::string_view to_string(IoOp op);
 std::string_view to_string(IoError e);
 std::string_view to_string(FaultKind k);
+std::string_view to_string(KmOp op);
+std::string_view to_string(KmError e);
 
 /// A malformed or invalid log line.
 class LogError : public std::runtime_error {

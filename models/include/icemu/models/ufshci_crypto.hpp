@@ -280,6 +280,16 @@ private:
 /// not follow from the advertised caps, an evict/wipe whose was_armed/armed count is wrong, a
 /// missing wipe on HCE 1->0, a `fault` not directly followed by its `io`, an `io` whose OCS,
 /// error, status, data unit size or key fingerprint is not what the slot table implies).
+///
+/// Hardware-wrapped keys (docs/device.md "Hardware-wrapped keys"; realize `wrapped_keys`): a
+/// `program` with `wrapped` true arms its slot like a raw one (the slot table keeps its key_fp,
+/// the inline key's); it exists only on a device with the key manager, only for a successful
+/// PROGRAM (`ok` true), and only for an AES-256-XTS capability whose SDUSB has the data unit
+/// (the key manager refuses anything else with `config` before a slot changes). On a
+/// wrapped-only device (realize `raw_keys` false) every raw CFGE=1 write fails with `key-type`
+/// (before the config checks: the device refuses the key type whatever the config says). `km`
+/// events on a device without the key manager are mismatches; their pairing with `program`
+/// events and their fingerprints are icemu-check's invariants 9 and 10.
 class LogReplay {
 public:
     struct Mismatch {
@@ -306,9 +316,12 @@ public:
 private:
     void mismatch(std::uint64_t seq, std::string what);
     void check_io(std::uint64_t seq, const events::Io& io);
+    void check_wrapped_program(std::uint64_t seq, const events::Program& p, const CryptoCap* cap);
 
     std::vector<CryptoCap> caps_;
     bool wipe_on_disable_ = false;
+    bool wrapped_keys_ = false; ///< realize `wrapped_keys`: the key manager is present
+    bool raw_keys_ = true;      ///< realize `raw_keys` (absent: raw keys accepted)
     bool cqhci_ = false; ///< realize "frontend": "cqhci" (eMMC CQHCI: data tasks are CMD46/47)
     std::vector<SlotView> slots_;
     bool on_ = false;

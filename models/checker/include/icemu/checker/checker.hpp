@@ -69,7 +69,7 @@ enum class Status { pass, fail, not_applicable };
 std::string_view to_string(Status s);
 
 struct Verdict {
-    int invariant = 0; ///< 1..8 as in docs/checker.md; 0 = the logs themselves
+    int invariant = 0; ///< 1..10 as in docs/checker.md; 0 = the logs themselves
     std::string name;  ///< short id, e.g. "keys-armed"
     std::string title;
     Status status = Status::not_applicable;
