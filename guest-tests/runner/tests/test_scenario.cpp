@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <catch2/catch_test_macros.hpp>
 #include <filesystem>
 #include <fstream>
@@ -375,4 +376,18 @@ TEST_CASE("reboot is a host step without arguments") {
     CHECK(s.steps.back().timeout_s == 90);
     j["steps"].back()["ctrl"] = "ufs0";
     CHECK_THROWS_AS(parse_scenario(j), ScenarioError);
+}
+
+TEST_CASE("the hardware-wrapped-key scenarios run on 7.x and SKIP on 6.12 and 6.1") {
+    // They need the blk-crypto key types (6.15+) and icemu's patches/7.x/0003 driver.
+    for (const char* name : {"16-ufs-wrapped-keys-fscrypt", "17-wrapped-key-reboot",
+                             "18-dm-wrapped-keys", "19-ufs-wrapped-only"}) {
+        INFO(name);
+        const Scenario s = load_scenario(std::string(ICEMU_SCENARIO_DIR) + "/" + name + ".json");
+        CHECK(kernel_matches(s.kernel, "7.3.4"));
+        CHECK_FALSE(kernel_matches(s.kernel, "6.12.117"));
+        CHECK_FALSE(kernel_matches(s.kernel, "6.1.192"));
+        CHECK(std::any_of(s.controllers.begin(), s.controllers.end(),
+                          [](const Controller& c) { return c.wrapped_keys; }));
+    }
 }
