@@ -29,6 +29,8 @@ ALLOWED=(
 	# DEFINE_*_PROPERTIES lists: QEMU's own (DEFINE_EDID_PROPERTIES, DEFINE_BLOCK_PROPERTIES)
 	# trip the same rule; a property list cannot be parenthesized.
 	$'*-hw-block-add-an-inline-crypto-engine.patch\tERROR: Macros with complex values should be enclosed in parenthesis'
+	# A new file that patch 05's MAINTAINERS glob (hw/block/inline-crypto*) already covers.
+	$'*-hw-block-add-a-hardware-key-manager-to-the-inline-cr.patch\tWARNING: added, moved or deleted file\\(s\\), does MAINTAINERS need updating'
 )
 
 usage() {

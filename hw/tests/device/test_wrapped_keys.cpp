@@ -94,13 +94,22 @@ struct WrappedRig {
         : rig(std::move(s), enable), km(rig.host(), kBuffer) {}
 };
 
-// IMPORT + PREPARE: the ephemeral blob of `raw`.
-std::vector<std::uint8_t> ephemeral_of(KeyManager& km, std::span<const std::uint8_t> raw) {
+struct Blobs {
+    std::vector<std::uint8_t> lt;
+    std::vector<std::uint8_t> eph;
+};
+
+// IMPORT + PREPARE: the long-term and ephemeral blobs of `raw`.
+Blobs wrap_key(KeyManager& km, std::span<const std::uint8_t> raw) {
     const auto lt = km.import_key(raw);
     REQUIRE(status_of(lt) == "ok");
     const auto eph = km.prepare(lt.out);
     REQUIRE(status_of(eph) == "ok");
-    return eph.out;
+    return {lt.out, eph.out};
+}
+
+std::vector<std::uint8_t> ephemeral_of(KeyManager& km, std::span<const std::uint8_t> raw) {
+    return wrap_key(km, raw).eph;
 }
 
 } // namespace
@@ -281,10 +290,9 @@ TEST_CASE("every refusal has its status, changes nothing and returns nothing",
     WrappedRig w(wrapped_controller("", true));
     auto& h = w.rig.host();
     const auto raw = raw_key(4);
-    const auto lt = w.km.import_key(raw);
-    REQUIRE(status_of(lt) == "ok");
-    const auto eph = w.km.prepare(lt.out);
-    REQUIRE(status_of(eph) == "ok");
+    const auto blobs = wrap_key(w.km, raw);
+    const auto& lt = blobs.lt;
+    const auto& eph = blobs.eph;
 
     // a raw key in slot 1, to see that refused PROGRAMs leave it alone
     const auto caps = ufs::read_crypto_capabilities(h);
@@ -304,31 +312,29 @@ TEST_CASE("every refusal has its status, changes nothing and returns nothing",
     };
     std::vector<Case> cases;
     cases.push_back({"opcode 0", w.km.run_raw(0, {}, 0, 0, 0), "opcode"});
-    cases.push_back({"opcode 6", w.km.run_raw(6, eph.out, 0, 0, 64), "opcode"});
-    cases.push_back({"opcode 15", w.km.run_raw(15, eph.out, 0, 0, 64), "opcode"});
+    cases.push_back({"opcode 6", w.km.run_raw(6, eph, 0, 0, 64), "opcode"});
+    cases.push_back({"opcode 15", w.km.run_raw(15, eph, 0, 0, 64), "opcode"});
     cases.push_back({"IMPORT of 31 bytes", w.km.run(Op::import_key, raw, 0, 0, 31), "length"});
-    cases.push_back({"IMPORT of 64 bytes", w.km.run(Op::import_key, lt.out), "length"});
+    cases.push_back({"IMPORT of 64 bytes", w.km.run(Op::import_key, lt), "length"});
     cases.push_back({"GENERATE with input", w.km.run(Op::generate, raw), "length"});
+    cases.push_back({"PREPARE of a truncated blob", w.km.run(Op::prepare, lt, 0, 0, 63), "length"});
+    cases.push_back({"DERIVE of 65 bytes", w.km.run(Op::derive, eph, 0, 0, 65), "length"});
+    cases.push_back({"PROGRAM slot 4 of 4", w.km.program(eph, 4, 4096), "slot"});
+    cases.push_back({"PROGRAM slot 255", w.km.program(eph, 255, 4096), "slot"});
+    cases.push_back({"PROGRAM on the AES-128-XTS cap", w.km.program(eph, 1, 4096, 1), "config"});
+    cases.push_back({"PROGRAM on capidx 2 (none)", w.km.program(eph, 1, 4096, 2), "config"});
     cases.push_back(
-        {"PREPARE of a truncated blob", w.km.run(Op::prepare, lt.out, 0, 0, 63), "length"});
-    cases.push_back({"DERIVE of 65 bytes", w.km.run(Op::derive, eph.out, 0, 0, 65), "length"});
-    cases.push_back({"PROGRAM slot 4 of 4", w.km.program(eph.out, 4, 4096), "slot"});
-    cases.push_back({"PROGRAM slot 255", w.km.program(eph.out, 255, 4096), "slot"});
+        {"PROGRAM with DUSIZE 8192 (not in SDUSB)", w.km.program(eph, 1, 8192), "config"});
+    cases.push_back({"PROGRAM with DUSIZE 0", w.km.program(eph, 1, 0), "config"});
     cases.push_back(
-        {"PROGRAM on the AES-128-XTS cap", w.km.program(eph.out, 1, 4096, 1), "config"});
-    cases.push_back({"PROGRAM on capidx 2 (none)", w.km.program(eph.out, 1, 4096, 2), "config"});
-    cases.push_back(
-        {"PROGRAM with DUSIZE 8192 (not in SDUSB)", w.km.program(eph.out, 1, 8192), "config"});
-    cases.push_back({"PROGRAM with DUSIZE 0", w.km.program(eph.out, 1, 0), "config"});
-    cases.push_back(
-        {"PROGRAM with DUSIZE 3 (not one-hot)", w.km.run(Op::program, eph.out, 1, 0x03), "config"});
-    cases.push_back({"PREPARE of an ephemeral blob", w.km.prepare(eph.out), "blob"});
-    cases.push_back({"DERIVE of a long-term blob", w.km.derive(lt.out), "blob"});
-    cases.push_back({"PROGRAM of a long-term blob", w.km.program(lt.out, 1, 4096), "blob"});
-    auto bad_version = lt.out;
+        {"PROGRAM with DUSIZE 3 (not one-hot)", w.km.run(Op::program, eph, 1, 0x03), "config"});
+    cases.push_back({"PREPARE of an ephemeral blob", w.km.prepare(eph), "blob"});
+    cases.push_back({"DERIVE of a long-term blob", w.km.derive(lt), "blob"});
+    cases.push_back({"PROGRAM of a long-term blob", w.km.program(lt, 1, 4096), "blob"});
+    auto bad_version = lt;
     bad_version[1] = 2;
     cases.push_back({"PREPARE of format version 2", w.km.prepare(bad_version), "blob"});
-    auto bad_reserved = lt.out;
+    auto bad_reserved = lt;
     bad_reserved[3] = 1;
     cases.push_back({"PREPARE with byte 3 set", w.km.prepare(bad_reserved), "blob"});
     for (const auto& c : cases) {
@@ -340,9 +346,9 @@ TEST_CASE("every refusal has its status, changes nothing and returns nothing",
 
     // every byte of a blob is covered: any one flipped bit is refused
     for (std::size_t i = 0; i < ufs::km::kBlobLen; ++i) {
-        auto t = lt.out;
+        auto t = lt;
         t[i] ^= static_cast<std::uint8_t>(1u << (i % 8));
-        auto e = eph.out;
+        auto e = eph;
         e[i] ^= 0x80;
         INFO("byte " << i);
         CHECK(status_of(w.km.prepare(t)) == "blob");
@@ -412,19 +418,18 @@ TEST_CASE("ephemeral blobs die with a device reset and survive a host controller
     WrappedRig w(wrapped_controller());
     auto& h = w.rig.host();
     const auto raw = raw_key(6);
-    const auto lt = w.km.import_key(raw);
-    REQUIRE(status_of(lt) == "ok");
-    const auto eph = w.km.prepare(lt.out);
-    REQUIRE(status_of(eph) == "ok");
+    const auto blobs = wrap_key(w.km, raw);
+    const auto& lt = blobs.lt;
+    const auto& eph = blobs.eph;
 
     // HCE 1 -> 0 -> 1: keyslots are wiped, the ephemeral blob still programs (Linux
     // reprograms its keys from the blobs it holds after a host reset)
-    REQUIRE(status_of(w.km.program(eph.out, 0, 4096)) == "ok");
+    REQUIRE(status_of(w.km.program(eph, 0, 4096)) == "ok");
     h.disable();
     h.enable();
     CHECK(w.rig.machine().qom_get(w.rig.qom_path(), "crypto-state")["slots"][0]["armed"] == false);
-    CHECK(status_of(w.km.program(eph.out, 0, 4096)) == "ok");
-    CHECK(w.km.derive(eph.out).out == hw::sw_secret(raw));
+    CHECK(status_of(w.km.program(eph, 0, 4096)) == "ok");
+    CHECK(w.km.derive(eph).out == hw::sw_secret(raw));
 
     // system_reset: a new ephemeral key; the old blob is refused, the long-term one prepares
     // a new ephemeral blob of the same master key
@@ -437,11 +442,11 @@ TEST_CASE("ephemeral blobs die with a device reset and survive a host controller
     pci.enable(fns[0]);
     CHECK(h.rreg(ufs::km::kKmba) == 0u); // registers reset too
     w.km.set_buffer(kBuffer);
-    CHECK(status_of(w.km.derive(eph.out)) == "blob");
-    CHECK(status_of(w.km.program(eph.out, 0, 4096)) == "blob");
-    const auto eph2 = w.km.prepare(lt.out);
+    CHECK(status_of(w.km.derive(eph)) == "blob");
+    CHECK(status_of(w.km.program(eph, 0, 4096)) == "blob");
+    const auto eph2 = w.km.prepare(lt);
     REQUIRE(status_of(eph2) == "ok");
-    CHECK(eph2.out != eph.out);
+    CHECK(eph2.out != eph);
     CHECK(w.km.derive(eph2.out).out == hw::sw_secret(raw));
 }
 
