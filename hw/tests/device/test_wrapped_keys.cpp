@@ -66,13 +66,14 @@ test::ControllerSpec with_secret(test::ControllerSpec s, const char* b64) {
     return s;
 }
 
+// The event log's lines with "ev" = `ev` (every line for nullptr), in order.
 std::vector<nlohmann::json> log_lines(const test::Rig& rig, const char* ev) {
     std::vector<nlohmann::json> out;
     std::ifstream f(rig.log_path(0));
     std::string line;
     while (std::getline(f, line)) {
         auto j = nlohmann::json::parse(line);
-        if (j.at("ev") == ev) {
+        if (!ev || j.at("ev") == ev) {
             out.push_back(std::move(j));
         }
     }
@@ -241,6 +242,15 @@ TEST_CASE("PROGRAM arms a keyslot with the inline encryption key derived from th
     CHECK(progs.back()["wrapped"] == true);
     CHECK(progs.back()["key_fp"] == models::key_fingerprint(inline_key));
     CHECK(progs.back()["dusize"] == 4096);
+    // the km command comes first, the slot's program event right after it
+    const auto all = log_lines(w.rig, nullptr);
+    const auto km_prog = std::find_if(all.begin(), all.end(), [](const nlohmann::json& j) {
+        return j["ev"] == "km" && j["op"] == "program";
+    });
+    REQUIRE(km_prog != all.end());
+    REQUIRE(km_prog + 1 != all.end());
+    CHECK((*(km_prog + 1))["ev"] == "program");
+    CHECK((*(km_prog + 1))["slot"] == 2);
     const auto realize = log_lines(w.rig, "realize");
     REQUIRE(realize.size() == 1);
     CHECK(realize[0]["wrapped_keys"] == true);
