@@ -208,7 +208,11 @@ Models build_models(const Facts& w) {
     }
     for (const auto& mk : w.mks) {
         if (mk.hw_wrapped) {
-            if (!mk.key.empty()) { // one key for both IV_INO_LBLK policies: no inode check
+            if (mk.key.empty()) {
+                // A generated (or foreign) wrapped key: its inline key is not derivable, so
+                // I/O outside reported extents is judged for consistency only.
+                out.only_lblk = false;
+            } else { // one key for both IV_INO_LBLK policies: no inode check
                 derivable.emplace(
                     models::key_fingerprint(models::hw_wrapped::inline_encryption_key(mk.key)),
                     std::pair{"the inline encryption key of hardware-wrapped master key " +
