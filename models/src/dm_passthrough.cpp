@@ -28,10 +28,18 @@ bool CryptoCaps::empty() const {
     return std::all_of(modes.begin(), modes.end(), [](std::uint32_t m) { return m == 0; });
 }
 
-CryptoCaps ufs_profile(const std::vector<ufshci::CryptoCap>& caps, unsigned slots) {
+unsigned key_types_of(const events::Realize& r, const KernelRules& v) {
+    if (!v.holds("blk-crypto-key-types") || !r.wrapped_keys.value_or(false)) {
+        return kKeyTypeRaw;
+    }
+    return kKeyTypeHwWrapped | (r.accepts_raw_keys() ? kKeyTypeRaw : 0u);
+}
+
+CryptoCaps ufs_profile(const std::vector<ufshci::CryptoCap>& caps, unsigned slots,
+                       unsigned key_types) {
     CryptoCaps p;
     p.max_dun_bytes = 8;
-    p.key_types = kKeyTypeRaw;
+    p.key_types = key_types;
     p.num_slots = slots;
     for (const auto& c : caps) {
         if (c.algid == ufshci::AlgId::aes_xts && c.ks == ufshci::KeySize::k256) {

@@ -100,6 +100,15 @@ const std::vector<Rule> kRules = {
      "lower bound: the oldest tree read)",
      ""},
     // ---- blk-crypto key types (hardware-wrapped keys) ----
+    {"blk-crypto-key-types",
+     Kind::behaviour,
+     "crypto profiles carry the supported key types (raw, hardware-wrapped); a key of a type the "
+     "profile lacks is not supported natively (only a raw key may then use blk-crypto-fallback)",
+     {{v(6, 15), kForever}},
+     "block/blk-crypto-profile.c key_types_supported, block/blk-crypto.c "
+     "blk_crypto_config_supported_natively() and blk_crypto_start_using_key() (7.3.4); "
+     "ebc4176551cd \"blk-crypto: add basic hardware-wrapped key support\" (v6.15)",
+     ""},
     {"dm-reload-compares-key-types",
      Kind::behaviour,
      "a dm table reload must keep the queue's supported key types (blk_crypto_has_capabilities)",

@@ -116,6 +116,18 @@ void TrafficChecker::add(Finding::Kind k, std::uint64_t seq, unsigned slot, std:
     findings_.push_back(Finding{k, seq, slot, std::move(detail)});
 }
 
+void TrafficChecker::reset() {
+    const std::size_t n = keys_.size();
+    keys_.assign(n, std::string());
+    before_wipe_.assign(n, std::string());
+    reprogrammed_.assign(n, false);
+    armed_.assign(n, false);
+    awaiting_.assign(n, std::string());
+    wipe_seq_.assign(n, 0);
+    pending_reprogram_ = false;
+    init_phase_ = true;
+}
+
 void TrafficChecker::observe(const events::Event& e) {
     const auto in_range = [&](unsigned s) { return s < keys_.size(); };
     if (const auto* en = std::get_if<events::Enable>(&e.body)) {
@@ -152,12 +164,28 @@ void TrafficChecker::observe(const events::Event& e) {
         awaiting_[p->slot].clear();
         armed_[p->slot] = p->ok;
         if (p->ok) {
+            // Other slots holding the same key; a duplicate once they are as many as the
+            // kernel's blk_crypto_keys with that key (each takes at most one slot).
+            std::vector<unsigned> holders;
             for (unsigned s = 0; s < keys_.size(); ++s) {
                 if (s != p->slot && keys_[s] == p->key_fp) {
-                    add(Finding::Kind::duplicate_key, e.seq, p->slot,
-                        "key " + p->key_fp + " programmed into slot " + std::to_string(p->slot) +
-                            " while slot " + std::to_string(s) + " still holds it");
+                    holders.push_back(s);
                 }
+            }
+            const auto c = copies_.find(p->key_fp);
+            const unsigned allowed = c == copies_.end() ? 1 : std::max(c->second, 1u);
+            if (holders.size() >= allowed) {
+                std::string where;
+                for (unsigned s : holders) {
+                    where += (where.empty() ? "" : ", ") + std::to_string(s);
+                }
+                add(Finding::Kind::duplicate_key, e.seq, p->slot,
+                    "key " + p->key_fp + " programmed into slot " + std::to_string(p->slot) +
+                        " while slot" + (holders.size() > 1 ? "s " : " ") + where + " still hold" +
+                        (holders.size() > 1 ? "" : "s") + " it" +
+                        (allowed > 1 ? " (the kernel has " + std::to_string(allowed) +
+                                           " blk_crypto_keys with this key)"
+                                     : ""));
             }
             keys_[p->slot] = p->key_fp;
             reprogrammed_[p->slot] = p->key_fp == before_wipe_[p->slot];

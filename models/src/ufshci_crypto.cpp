@@ -1,6 +1,7 @@
 // UFSHCI crypto register semantics (see ufshci_crypto.hpp for the rules and their sources).
 #include "icemu/models/ufshci_crypto.hpp"
 
+#include <algorithm>
 #include <bit>
 #include <charconv>
 #include <stdexcept>
@@ -731,6 +732,14 @@ void LogReplay::finish() {
         mismatch(0, "the log ends with a fault event that no io follows");
         fault_pending_ = false;
     }
+}
+
+void LogReplay::reset() {
+    std::fill(slots_.begin(), slots_.end(), SlotView{});
+    on_ = false;
+    cge_ = false;
+    expect_wipe_ = false;
+    fault_pending_ = false;
 }
 
 } // namespace icemu::models::ufshci

@@ -98,6 +98,42 @@ TEST_CASE("7.x intersects key types and 6.12 ignores them", "[dm]") {
     CHECK(has_capabilities(p, live, kernel::rules_for("6.12.117")));
 }
 
+TEST_CASE("a controller's key types come from its realize event (6.15+)", "[dm]") {
+    const auto k7 = kernel::rules_for("7.3.4");
+    const auto k612 = kernel::rules_for("6.12.117");
+    events::Realize plain, both, wrapped_only;
+    both.wrapped_keys = true;
+    both.raw_keys = true;
+    wrapped_only.wrapped_keys = true;
+    wrapped_only.raw_keys = false;
+    CHECK(key_types_of(plain, k7) == kKeyTypeRaw);
+    CHECK(key_types_of(both, k7) == (kKeyTypeRaw | kKeyTypeHwWrapped));
+    CHECK(key_types_of(wrapped_only, k7) == kKeyTypeHwWrapped);
+    CHECK(key_types_of(wrapped_only, k612) == kKeyTypeRaw); // no key types before 6.15
+}
+
+TEST_CASE("7.x: a reload onto a raw-only controller drops hardware-wrapped keys: EINVAL", "[dm]") {
+    // Scenario 18: dm over a controller with the key manager, reloaded onto one without it.
+    const auto k7 = kernel::rules_for("7.3.4");
+    events::Realize km;
+    km.wrapped_keys = true;
+    km.raw_keys = true;
+    const auto caps = parse_crypto_caps("aes-xts-256:0x08");
+    const DeviceProfiles devs{{"ufs0", ufs_profile(caps, 8, key_types_of(km, k7))},
+                              {"ufs1", ufs_profile(caps, 8, key_types_of(events::Realize{}, k7))}};
+    DmDevice d(k7);
+    REQUIRE(d.load(linear("ufs0"), devs) == 0);
+    REQUIRE(d.resume());
+    CHECK(d.sysfs().hw_wrapped_keys);
+    CHECK(d.load(linear("ufs1"), devs) == -kEINVAL);
+    CHECK(d.load(linear("ufs0"), devs) == 0);
+    // The other way round keeps every key type: accepted.
+    DmDevice r(k7);
+    REQUIRE(r.load(linear("ufs1"), devs) == 0);
+    REQUIRE(r.resume());
+    CHECK(r.load(linear("ufs0"), devs) == 0);
+}
+
 TEST_CASE("a reload with fewer capabilities is rejected with EINVAL at load", "[dm]") {
     const DeviceProfiles devs{{"ufs0", ufs("aes-xts-256:0x0f")},
                               {"ufs1", ufs("aes-xts-256:0x08")},

@@ -80,6 +80,8 @@ TEST_CASE("each rule's range boundaries", "[kernel-rules]") {
     CHECK(at("dm-passthrough-thin", {7, 3, 0}));
     CHECK_FALSE(at("dm-inlinecrypt-target", {7, 2, 99}));
     CHECK(at("dm-inlinecrypt-target", {7, 3, 0}));
+    CHECK_FALSE(at("blk-crypto-key-types", {6, 14, 99}));
+    CHECK(at("blk-crypto-key-types", {6, 15, 0}));
     CHECK_FALSE(at("dm-reload-compares-key-types", {6, 14, 99}));
     CHECK(at("dm-reload-compares-key-types", {6, 15, 0}));
     CHECK_FALSE(at("sysfs-key-type-files", {6, 14, 99}));

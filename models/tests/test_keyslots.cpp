@@ -202,6 +202,43 @@ TEST_CASE("programming a key that another slot still holds is reported", "[keysl
     CHECK(has(c, Finding::Kind::duplicate_key));
 }
 
+TEST_CASE("a key the kernel holds as two blk_crypto_keys may sit in two slots, not three",
+          "[keyslots][traffic]") {
+    // fscrypt's IV_INO_LBLK_64 and IV_INO_LBLK_32 keys of one hardware-wrapped key: two
+    // blk_crypto_keys with the same ephemeral blob, hence the same inline key.
+    TrafficChecker c(3);
+    c.allow_copies("aaaa", 2);
+    c.observe(ev(events::Enable{true, true}));
+    c.observe(ev(prog(0, "aaaa")));
+    c.observe(ev(prog(1, "aaaa")));
+    CHECK(c.findings().empty());
+    c.observe(ev(prog(2, "aaaa")));
+    REQUIRE(c.findings().size() == 1);
+    CHECK(c.findings()[0].kind == Finding::Kind::duplicate_key);
+    CHECK(c.findings()[0].slot == 2);
+}
+
+TEST_CASE("after a machine reset the next probe may evict empty slots and reprogram keys",
+          "[keyslots][traffic]") {
+    TrafficChecker c(2);
+    c.observe(ev(events::Enable{true, true}));
+    c.observe(ev(prog(0, "aaaa")));
+    c.observe(ev(events::Disarm{0}));
+    c.observe(ev(events::Evict{0, true}));
+    // system_reset with no slot armed: the device logs nothing; the new boot's probe evicts
+    // every slot before its first enable.
+    c.reset();
+    c.observe(ev(events::Evict{0, false}));
+    c.observe(ev(events::Evict{1, false}));
+    c.observe(ev(events::Enable{true, true}));
+    c.observe(ev(prog(1, "aaaa")));
+    CHECK(c.findings().empty());
+    TrafficChecker d(2); // without the reset the same evictions are of empty slots
+    d.observe(ev(events::Enable{true, true}));
+    d.observe(ev(events::Evict{0, false}));
+    CHECK(has(d, Finding::Kind::evict_of_empty_slot));
+}
+
 TEST_CASE("reprogramming the same key into the same slot is not a duplicate",
           "[keyslots][traffic]") {
     TrafficChecker c(2);

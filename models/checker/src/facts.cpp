@@ -75,7 +75,8 @@ dm::Profile Facts::lu_profile(const Disk& d) const {
                                              static_cast<std::uint8_t>(c.sdusb),
                                              static_cast<uc::KeySize>(c.ks)});
             }
-            return cqhci_dun(dm::ufs_profile(caps, r->slots), d.emmc || r->frontend == "cqhci");
+            return cqhci_dun(dm::ufs_profile(caps, r->slots, dm::key_types_of(*r, kv)),
+                             d.emmc || r->frontend == "cqhci");
         }
     }
     if (in.run.is_object() && !in.run.value("engine", true)) {
@@ -462,6 +463,86 @@ void on_add_key(Facts& w, const Step& s) {
     w.mks.push_back(mk);
 }
 
+// Hardware-wrapped keys: the chain raw key -> long-term blob (import_wrapped_key; a generated
+// key's raw key is unknown) -> ephemeral blob (prepare_wrapped_key) -> key identifier
+// (add_wrapped_key), so the identifier names the raw master key and the files under it are
+// predicted with its inline encryption key.
+std::size_t hw_master_index(Facts& w, const Bytes& k, const std::string& source) {
+    for (std::size_t i = 0; i < w.hw_masters.size(); ++i) {
+        if (w.hw_masters[i].key == k) {
+            return i;
+        }
+    }
+    w.hw_masters.push_back({k, source, models::key_fingerprint(k),
+                            models::key_fingerprint(models::hw_wrapped::inline_encryption_key(k))});
+    return w.hw_masters.size() - 1;
+}
+
+void on_import_wrapped_key(Facts& w, const Step& s) {
+    const std::string key = str(s.rq, "key"), lt = str(s.rp, "lt_blob");
+    if (!s.ok || key.size() != 64 || lt.empty()) {
+        return;
+    }
+    w.blobs[lt] =
+        hw_master_index(w, models::from_hex(key), w.step_name(s.i) + " import_wrapped_key key");
+}
+
+void on_generate_wrapped_key(Facts& w, const Step& s) {
+    if (const std::string lt = str(s.rp, "lt_blob"); s.ok && !lt.empty()) {
+        w.blobs[lt] = std::nullopt; // the device drew the raw key: nobody outside knows it
+    }
+}
+
+void on_prepare_wrapped_key(Facts& w, const Step& s) {
+    const std::string eph = str(s.rp, "eph_blob");
+    if (!s.ok || eph.empty()) {
+        return;
+    }
+    auto lt = w.blobs.find(str(s.rq, "blob"));
+    w.blobs[eph] = lt == w.blobs.end() ? std::nullopt : lt->second;
+}
+
+void on_add_wrapped_key(Facts& w, const Step& s) {
+    if (!s.ok) {
+        return;
+    }
+    MasterKey mk;
+    mk.mnt = str(s.rq, "mnt");
+    mk.identifier = str(s.rp, "identifier");
+    mk.add_step = s.i;
+    mk.hw_wrapped = true;
+    const auto b = w.blobs.find(str(s.rq, "blob"));
+    if (b != w.blobs.end() && b->second) {
+        const HwMaster& h = w.hw_masters[*b->second];
+        const std::string want = models::to_hex(models::hw_wrapped::key_identifier(h.key));
+        if (mk.identifier == want) {
+            mk.key = h.key;
+            w.identifier_checks.push_back(w.step_name(s.i) +
+                                          ": identifier of the hardware-wrapped key whose "
+                                          "master key is " +
+                                          h.source + " (through its blobs)");
+        } else {
+            w.identifier_fails.push_back(w.step_name(s.i) + ": the kernel returned identifier " +
+                                         mk.identifier + " for the ephemeral blob of " + h.source +
+                                         ", the hardware KDF gives " + want);
+        }
+    } else {
+        // A blob of no reported import (generated, or from outside the run): the identifier may
+        // still name a raw key the scenario declares.
+        for (const auto& h : w.hw_masters) {
+            if (models::to_hex(models::hw_wrapped::key_identifier(h.key)) == mk.identifier) {
+                mk.key = h.key;
+                w.identifier_checks.push_back(w.step_name(s.i) +
+                                              ": identifier of the hardware-wrapped key whose "
+                                              "master key is " +
+                                              h.source);
+                break;
+            }
+        }
+    }
+    w.mks.push_back(mk);
+}
+
 void on_remove_key(Facts& w, const Step& s) {
     if (!s.ok) {
         return;
@@ -585,6 +666,10 @@ const std::map<guest_ops::Op, Handler>& handlers() {
         {Op::mount, on_mount},
         {Op::umount, on_umount},
         {Op::add_key, on_add_key},
+        {Op::import_wrapped_key, on_import_wrapped_key},
+        {Op::generate_wrapped_key, on_generate_wrapped_key},
+        {Op::prepare_wrapped_key, on_prepare_wrapped_key},
+        {Op::add_wrapped_key, on_add_wrapped_key},
         {Op::remove_key, on_remove_key},
         {Op::set_policy, on_set_policy},
         {Op::write_file, on_write_file},

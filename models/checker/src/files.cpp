@@ -67,8 +67,8 @@ Models build_models(const Facts& w) {
             m.decided = f.dev_profile.has_value();
             if (f.dev_profile && f.dev_profile->has_value()) {
                 const auto& caps = **f.dev_profile;
-                m.native =
-                    (caps.modes[1] & (1u << m.du_bits)) != 0 && caps.max_dun_bytes >= dun_bytes;
+                m.native = (caps.modes[1] & (1u << m.du_bits)) != 0 &&
+                           caps.max_dun_bytes >= dun_bytes && (caps.key_types & dm::kKeyTypeRaw);
             }
             const std::uint64_t lo = u64(f.extents[0], "logical"),
                                 len = u64(f.extents[0], "length");
@@ -180,7 +180,12 @@ Models build_models(const Facts& w) {
             bool supported = false;
             if (f.dev_profile && f.dev_profile->has_value()) {
                 const auto& caps = **f.dev_profile;
-                supported = (caps.modes[1] & (1u << m.du_bits)) != 0 && caps.max_dun_bytes >= need;
+                // 6.15+: the key's type too (blk_crypto_config_supported_natively); on a
+                // wrapped-only device a raw key goes to blk-crypto-fallback.
+                const unsigned type =
+                    m.mk && m.mk->hw_wrapped ? dm::kKeyTypeHwWrapped : dm::kKeyTypeRaw;
+                supported = (caps.modes[1] & (1u << m.du_bits)) != 0 &&
+                            caps.max_dun_bytes >= need && (caps.key_types & type) != 0;
             }
             m.native = fsys->inlinecrypt && lblk32_ok && supported;
             m.decided = f.dev_profile.has_value();
@@ -203,7 +208,11 @@ Models build_models(const Facts& w) {
     }
     for (const auto& mk : w.mks) {
         if (mk.hw_wrapped) {
-            if (!mk.key.empty()) { // one key for both IV_INO_LBLK policies: no inode check
+            if (mk.key.empty()) {
+                // A generated (or foreign) wrapped key: its inline key is not derivable, so
+                // I/O outside reported extents is judged for consistency only.
+                out.only_lblk = false;
+            } else { // one key for both IV_INO_LBLK policies: no inode check
                 derivable.emplace(
                     models::key_fingerprint(models::hw_wrapped::inline_encryption_key(mk.key)),
                     std::pair{"the inline encryption key of hardware-wrapped master key " +

@@ -8,6 +8,9 @@
 // fingerprint for invariant 10.
 #include "run.hpp"
 
+#include <algorithm>
+
+#include "icemu/models/hw_wrapped.hpp"
 #include "icemu/models/keyslots.hpp"
 #include "icemu/models/ufshci_crypto.hpp"
 
@@ -28,6 +31,44 @@ std::vector<std::uint64_t> marks_of(const Inputs& in, const std::string& ctrl) {
         marks.push_back(b[ctrl].get<std::uint64_t>());
     }
     return marks;
+}
+
+// Inline keys the kernel holds as more than one blk_crypto_key: a hardware-wrapped master key
+// under both IV_INO_LBLK_64 and IV_INO_LBLK_32 policies (or two data unit sizes). fscrypt
+// prepares one blk_crypto_key per key node and, for a wrapped key, every one from the same
+// ephemeral blob (fscrypt_prepare_inline_crypt_key with is_hw_wrapped), so all carry the same
+// inline key and may be in as many slots at once. A raw key derives a different key per
+// flavour (HKDF info with the mode and fs UUID): no allowance.
+std::map<std::string, unsigned> wrapped_copies(const Facts& w) {
+    std::map<std::string, unsigned> out;
+    for (const auto& mk : w.mks) {
+        if (!mk.hw_wrapped || mk.key.empty()) {
+            continue;
+        }
+        // fscrypt's per-mode key nodes are keyed by (HKDF context, mode, data unit bits)
+        // (7.3.4 fs/crypto/keysetup.c setup_per_mode_enc_key): one blk_crypto_key per
+        // IV_INO_LBLK_* flavour and data unit size.
+        std::set<std::pair<unsigned, unsigned>> keys;
+        for (const Pol& p : w.pols) {
+            if (p.identifier != mk.identifier || (p.flags & 0x18) == 0) {
+                continue;
+            }
+            unsigned du = p.log2_du;
+            for (const Fs& f : w.fss) {
+                if (du == 0 && p.dir.rfind(f.mnt + "/", 0) == 0) {
+                    du = f.blkbits;
+                }
+            }
+            keys.emplace(p.flags & 0x18, du ? du : 12);
+        }
+        const auto flavours = static_cast<unsigned>(keys.size());
+        if (flavours > 1) {
+            const std::string fp =
+                models::key_fingerprint(models::hw_wrapped::inline_encryption_key(mk.key));
+            out[fp] = std::max(out[fp], flavours);
+        }
+    }
+    return out;
 }
 
 // The replay of one controller's log.
@@ -211,7 +252,23 @@ void CtrlReplay::run(const LogInput& log) {
     std::size_t step = 0;
     uc::LogReplay rp(*rz);
     ks::TrafficChecker tc(rz->slots);
+    for (const auto& [fp, n] : wrapped_copies(w_)) {
+        tc.allow_copies(fp, n);
+    }
     auto cp = checkpoints_.begin();
+    // Host `reboot` steps (QMP system_reset): a reset of every controller. The device logs a
+    // `wipe` (reason reset) only when a slot was armed, so the reset is applied at the first
+    // event of the step (after that wipe, if it is one): slots, key-manager pairing and the
+    // keyslot policy's init phase start over.
+    std::set<std::size_t> reboots;
+    const json& steps = at(w_.in.run, "steps");
+    for (std::size_t i = 1; i <= steps.size(); ++i) {
+        if (str(steps[i - 1], "op") == "reboot" && !steps[i - 1].contains("skipped")) {
+            reboots.insert(i);
+        }
+    }
+    auto rb = reboots.begin();
+    bool reset_due = false;
     // A successful km PROGRAM whose wrapped program event must come next (seq, event).
     std::optional<std::pair<std::uint64_t, ev::Km>> pending;
     auto km_fail = [&](std::uint64_t seq, std::size_t at_step, const std::string& what) {
@@ -240,6 +297,25 @@ void CtrlReplay::run(const LogInput& log) {
         }
         while (cp != checkpoints_.end() && *cp < step) {
             capture(*cp++);
+        }
+        while (rb != reboots.end() && *rb <= step) {
+            reset_due = true;
+            ++rb;
+        }
+        const auto* wipe = std::get_if<ev::Wipe>(&e.body);
+        const bool reset_wipe = wipe && wipe->reason == ev::WipeReason::reset;
+        auto machine_reset = [&] {
+            rp.reset();
+            tc.reset();
+            if (pending) {
+                km_fail(pending->first, step,
+                        pending_what() + " but the machine was reset before its program event");
+                pending.reset();
+            }
+            reset_due = false;
+        };
+        if (reset_due && !reset_wipe) {
+            machine_reset();
         }
         if (const auto* w = std::get_if<ev::Wipe>(&e.body)) {
             bool held = false;
@@ -303,6 +379,9 @@ void CtrlReplay::run(const LogInput& log) {
         }
         if (const auto* io = std::get_if<ev::Io>(&e.body)) {
             handle_io(e, *io, step, rp);
+        }
+        if (reset_due && reset_wipe) {
+            machine_reset(); // the reset's own wipe was replayed first
         }
     }
     while (cp != checkpoints_.end()) {

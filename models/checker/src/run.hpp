@@ -163,6 +163,9 @@ struct Facts {
     std::vector<IcRemoval> ic_removals; ///< dm_remove of devices with dm-inlinecrypt keys
     std::vector<std::string> identifier_checks, identifier_fails;
     std::vector<HwMaster> hw_masters; ///< raw master keys of wrapped keys, in order of appearance
+    /// Key blobs the guest got (import/generate: long-term; prepare: ephemeral, hex) -> index
+    /// into hw_masters of the raw key inside, or nullopt when it is unknown (a generated key).
+    std::map<std::string, std::optional<std::size_t>> blobs;
 
     Facts(const Inputs& i, const dm::KernelRules& v) : in(i), kv(v) {}
 

@@ -56,8 +56,9 @@ struct Fixture {
     std::map<std::string, std::map<unsigned, std::string>> slots; // armed slot -> fp
     std::uint64_t t = 0;
     bool key_manager = false; ///< realize says wrapped_keys (crypto-wrapped-keys=on)
+    bool raw_keys = true;     ///< with the key manager: realize raw_keys (false: wrapped only)
 
-    explicit Fixture(bool km = false) : key_manager(km) {
+    explicit Fixture(bool km = false, bool raw = true) : key_manager(km), raw_keys(raw) {
         scenario = {{"name", "t"},
                     {"controllers",
                      {{{"id", "ufs0"},
@@ -109,7 +110,7 @@ struct Fixture {
         r.frontend = "ufs";
         if (key_manager) {
             r.wrapped_keys = true;
-            r.raw_keys = true;
+            r.raw_keys = raw_keys;
         }
         emit(ctrl, r);
         emit(ctrl, ev::Enable{true, true});
@@ -522,6 +523,30 @@ TEST_CASE("the reload rule: the kernel's verdict must match the model", "[checke
             {{"start", 0}, {"len", kUaSectors}, {"type", "linear"}, {"params", "/dev/sdc 0"}}};
         f.step("dm_load", {{"name", "lin"}, {"table", table}},
                kernel_accepts ? json::object() : json{{"errno_name", "EINVAL"}}, "to-fewer-du");
+        const auto v = check(f.inputs());
+        const Verdict& x = verdict(v, 6);
+        INFO(all_details(x));
+        CHECK(x.status == (kernel_accepts ? Status::fail : Status::pass));
+    }
+}
+
+TEST_CASE("the reload rule (7.x): a reload that drops hardware-wrapped keys is refused",
+          "[checker][hw_wrapped]") {
+    // ufs1 (0x09) has the key manager, ufs0 (0x0f, a superset of its data unit sizes) has not:
+    // a table over ufs1 reloaded onto ufs0 loses only the hardware-wrapped key type.
+    for (bool kernel_accepts : {false, true}) {
+        Fixture f;
+        f.text["ufs1"].clear();
+        f.seq["ufs1"] = 0;
+        f.key_manager = true;
+        f.realize("ufs1", 4, 0x09);
+        f.key_manager = false;
+        f.run["snapshots"][0]["event_log_bytes"]["ufs1"] = f.text["ufs1"].size();
+        f.dm_linear({{"/dev/sdc", kUaSectors}});
+        json table = {
+            {{"start", 0}, {"len", kUaSectors}, {"type", "linear"}, {"params", "/dev/sdb 0"}}};
+        f.step("dm_load", {{"name", "lin"}, {"table", table}},
+               kernel_accepts ? json::object() : json{{"errno_name", "EINVAL"}}, "to-raw-only");
         const auto v = check(f.inputs());
         const Verdict& x = verdict(v, 6);
         INFO(all_details(x));
@@ -1165,6 +1190,12 @@ struct WrappedRun {
     bool ufs1_other_key = false;  ///< ufs1 is programmed with another master's key
     std::string ufs1_key_fp;      ///< what ufs1's wrapped program logs as key_fp (default: right)
     std::string ufs1_master_fp;   ///< what ufs1's km PROGRAM logs as master_fp (default: right)
+    bool second_slot = false;     ///< ufs0 slot 1 is programmed with the same wrapped key too
+    bool lblk32_policy = false;   ///< an IV_INO_LBLK_32 policy under the same key (d32)
+    /// The guest's own chain instead of a declared master key: import_wrapped_key (raw key ->
+    /// long-term blob), prepare_wrapped_key (-> ephemeral blob), add_wrapped_key (-> identifier).
+    bool via_ops = false;
+    std::string reported_id; ///< what add_wrapped_key replies (default: the right identifier)
 
     Fixture build() const {
         Fixture f(true);
@@ -1177,13 +1208,32 @@ struct WrappedRun {
         f.km("ufs0", ev::KmOp::import_key, hw_master_fp());
         f.km("ufs0", ev::KmOp::prepare, hw_master_fp());
         f.km("ufs0", ev::KmOp::derive, hw_master_fp());
-        const std::string id = icemu::models::to_hex(hw::key_identifier(hw_master()));
-        f.step("add_key", {{"mnt", "/mnt"}, {"key", kEphBlob}, {"hw_wrapped", true}},
-               {{"identifier", id}});
+        const std::string id = reported_id.empty()
+                                   ? icemu::models::to_hex(hw::key_identifier(hw_master()))
+                                   : reported_id;
+        if (via_ops) {
+            const std::string lt = std::string(128, 'b');
+            f.step("import_wrapped_key", {{"dev", "/dev/sdb"}, {"key", kHwMaster}},
+                   {{"lt_blob", lt}});
+            f.step("prepare_wrapped_key", {{"dev", "/dev/sdb"}, {"blob", lt}},
+                   {{"eph_blob", kEphBlob}});
+            f.step("add_wrapped_key", {{"mnt", "/mnt"}, {"blob", kEphBlob}}, {{"identifier", id}});
+        } else {
+            f.step("add_key", {{"mnt", "/mnt"}, {"key", kEphBlob}, {"hw_wrapped", true}},
+                   {{"identifier", id}});
+        }
         f.step("set_policy", {{"dir", "/mnt/d64"}, {"identifier", id}, {"flags", "iv_ino_lblk_64"}},
                {{"policy", {{"flags", 0x0b}, {"log2_data_unit_size", 0}}}});
+        if (lblk32_policy) {
+            f.step("set_policy",
+                   {{"dir", "/mnt/d32"}, {"identifier", id}, {"flags", "iv_ino_lblk_32"}},
+                   {{"policy", {{"flags", 0x13}, {"log2_data_unit_size", 0}}}});
+        }
         f.wrapped_program("ufs0", 0, hw_master());
         f.io("ufs0", ev::IoOp::write, 1000, 4, true, 0, dun64(0));
+        if (second_slot) {
+            f.wrapped_program("ufs0", 1, hw_master());
+        }
         const Bytes other = icemu::models::from_hex(std::string(64, '5'));
         f.wrapped_program("ufs1", 0, ufs1_other_key ? other : hw_master(), true, ufs1_key_fp,
                           ufs1_master_fp);
@@ -1200,6 +1250,9 @@ struct WrappedRun {
                    {"length", 16384},
                    {"flags", 1}}}}});
         f.evict("ufs0", 0);
+        if (second_slot) {
+            f.evict("ufs0", 1);
+        }
         if (!miss_evict_ufs1) {
             f.evict("ufs1", 0);
         }
@@ -1235,6 +1288,122 @@ TEST_CASE("wrapped keys: a dm run over two controllers passes every applicable i
     CHECK(w.level == "model");
     CHECK_THAT(w.reason, ContainsSubstring("2 checked against the hardware KDF"));
     CHECK_THAT(all_details(w), ContainsSubstring("scenario var mk"));
+}
+
+TEST_CASE("wrapped keys: one inline key in two slots is legitimate only when the kernel has "
+          "two blk_crypto_keys for it (IV_INO_LBLK_64 and _32)",
+          "[checker][hw_wrapped]") {
+    {
+        WrappedRun r;
+        r.second_slot = true;
+        r.lblk32_policy = true;
+        const auto v = check(r.build().inputs());
+        INFO(format_text(v));
+        CHECK(verdict(v, 4).status == Status::pass);
+        CHECK_THAT(all_details(verdict(v, 4)), !ContainsSubstring("duplicate-key"));
+    }
+    {
+        WrappedRun r; // one IV_INO_LBLK_64 policy: one blk_crypto_key, a second slot is stale
+        r.second_slot = true;
+        const auto v = check(r.build().inputs());
+        fails(v, 4, {"duplicate-key", "programmed into slot 1 while slot 0 still holds it"});
+    }
+}
+
+TEST_CASE("a reboot step resets every controller: the next probe's evictions are explained",
+          "[checker][reboot]") {
+    // Before the reboot ufs0 holds a key in slot 0 (its reset logs a wipe) and ufs1 nothing (its
+    // reset logs no event); the second boot's probe evicts every slot of both before enabling.
+    auto build = [](const std::string& op) {
+        Fixture f(true);
+        f.program("ufs0", 0, std::string(16, 'a'));
+        f.step("kmsg", json::object());
+        f.emit("ufs0", ev::Wipe{ev::WipeReason::reset, 1});
+        f.slots["ufs0"].clear();
+        for (const auto& [ctrl, n] : {std::pair{std::string("ufs0"), 8u}, {"ufs1", 4u}}) {
+            for (unsigned s = 0; s < n; ++s) {
+                f.emit(ctrl, ev::Evict{s, false});
+            }
+            f.emit(ctrl, ev::Enable{true, true});
+        }
+        f.step(op, json::object());
+        f.program("ufs0", 0, std::string(16, 'a'));
+        f.evict("ufs0", 0);
+        f.step("kmsg", json::object());
+        return f.inputs();
+    };
+    {
+        const auto v = check(build("reboot"));
+        INFO(format_text(v));
+        CHECK(verdict(v, 0).status == Status::pass);
+        CHECK_THAT(all_details(verdict(v, 0)), !ContainsSubstring("evict-of-empty-slot"));
+        CHECK(verdict(v, 4).status != Status::fail);
+    }
+    {
+        // The same log under a guest step: no reset explains ufs1's evictions.
+        const auto v = check(build("kmsg"));
+        fails(v, 0, {"ufs1 seq", "evict-of-empty-slot"});
+    }
+}
+
+TEST_CASE("wrapped keys: import, prepare and add_wrapped_key tie the identifier to the raw key",
+          "[checker][hw_wrapped]") {
+    {
+        WrappedRun r;
+        r.declare_master = false;
+        r.via_ops = true;
+        const auto v = check(r.build().inputs());
+        INFO(format_text(v));
+        CHECK_FALSE(any_failed(v));
+        CHECK(verdict(v, 1).status == Status::pass);
+        CHECK(verdict(v, 1).level == "model");
+        const std::string d = all_details(verdict(v, 1));
+        CHECK_THAT(d, !ContainsSubstring("no model prediction"));
+    }
+    {
+        WrappedRun r; // the kernel names the blob's key with another identifier
+        r.declare_master = false;
+        r.via_ops = true;
+        r.reported_id = std::string(32, '7');
+        const auto v = check(r.build().inputs());
+        fails(v, 1, {"the kernel returned identifier 77777777", "the hardware KDF gives"});
+    }
+}
+
+TEST_CASE("wrapped keys: on a wrapped-only controller a raw key is not native (fallback)",
+          "[checker][hw_wrapped]") {
+    // realize raw_keys false: blk_crypto_config_supported_natively fails for a raw key, so
+    // fscrypt uses blk-crypto-fallback and the controller sees CE=0 writes of ciphertext.
+    auto build = [](bool raw) {
+        Fixture f(true, raw);
+        f.step("mkfs", {{"dev", "/dev/sdb"}, {"uuid", kUuid}});
+        f.step("mount", {{"dev", "/dev/sdb"}, {"dir", "/mnt"}, {"options", "inlinecrypt"}});
+        f.step("add_key", {{"mnt", "/mnt"}, {"key", kMaster}}, {{"identifier", f.identifier()}});
+        f.step("set_policy",
+               {{"dir", "/mnt/d64"}, {"identifier", f.identifier()}, {"flags", "iv_ino_lblk_64"}},
+               {{"policy", {{"flags", 0x0b}, {"log2_data_unit_size", 0}}}});
+        f.io("ufs0", ev::IoOp::write, 1000, 4, false);
+        f.step("write_file", {{"path", "/mnt/d64/f"}, {"size", 16384}, {"seed", 7}},
+               {{"ino", kIno}, {"size", 16384}});
+        f.step("file_info", {{"path", "/mnt/d64/f"}},
+               {{"ino", kIno},
+                {"size", 16384},
+                {"extents",
+                 {{{"logical", 0}, {"physical", 1000 * 4096}, {"length", 16384}, {"flags", 1}}}}});
+        f.step("remove_key", {{"mnt", "/mnt"}, {"identifier", f.identifier()}},
+               {{"files_busy", false}});
+        f.step("umount", {{"dir", "/mnt"}});
+        return f.inputs();
+    };
+    {
+        const auto v = check(build(false));
+        INFO(format_text(v));
+        CHECK(verdict(v, 7).status != Status::fail);
+    }
+    {
+        const auto v = check(build(true)); // raw keys accepted: native expected, CE=0 fails
+        fails(v, 7, {"native inline crypto expected"});
+    }
 }
 
 TEST_CASE("wrapped keys: invariants 9 and 10 do not apply to a run without the key manager",

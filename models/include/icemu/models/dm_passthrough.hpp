@@ -77,8 +77,17 @@ using Profile = std::optional<CryptoCaps>;
 
 /// The profile ufshcd builds from CCAP/x-CRYPTOCAP (ufshcd_hba_init_crypto_capabilities,
 /// drivers/ufs/core/ufshcd-crypto.c): only
-/// {AES-XTS, KS=256} caps count, modes[AES_256_XTS] |= SDUSB * 512, max DUN 8 bytes, raw keys.
-CryptoCaps ufs_profile(const std::vector<ufshci::CryptoCap>& caps, unsigned slots);
+/// {AES-XTS, KS=256} caps count, modes[AES_256_XTS] |= SDUSB * 512, max DUN 8 bytes, and
+/// `key_types` (raw keys unless the driver says otherwise: key_types_of).
+CryptoCaps ufs_profile(const std::vector<ufshci::CryptoCap>& caps, unsigned slots,
+                       unsigned key_types = kKeyTypeRaw);
+
+/// The key types a controller's profile supports, from its realize event, for a kernel with
+/// blk-crypto key types (rule blk-crypto-key-types; older kernels: raw only). Without the key
+/// manager (no `wrapped_keys`): raw only (ufshcd-crypto.c, cqhci-crypto.c). With it: hardware-
+/// wrapped, plus raw unless `raw_keys` is false (icemu's driver, patches/7.x/0003,
+/// ufshcd-pci.c: key_types_supported = HW_WRAPPED, |= RAW when the device takes raw keys).
+unsigned key_types_of(const events::Realize& r, const KernelRules& v);
 
 /// The dm starting profile: all mode bits, max DUN UINT_MAX, all key types, 0 slots.
 CryptoCaps dm_initial_caps();

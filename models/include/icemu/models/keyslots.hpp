@@ -25,6 +25,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -121,6 +122,15 @@ public:
     const std::vector<Finding>& findings() const { return findings_; }
     /// Fingerprint held by each slot according to the traffic (empty string = none).
     const std::vector<std::string>& slot_keys() const { return keys_; }
+    /// The kernel holds `n` distinct blk_crypto_keys whose inline key has fingerprint `key_fp`
+    /// (default 1): up to `n` slots may hold it at once without a duplicate-key finding. With
+    /// a hardware-wrapped key fscrypt prepares one blk_crypto_key per IV_INO_LBLK_* flavour
+    /// (fs/crypto/keysetup.c, setup_iv_ino_lblk_*_key -> fscrypt_prepare_inline_crypt_key)
+    /// from the same ephemeral blob, so the same inline key can sit in two slots.
+    /// A machine reset (reboot): the slots hold nothing and the next boot's probe may evict
+    /// empty slots again (the init phase). Findings so far are kept; allowances too.
+    void reset();
+    void allow_copies(const std::string& key_fp, unsigned n) { copies_[key_fp] = n; }
 
 private:
     void add(Finding::Kind k, std::uint64_t seq, unsigned slot, std::string detail);
@@ -133,6 +143,7 @@ private:
     std::vector<std::uint64_t> wipe_seq_; ///< seq of the wipe that set awaiting_[slot]
     bool pending_reprogram_ = false;
     bool init_phase_ = true;
+    std::map<std::string, unsigned> copies_; ///< key_fp -> blk_crypto_keys with that key
     std::vector<Finding> findings_;
 };
 

@@ -301,6 +301,10 @@ public:
     void apply(const events::Event& e);
     /// Call after the last event: reports a wipe or an io still expected at the end of the log.
     void finish();
+    /// A machine reset the log may not show (QMP system_reset: the device logs its `wipe` only
+    /// when a slot was armed): every slot is cleared, the controller is off, and nothing is
+    /// expected any more (a pending wipe or fault io). Mismatches found so far are kept.
+    void reset();
 
     const std::vector<Mismatch>& mismatches() const { return mismatches_; }
 
