@@ -3,6 +3,9 @@
 // layout docs/device.md "Blob format".
 #include "icemu/models/hw_wrapped.hpp"
 
+#include <algorithm>
+#include <array>
+
 #include <cryptopp/aes.h>
 #include <cryptopp/cmac.h>
 #include <cryptopp/eax.h>
@@ -151,11 +154,15 @@ Bytes wrap(ByteView wrapping_key, BlobKind kind, ByteView nonce, ByteView master
     require_size(wrapping_key, kWrappingKeyBytes, "a wrapping key");
     require_size(nonce, kBlobNonceBytes, "a blob nonce");
     require_master(master_key);
-    Bytes blob{kBlobMagic, kBlobVersion, static_cast<std::uint8_t>(kind), 0};
-    blob.insert(blob.end(), nonce.begin(), nonce.end());
-    const Bytes sealed =
-        aes_eax_seal(wrapping_key, nonce, ByteView(blob).first(kBlobHeaderBytes), master_key);
-    blob.insert(blob.end(), sealed.begin(), sealed.end());
+    // Sized once and filled in place: GCC 12 at -O3 warns (-Warray-bounds, a false positive)
+    // about inserting into a vector built from a 4-byte initializer list.
+    const std::array<std::uint8_t, kBlobHeaderBytes> header{kBlobMagic, kBlobVersion,
+                                                            static_cast<std::uint8_t>(kind), 0};
+    const Bytes sealed = aes_eax_seal(wrapping_key, nonce, header, master_key);
+    Bytes blob(header.size() + nonce.size() + sealed.size());
+    auto at = std::copy(header.begin(), header.end(), blob.begin());
+    at = std::copy(nonce.begin(), nonce.end(), at);
+    std::copy(sealed.begin(), sealed.end(), at);
     return blob;
 }
 
