@@ -29,6 +29,9 @@ struct EmmcOptions {
     bool event_log = false;
     std::string drive_opts; // extra -drive options (e.g. throttling.*)
     std::size_t medium_bytes = kMediumBytes;
+    std::vector<std::string> objects; // -object arguments it needs (e.g. a secret)
+    std::vector<std::string> trace;   // -trace patterns, written to trace_path()
+    std::vector<std::string> devices; // further -device arguments (e.g. a UFS controller)
 };
 
 inline EmmcOptions cq_options(bool crypto, std::string props = {}, bool event_log = false) {
@@ -85,8 +88,24 @@ public:
         if (!o.props.empty()) {
             dev += "," + o.props;
         }
+        for (const auto& obj : o.objects) {
+            opts.extra_args.push_back("-object");
+            opts.extra_args.push_back(obj);
+        }
+        for (const auto& t : o.trace) {
+            opts.extra_args.push_back("-trace");
+            opts.extra_args.push_back(t);
+        }
+        if (!o.trace.empty()) {
+            opts.extra_args.push_back("-D");
+            opts.extra_args.push_back(trace_path().string());
+        }
         opts.extra_args.push_back("-device");
         opts.extra_args.push_back(dev);
+        for (const auto& d : o.devices) {
+            opts.extra_args.push_back("-device");
+            opts.extra_args.push_back(d);
+        }
         machine_ = std::make_unique<qtest::Machine>(opts);
         host_ = std::make_unique<cqhci::CqhciHost>(*machine_);
     }
@@ -95,6 +114,7 @@ public:
     cqhci::CqhciHost& host() { return *host_; }
     std::filesystem::path medium_path() const { return dir_ / "emmc.img"; }
     std::filesystem::path log_path() const { return dir_ / "crypto.jsonl"; }
+    std::filesystem::path trace_path() const { return dir_ / "trace.log"; }
     std::vector<std::uint8_t> medium(std::uint64_t off, std::size_t len) const {
         std::ifstream f(medium_path(), std::ios::binary);
         f.seekg(static_cast<std::streamoff>(off));

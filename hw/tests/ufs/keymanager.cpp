@@ -24,38 +24,38 @@ const char* status_name(Status s) {
     return "?";
 }
 
-KeyManager::KeyManager(UfsHost& host, std::uint64_t buffer) : host_(host), buffer_(buffer) {
+KeyManager::KeyManager(qtest::Machine& m, std::uint64_t base, std::uint64_t buffer)
+    : m_(m), base_(base), buffer_(buffer) {
     set_buffer(buffer);
 }
 
 void KeyManager::set_buffer(std::uint64_t buffer, bool in_ram) {
     buffer_ = buffer;
     in_ram_ = in_ram;
-    host_.wreg(kKmba, static_cast<std::uint32_t>(buffer));
-    host_.wreg(kKmbau, static_cast<std::uint32_t>(buffer >> 32));
+    wreg(kKmba, static_cast<std::uint32_t>(buffer));
+    wreg(kKmbau, static_cast<std::uint32_t>(buffer >> 32));
 }
 
 void KeyManager::clear_buffer() {
-    host_.machine().memset(buffer_, 256, 0);
+    m_.memset(buffer_, 256, 0);
 }
 
 Result KeyManager::run_raw(std::uint8_t op, std::span<const std::uint8_t> in, std::uint8_t slot,
                            std::uint32_t cfg, std::uint8_t len) {
-    auto& m = host_.machine();
     if (in_ram_) {
         if (!in.empty()) {
-            m.memwrite(buffer_, in);
+            m_.memwrite(buffer_, in);
         }
-        m.memset(buffer_ + kOutOffset, 0x80, 0xee);
+        m_.memset(buffer_ + kOutOffset, 0x80, 0xee);
     }
-    host_.wreg(kKmcfg, cfg);
-    host_.wreg(kKmcmd, std::uint32_t{op} | std::uint32_t{slot} << 8 | std::uint32_t{len} << 16);
+    wreg(kKmcfg, cfg);
+    wreg(kKmcmd, std::uint32_t{op} | std::uint32_t{slot} << 8 | std::uint32_t{len} << 16);
     Result r;
-    r.kmsts = host_.rreg(kKmsts);
+    r.kmsts = rreg(kKmsts);
     r.status = static_cast<Status>(r.kmsts & 0xff);
     const std::size_t outlen = r.kmsts >> 16;
     if (outlen && in_ram_) {
-        r.out = m.memread(buffer_ + kOutOffset, outlen);
+        r.out = m_.memread(buffer_ + kOutOffset, outlen);
     }
     return r;
 }

@@ -1,7 +1,8 @@
-// A client of the UFS controller's hardware key manager (crypto-wrapped-keys=on): icemu's own
-// register interface at BAR0 0xC0-0xDF, docs/device.md "Hardware-wrapped keys". Commands move
-// their input and output through a 256-byte buffer in guest RAM (input at +0, output at
-// +0x80); each runs synchronously in the KMCMD write.
+// A client of the hardware key manager (crypto-wrapped-keys=on): icemu's own register interface,
+// docs/device.md "Hardware-wrapped keys", at 0xC0-0xDF of the host controller interface's
+// registers: UFS BAR0 0xC0, CQHCI (sdhci-pci BAR0 + 0x200) 0xC0. Commands move their input and
+// output through a 256-byte buffer in guest RAM (input at +0, output at +0x80); each runs
+// synchronously in the KMCMD write.
 #pragma once
 
 #include <cstdint>
@@ -13,7 +14,7 @@
 
 namespace icemu::ufs::km {
 
-// Register offsets in BAR0.
+// Register offsets from the host controller interface's base (UFS: BAR0; CQHCI: BAR0 + 0x200).
 constexpr std::uint32_t kKmid = 0xc0;
 constexpr std::uint32_t kKmcap = 0xc4;
 constexpr std::uint32_t kKmcmd = 0xc8;
@@ -51,11 +52,18 @@ struct Result {
 
 class KeyManager {
 public:
-    // `buffer`: guest-physical address of the command buffer (KMBA/KMBAU).
-    KeyManager(UfsHost& host, std::uint64_t buffer);
+    // `base`: guest-physical address of the host controller interface's registers (the
+    // offsets above are relative to it); `buffer`: guest-physical address of the command
+    // buffer (KMBA/KMBAU).
+    KeyManager(qtest::Machine& m, std::uint64_t base, std::uint64_t buffer);
+    // The UFS controller's: base = BAR0.
+    KeyManager(UfsHost& host, std::uint64_t buffer)
+        : KeyManager(host.machine(), host.bar_addr(), buffer) {}
 
-    std::uint32_t kmid() { return host_.rreg(kKmid); }
-    std::uint32_t kmcap() { return host_.rreg(kKmcap); }
+    std::uint32_t rreg(std::uint32_t off) { return m_.readl(base_ + off); }
+    void wreg(std::uint32_t off, std::uint32_t v) { m_.writel(base_ + off, v); }
+    std::uint32_t kmid() { return rreg(kKmid); }
+    std::uint32_t kmcap() { return rreg(kKmcap); }
 
     // One command: `in` is written at the buffer, LEN = in.size() unless `len` is given,
     // KMCFG = `cfg` for PROGRAM. The output area is filled with 0xee first, so bytes the
@@ -81,7 +89,8 @@ public:
     void clear_buffer();
 
 private:
-    UfsHost& host_;
+    qtest::Machine& m_;
+    std::uint64_t base_;
     std::uint64_t buffer_;
     bool in_ram_ = true;
 };
