@@ -125,7 +125,8 @@ const Keys kMachineKeys = {"memory", "smp", "append"};
 const Keys kUfsKeys = {"id",   "type",         "crypto",   "keyslots",
                        "caps", "mcq",          "mcq_maxq", "log_keys",
                        "lus",  "wrapped_keys", "raw_keys", "wrapping_key"};
-const Keys kEmmcKeys = {"id", "type", "crypto", "keyslots", "caps", "log_keys", "name", "size"};
+const Keys kEmmcKeys = {"id",   "type", "crypto",       "keyslots", "caps",        "log_keys",
+                        "name", "size", "wrapped_keys", "raw_keys", "wrapping_key"};
 const Keys kLuKeys = {"name", "lun", "size"};
 const Keys kVirtioKeys = {"name", "size"};
 const Keys kStepExpectKeys = {"ok", "errno", "kmsg", "reply"};

@@ -49,7 +49,8 @@ struct Options {
         "guest; ',ro' read-only). A guest program may write {\"mark\": TEXT} lines on the\n"
         "virtio port org.icemu.0: each is answered \"ok\" once the event logs' sizes at that\n"
         "moment are appended to DIR/marks.jsonl (test boundaries for ./icemu fstests).\n"
-        "Machines (%s): ufs, two-ufs, ufs-emmc, ufs-mcq, ufs-wrapped.\n",
+        "Machines (%s): ufs, two-ufs, ufs-emmc, ufs-mcq, ufs-wrapped,\n"
+        "emmc-wrapped.\n",
         ICEMU_MACHINE_DIR);
     std::exit(code);
 }

@@ -2,7 +2,7 @@
 # ./icemu shell [--machine NAME | --scenario NAME] [--kernel PATH] [--stock-kernel]
 #               [--kernel-series 7|6.12|6.1] [icemu-shell options] [-- CMD [ARG...]]
 # Boot icemu's Debian root filesystem with the emulated controllers of a machine
-# (guest-tests/machines: ufs, two-ufs, ufs-emmc, ufs-mcq, ufs-wrapped) or of a scenario. Without CMD you
+# (guest-tests/machines: ufs, two-ufs, ufs-emmc, ufs-mcq, ufs-wrapped, emmc-wrapped) or of a scenario. Without CMD you
 # get a console (exit or Ctrl-D powers off, Ctrl-A x kills QEMU); with CMD it runs in the
 # guest, its output is printed and its exit status is ours. Afterwards: where the event logs,
 # the QMP socket and the images are, and icemu-check's summary of what the device saw.

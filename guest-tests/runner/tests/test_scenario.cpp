@@ -342,7 +342,7 @@ TEST_CASE("a load error names the file and the field") {
 }
 
 TEST_CASE("key manager options: raw_keys and wrapping_key need wrapped_keys; a wrapping key is "
-          "32 bytes; an eMMC has none") {
+          "32 bytes; an eMMC takes them too") {
     auto with = [](json ctl) {
         ctl["id"] = "ufs0";
         if (!ctl.contains("type"))
@@ -362,10 +362,19 @@ TEST_CASE("key manager options: raw_keys and wrapping_key need wrapped_keys; a w
     CHECK_THROWS_AS(parse_scenario(with({{"wrapping_key", k64}})), ScenarioError);
     CHECK_THROWS_AS(parse_scenario(with({{"wrapped_keys", true}, {"wrapping_key", "abcd"}})),
                     ScenarioError);
-    CHECK_THROWS_AS(
-        parse_scenario(
-            with({{"wrapped_keys", true}, {"type", "emmc"}, {"name", "ea"}, {"size", "64M"}})),
-        ScenarioError);
+    const Scenario e = parse_scenario(with({{"wrapped_keys", true},
+                                            {"raw_keys", false},
+                                            {"wrapping_key", k64},
+                                            {"type", "emmc"},
+                                            {"name", "ea"},
+                                            {"size", "64M"}}));
+    CHECK(e.controllers[0].is_emmc());
+    CHECK(e.controllers[0].wrapped_keys);
+    CHECK_FALSE(e.controllers[0].raw_keys);
+    CHECK(e.controllers[0].wrapping_key == k64);
+    CHECK_THROWS_AS(parse_scenario(with(
+                        {{"raw_keys", false}, {"type", "emmc"}, {"name", "ea"}, {"size", "64M"}})),
+                    ScenarioError);
 }
 
 TEST_CASE("reboot is a host step without arguments") {
@@ -379,9 +388,11 @@ TEST_CASE("reboot is a host step without arguments") {
 }
 
 TEST_CASE("the hardware-wrapped-key scenarios run on 7.x and SKIP on 6.12 and 6.1") {
-    // They need the blk-crypto key types (6.15+) and icemu's patches/7.x/0003 driver.
-    for (const char* name : {"16-ufs-wrapped-keys-fscrypt", "17-wrapped-key-reboot",
-                             "18-dm-wrapped-keys", "19-ufs-wrapped-only"}) {
+    // They need the blk-crypto key types (6.15+) and icemu's patches/7.x/0003 (UFS) and 0004
+    // (eMMC) drivers.
+    for (const char* name :
+         {"16-ufs-wrapped-keys-fscrypt", "17-wrapped-key-reboot", "18-dm-wrapped-keys",
+          "19-ufs-wrapped-only", "20-emmc-wrapped-keys-fscrypt"}) {
         INFO(name);
         const Scenario s = load_scenario(std::string(ICEMU_SCENARIO_DIR) + "/" + name + ".json");
         CHECK(kernel_matches(s.kernel, "7.3.4"));

@@ -1560,3 +1560,110 @@ TEST_CASE("wrapped keys: without the raw master key the files are not predicted,
     CHECK(verdict(v, 10).level == "consistency");
     CHECK(verdict(v, 4).status == Status::not_applicable);
 }
+
+// ---- hardware-wrapped keys on the eMMC (CQHCI front end) --------------------------------------
+
+namespace {
+
+// Scenario 20's shape: one eMMC (sdhci-pci + CQHCI) with the key manager, a hardware-wrapped key
+// imported, prepared and added on it, an IV_INO_LBLK_32 file of 4 blocks at ea byte 200*4096
+// (512-byte LBA 1600), written by one CQHCI task (CMD47) with the wrapped key in slot 0.
+struct EmmcWrappedRun {
+    std::string key_fp; ///< what the wrapped program logs as key_fp (default: right)
+
+    static std::uint64_t dun32(std::uint64_t index) {
+        const auto h = fc::hashed_ino(hw::inode_hash_key(hw_master()), kIno);
+        return fc::dun(fc::Policy::iv_ino_lblk_32, index, kIno, h);
+    }
+
+    Fixture build() const {
+        Fixture f(true);
+        f.scenario = {{"name", "t"},
+                      {"vars", {{"mk", kHwMaster}, {"uuid", kUuid}}},
+                      {"controllers",
+                       {{{"id", "emmc0"},
+                         {"type", "emmc"},
+                         {"crypto", true},
+                         {"keyslots", 8},
+                         {"caps", "aes-xts-256:0x0f"},
+                         {"wrapped_keys", true},
+                         {"name", "ea"},
+                         {"size", "64M"}}}}};
+        json emmc_disk = Fixture::lu_disk("mmcblk0", 8, "0x1e00");
+        emmc_disk["crypto"]["max_dun_bits"] = 32;
+        f.run["disk_map"] = {
+            {"ea", {{"name", "mmcblk0"}, {"dev_path", "/dev/mmcblk0"}, {"dev", "179:0"}}}};
+        f.run["boot_disks"] = {{"disks", {emmc_disk}}};
+        f.run["snapshots"] = json::array();
+        f.text.clear();
+        f.seq.clear();
+        f.slots.clear();
+        ev::Realize r;
+        r.slots = 8;
+        r.cfgptr = 0x02;
+        r.caps = {ev::CapEntry{0, 0, 0x0f, 3}};
+        r.wipe_on_disable = false;
+        r.frontend = "cqhci";
+        r.wrapped_keys = true;
+        r.raw_keys = true;
+        f.emit("emmc0", r);
+        f.emit("emmc0", ev::Enable{true, true});
+        f.snapshot();
+
+        f.step("mkfs", {{"dev", "/dev/mmcblk0"}, {"uuid", kUuid}});
+        f.step("mount", {{"dev", "/dev/mmcblk0"}, {"dir", "/mnt"}, {"options", "inlinecrypt"}});
+        f.km("emmc0", ev::KmOp::import_key, hw_master_fp());
+        f.km("emmc0", ev::KmOp::prepare, hw_master_fp());
+        f.km("emmc0", ev::KmOp::derive, hw_master_fp());
+        const std::string id = icemu::models::to_hex(hw::key_identifier(hw_master()));
+        f.step("add_key", {{"mnt", "/mnt"}, {"key", kEphBlob}, {"hw_wrapped", true}},
+               {{"identifier", id}});
+        f.step("set_policy", {{"dir", "/mnt/d32"}, {"identifier", id}, {"flags", "iv_ino_lblk_32"}},
+               {{"policy", {{"flags", 0x13}, {"log2_data_unit_size", 0}}}});
+        f.wrapped_program("emmc0", 0, hw_master(), true, key_fp);
+        EmmcDmRun::emmc_io(f, ev::IoOp::write, 200 * 8, 32, true, 0, dun32(0), f.slots["emmc0"][0]);
+        f.step("write_file", {{"path", "/mnt/d32/a"}, {"size", 16384}, {"seed", 7}},
+               {{"ino", kIno}, {"size", 16384}});
+        f.step("file_info", {{"path", "/mnt/d32/a"}},
+               {{"ino", kIno},
+                {"size", 16384},
+                {"extents",
+                 {{{"logical", 0}, {"physical", 200 * 4096}, {"length", 16384}, {"flags", 1}}}}});
+        f.evict("emmc0", 0);
+        f.step("remove_key", {{"mnt", "/mnt"}, {"identifier", id}}, {{"files_busy", false}}, "rm");
+        f.step("umount", {{"dir", "/mnt"}});
+        return f;
+    }
+};
+
+} // namespace
+
+TEST_CASE("wrapped keys on an eMMC (CQHCI): invariants 9 and 10 judge its km and wrapped program "
+          "events like UFS ones",
+          "[checker][hw_wrapped][emmc]") {
+    const auto v = check(EmmcWrappedRun{}.build().inputs());
+    INFO(format_text(v));
+    CHECK_FALSE(any_failed(v));
+    CHECK(verdict(v, 0).status == Status::pass);
+    CHECK(verdict(v, 1).status == Status::pass);
+    CHECK(verdict(v, 1).level == "model");
+    CHECK(verdict(v, 2).status == Status::pass);
+    CHECK_THAT(verdict(v, 2).reason, ContainsSubstring("4 data unit(s)"));
+    CHECK(verdict(v, 4).status == Status::pass);
+    CHECK(verdict(v, 9).status == Status::pass);
+    CHECK_THAT(verdict(v, 9).reason, ContainsSubstring("1 successful key-manager PROGRAM(s)"));
+    CHECK(verdict(v, 10).status == Status::pass);
+    CHECK(verdict(v, 10).level == "model");
+    CHECK_THAT(verdict(v, 10).reason, ContainsSubstring("1 checked against the hardware KDF"));
+}
+
+TEST_CASE("wrapped keys on an eMMC (CQHCI): a key other than the hardware KDF's fails invariant 10",
+          "[checker][hw_wrapped][emmc][negative]") {
+    EmmcWrappedRun r;
+    r.key_fp = hw_master_fp(); // the raw master key itself in the slot
+    const auto v = check(r.build().inputs());
+    fails(v, 10,
+          {"emmc0 seq", "slot 0: programmed key " + hw_master_fp(),
+           "whose inline key by the hardware KDF is " + hw_inline_fp()});
+    fails(v, 1, {"the fscrypt model expects " + hw_inline_fp()});
+}
