@@ -16,10 +16,11 @@ struct MachinePaths {
 };
 
 struct EngineOptions {
-    bool props_supported = true;   // the QEMU binary knows -device ufs,crypto=...
-    bool wrapped_supported = true; // ... and crypto-wrapped-keys (the hardware key manager)
-    bool force_off = false;        // --crypto off: every controller crypto=off
-    std::string pci_identity;      // "" (device default) or "intel-mtl" for every UFS controller
+    bool props_supported = true;        // the QEMU binary knows -device ufs,crypto=...
+    bool wrapped_supported = true;      // ... and crypto-wrapped-keys (the hardware key manager)
+    bool emmc_wrapped_supported = true; // -device sdhci-pci,crypto-wrapped-keys=... (the eMMC's)
+    bool force_off = false;             // --crypto off: every controller crypto=off
+    std::string pci_identity; // "" (device default) or "intel-mtl" for every UFS controller
 };
 
 constexpr unsigned kUfsSlotBase = 0x04;

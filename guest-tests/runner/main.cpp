@@ -219,10 +219,13 @@ private:
         for (const auto& d : s_.virtio_disks)
             make_image(virtio_image(paths_, d), d.size);
         for (const auto& c : s_.controllers)
-            if (c.wrapped_keys && crypto_enabled(c, e_) && !e_.wrapped_supported)
-                throw std::runtime_error(
-                    c.id + " asks for hardware-wrapped keys, but this QEMU's ufs device has no "
-                           "crypto-wrapped-keys property (no hardware key manager)");
+            if (c.wrapped_keys && crypto_enabled(c, e_) &&
+                !(c.is_emmc() ? e_.emmc_wrapped_supported : e_.wrapped_supported))
+                throw std::runtime_error(c.id +
+                                         " asks for hardware-wrapped keys, but this QEMU's " +
+                                         (c.is_emmc() ? "sdhci-pci" : "ufs") +
+                                         " device has no crypto-wrapped-keys property (no "
+                                         "hardware key manager)");
         auto argv = qemu_argv(s_, paths_, e_);
         write_file(paths_.dir + "/qemu-cmdline.sh", "#!/bin/sh\n" + shell_join(argv) + "\n");
         UnixListener qmp_l(qmp_socket(paths_)), guest_l(guest_socket(paths_));
@@ -602,6 +605,9 @@ int main(int argc, char** argv) {
     std::string help = capture({o.qemu, "-device", "ufs,help"}, 20);
     eng.props_supported = help.find("crypto=") != std::string::npos;
     eng.wrapped_supported = help.find("crypto-wrapped-keys=") != std::string::npos;
+    eng.emmc_wrapped_supported =
+        capture({o.qemu, "-device", "sdhci-pci,help"}, 20).find("crypto-wrapped-keys=") !=
+        std::string::npos;
     if (!eng.props_supported)
         std::fprintf(stderr,
                      "icemu-run: %s has no UFS crypto engine (no 'crypto' property); "
