@@ -1,20 +1,47 @@
-// Event-log parser (docs/event-log.md, schema v1). A small strict JSON reader specialised for
-// flat one-line objects: it accepts exactly RFC 8259 JSON (checked against nlohmann::json in
-// the tests) but decodes straight into the event structs without building a DOM, which keeps
-// replay above 1 M events/s on one core.
+// Event-log parser (docs/event-log.md, schema v1). Two paths fill one per-line field table:
+// fast_object reads the lines the device writes (one flat object, no whitespace, plain ASCII
+// strings, integers, booleans) straight from the text, and hands every other line to
+// nlohmann::json's strict RFC 8259 parser (escapes, UTF-8, fractions, nested values, errors).
+// parse_body then applies the schema to the table.
 #include "icemu/models/events.hpp"
+
+#include <nlohmann/json.hpp>
 
 #include <array>
 #include <bit>
 #include <charconv>
 #include <cstring>
-#include <forward_list>
 #include <fstream>
 #include <iterator>
 #include <limits>
+#include <mutex>
+#include <set>
 #include <sys/mman.h>
 
 namespace icemu::models::events {
+
+const std::string* Name::intern(std::string_view s) {
+    if (s.empty()) {
+        return &detail::kEmptyName;
+    }
+    // A log repeats a few names on every line: a per-thread cache answers without the lock.
+    thread_local std::array<const std::string*, 64> cache{};
+    const std::string*& hit = cache[(s.size() * 31 + static_cast<unsigned char>(s.front()) * 7 +
+                                     static_cast<unsigned char>(s.back())) %
+                                    cache.size()];
+    if (hit != nullptr && *hit == s) {
+        return hit;
+    }
+    static std::mutex mutex;
+    static std::set<std::string, std::less<>> pool; // nodes never move
+    const std::lock_guard lock(mutex);
+    auto it = pool.find(s);
+    if (it == pool.end()) {
+        it = pool.emplace(s).first;
+    }
+    hit = &*it;
+    return hit;
+}
 
 LogError::LogError(std::size_t line, const std::string& message)
     : std::runtime_error("line " + std::to_string(line) + ": " + message), line_(line) {}
@@ -64,11 +91,11 @@ std::string_view event_name(const Body& body) {
 
 namespace {
 
-// ---- A tiny strict JSON reader ----------------------------------------------------------------
+// ---- Values ---------------------------------------------------------------------------------
 
-// A string_view without a default constructor that initialises it: std::string_view's zeroes
-// its members, and the per-line field table below holds 37 Values (2 views each), which cost
-// ~4 % of the parse in callgrind. Converts to and from std::string_view.
+// A string_view without a default constructor that initialises it: std::string_view's zeroes its
+// members, and the per-line field table below holds 41 Values, which cost ~4 % of the parse in
+// callgrind. Converts to and from std::string_view.
 struct View {
     const char* p;
     std::size_t n;
@@ -80,18 +107,17 @@ struct View {
     operator std::string_view() const { return {p, n}; }
 };
 
-// A parsed JSON value. Deliberately without default member initialisers (parse_value sets the
-// members its type uses), so the per-line field table costs nothing to create.
+// A known field's JSON value. Deliberately without default member initialisers (the two paths
+// set the members its type uses), so the per-line field table costs nothing to create.
 struct Value {
     enum class Type { string, number, boolean, null, object, array };
     Type type;
-    View str;     ///< string: decoded text (the line itself when no escapes, or arena)
-    bool integer; ///< number: no fraction / exponent
+    View str;     ///< string: its text (in the line, or in the general path's DOM)
+    bool integer; ///< number: an integer that fits in 64 bits
     bool negative;
-    bool overflow; ///< magnitude does not fit in 64 bits
     std::uint64_t magnitude;
     bool boolean;
-    View raw; ///< object / array: the raw text, re-read on demand (`caps`)
+    const nlohmann::json* dom; ///< array (`caps`): the general path's DOM value
 };
 
 // Characters a JSON string may contain without further checks: not '"', not '\\', not a control
@@ -105,372 +131,6 @@ constexpr std::array<bool, 256> make_plain_table() {
 }
 constexpr std::array<bool, 256> kPlain = make_plain_table();
 
-class Reader {
-public:
-    Reader(std::string_view text, std::size_t line)
-        : p_(text.data()), end_(p_ + text.size()), line_(line) {}
-
-    [[noreturn, gnu::noinline, gnu::cold]] void fail(const std::string& msg) const {
-        throw LogError(line_, msg);
-    }
-    [[noreturn, gnu::noinline, gnu::cold]] void fail_expected(char c) const {
-        fail(std::string("malformed JSON: expected '") + c + "' at column " + column());
-    }
-
-    void ws() {
-        // Fast path: the device writes no whitespace between tokens.
-        while (p_ < end_ && static_cast<unsigned char>(*p_) <= ' ' &&
-               (*p_ == ' ' || *p_ == '\t' || *p_ == '\n' || *p_ == '\r')) {
-            ++p_;
-        }
-    }
-    bool at_end() {
-        ws();
-        return p_ == end_;
-    }
-    bool peek(char c) {
-        ws();
-        return p_ < end_ && *p_ == c;
-    }
-    void skip_one() { ++p_; } ///< after a successful peek()
-    void expect(char c) {
-        ws();
-        if (p_ < end_ && *p_ == c) [[likely]] {
-            ++p_;
-            return;
-        }
-        fail_expected(c);
-    }
-    std::string column() const { return std::to_string(p_ - begin_() + 1); }
-
-    void set_begin(const char* b) { begin_ptr_ = b; }
-
-    void parse_string(Value& v) {
-        expect('"');
-        const char* start = p_;
-        bool escaped = false;
-        while (true) {
-            // Fast scan over ordinary characters (the common case: short ASCII keys/values).
-            while (p_ < end_ && kPlain[static_cast<unsigned char>(*p_)]) {
-                ++p_;
-            }
-            if (p_ >= end_) {
-                fail("malformed JSON: unterminated string");
-            }
-            const auto c = static_cast<unsigned char>(*p_);
-            if (c == '"') {
-                break;
-            }
-            if (c < 0x20) {
-                fail("malformed JSON: control character in string");
-            }
-            if (c == '\\') {
-                escaped = true;
-                ++p_;
-                if (p_ >= end_) {
-                    fail("malformed JSON: unterminated escape");
-                }
-                if (*p_ == 'u') {
-                    for (int i = 1; i <= 4; ++i) {
-                        if (p_ + i >= end_ || !is_hex(p_[i])) {
-                            fail("malformed JSON: bad \\u escape");
-                        }
-                    }
-                    p_ += 5;
-                    continue;
-                }
-                if (std::string_view("\"\\/bfnrt").find(*p_) == std::string_view::npos) {
-                    fail("malformed JSON: bad escape");
-                }
-                ++p_;
-                continue;
-            }
-            p_ = check_utf8(p_); // c >= 0x80
-        }
-        const std::string_view raw(start, static_cast<std::size_t>(p_ - start));
-        ++p_; // closing quote
-        v.type = Value::Type::string;
-        if (!escaped) {
-            v.str = raw;
-        } else {
-            arena_.push_front(unescape(raw));
-            v.str = arena_.front();
-        }
-    }
-
-    void parse_value(Value& v) {
-        ws();
-        if (p_ >= end_) {
-            fail("malformed JSON: unexpected end of line");
-        }
-        switch (*p_) {
-        case '"':
-            parse_string(v);
-            return;
-        case '{':
-        case '[': {
-            const char* start = p_;
-            skip_container();
-            v.type = *start == '{' ? Value::Type::object : Value::Type::array;
-            v.raw = std::string_view(start, static_cast<std::size_t>(p_ - start));
-            return;
-        }
-        case 't':
-            literal("true");
-            v.type = Value::Type::boolean;
-            v.boolean = true;
-            return;
-        case 'f':
-            literal("false");
-            v.type = Value::Type::boolean;
-            v.boolean = false;
-            return;
-        case 'n':
-            literal("null");
-            v.type = Value::Type::null;
-            return;
-        default:
-            parse_number(v);
-            return;
-        }
-    }
-
-private:
-    const char* begin_() const { return begin_ptr_ ? begin_ptr_ : p_; }
-
-    static bool is_hex(char c) {
-        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-    }
-    static unsigned hex_val(char c) {
-        if (c >= '0' && c <= '9') {
-            return static_cast<unsigned>(c - '0');
-        }
-        if (c >= 'a' && c <= 'f') {
-            return static_cast<unsigned>(c - 'a' + 10);
-        }
-        return static_cast<unsigned>(c - 'A' + 10);
-    }
-
-    // Validates one UTF-8 sequence starting at p (first byte >= 0x80); returns the next byte.
-    const char* check_utf8(const char* p) const {
-        const auto b0 = static_cast<unsigned char>(*p);
-        int n = 0;
-        std::uint32_t cp = 0;
-        if (b0 >= 0xc2 && b0 <= 0xdf) {
-            n = 1;
-            cp = b0 & 0x1fu;
-        } else if (b0 >= 0xe0 && b0 <= 0xef) {
-            n = 2;
-            cp = b0 & 0x0fu;
-        } else if (b0 >= 0xf0 && b0 <= 0xf4) {
-            n = 3;
-            cp = b0 & 0x07u;
-        } else {
-            fail("invalid UTF-8 in string");
-        }
-        if (end_ - p <= n) {
-            fail("invalid UTF-8 in string");
-        }
-        for (int i = 1; i <= n; ++i) {
-            const auto b = static_cast<unsigned char>(p[i]);
-            if ((b & 0xc0) != 0x80) {
-                fail("invalid UTF-8 in string");
-            }
-            cp = cp << 6 | (b & 0x3fu);
-        }
-        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-            (cp >= 0xd800 && cp <= 0xdfff)) {
-            fail("invalid UTF-8 in string");
-        }
-        return p + n + 1;
-    }
-
-    std::string unescape(std::string_view raw) const {
-        std::string out;
-        out.reserve(raw.size());
-        for (std::size_t i = 0; i < raw.size(); ++i) {
-            if (raw[i] != '\\') {
-                out.push_back(raw[i]);
-                continue;
-            }
-            const char e = raw[++i];
-            switch (e) {
-            case 'b':
-                out.push_back('\b');
-                break;
-            case 'f':
-                out.push_back('\f');
-                break;
-            case 'n':
-                out.push_back('\n');
-                break;
-            case 'r':
-                out.push_back('\r');
-                break;
-            case 't':
-                out.push_back('\t');
-                break;
-            case 'u': {
-                std::uint32_t cp = read_u16(raw, i + 1);
-                i += 4;
-                if (cp >= 0xd800 && cp <= 0xdbff) {
-                    if (i + 6 >= raw.size() || raw[i + 1] != '\\' || raw[i + 2] != 'u') {
-                        fail("malformed JSON: unpaired surrogate");
-                    }
-                    const std::uint32_t lo = read_u16(raw, i + 3);
-                    if (lo < 0xdc00 || lo > 0xdfff) {
-                        fail("malformed JSON: unpaired surrogate");
-                    }
-                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-                    i += 6;
-                } else if (cp >= 0xdc00 && cp <= 0xdfff) {
-                    fail("malformed JSON: unpaired surrogate");
-                }
-                append_utf8(out, cp);
-                break;
-            }
-            default: // " \ /
-                out.push_back(e);
-                break;
-            }
-        }
-        return out;
-    }
-
-    std::uint32_t read_u16(std::string_view raw, std::size_t at) const {
-        if (at + 4 > raw.size()) {
-            fail("malformed JSON: bad \\u escape");
-        }
-        std::uint32_t v = 0;
-        for (std::size_t k = 0; k < 4; ++k) {
-            v = v << 4 | hex_val(raw[at + k]);
-        }
-        return v;
-    }
-
-    static void append_utf8(std::string& out, std::uint32_t cp) {
-        if (cp < 0x80) {
-            out.push_back(static_cast<char>(cp));
-        } else if (cp < 0x800) {
-            out.push_back(static_cast<char>(0xc0 | (cp >> 6)));
-            out.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
-        } else if (cp < 0x10000) {
-            out.push_back(static_cast<char>(0xe0 | (cp >> 12)));
-            out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3f)));
-            out.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
-        } else {
-            out.push_back(static_cast<char>(0xf0 | (cp >> 18)));
-            out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3f)));
-            out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3f)));
-            out.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
-        }
-    }
-
-    void literal(std::string_view word) {
-        if (static_cast<std::size_t>(end_ - p_) < word.size() ||
-            std::string_view(p_, word.size()) != word) {
-            fail("malformed JSON: invalid literal at column " + column());
-        }
-        p_ += word.size();
-    }
-
-    void parse_number(Value& v) {
-        v.type = Value::Type::number;
-        v.integer = true;
-        v.negative = false;
-        v.overflow = false;
-        v.magnitude = 0;
-        if (p_ < end_ && *p_ == '-') {
-            v.negative = true;
-            ++p_;
-        }
-        if (p_ >= end_ || *p_ < '0' || *p_ > '9') {
-            fail("malformed JSON: invalid value at column " + column());
-        }
-        if (*p_ == '0') {
-            ++p_;
-        } else {
-            while (p_ < end_ && *p_ >= '0' && *p_ <= '9') {
-                const auto d = static_cast<std::uint64_t>(*p_ - '0');
-                constexpr std::uint64_t kMaxDiv10 = std::numeric_limits<std::uint64_t>::max() / 10;
-                constexpr std::uint64_t kMaxMod10 = std::numeric_limits<std::uint64_t>::max() % 10;
-                if (v.magnitude > kMaxDiv10 || (v.magnitude == kMaxDiv10 && d > kMaxMod10)) {
-                    v.overflow = true;
-                } else {
-                    v.magnitude = v.magnitude * 10 + d;
-                }
-                ++p_;
-            }
-        }
-        if (p_ < end_ && *p_ == '.') {
-            v.integer = false;
-            ++p_;
-            digits();
-        }
-        if (p_ < end_ && (*p_ == 'e' || *p_ == 'E')) {
-            v.integer = false;
-            ++p_;
-            if (p_ < end_ && (*p_ == '+' || *p_ == '-')) {
-                ++p_;
-            }
-            digits();
-        }
-    }
-
-    void digits() {
-        if (p_ >= end_ || *p_ < '0' || *p_ > '9') {
-            fail("malformed JSON: invalid number at column " + column());
-        }
-        while (p_ < end_ && *p_ >= '0' && *p_ <= '9') {
-            ++p_;
-        }
-    }
-
-    void skip_container() {
-        const char open = *p_;
-        ++p_;
-        if (open == '{') {
-            if (peek('}')) {
-                ++p_;
-                return;
-            }
-            while (true) {
-                Value k;
-                parse_string(k);
-                expect(':');
-                Value v;
-                parse_value(v);
-                if (peek(',')) {
-                    ++p_;
-                    continue;
-                }
-                expect('}');
-                return;
-            }
-        }
-        if (peek(']')) {
-            ++p_;
-            return;
-        }
-        while (true) {
-            Value v;
-            parse_value(v);
-            if (peek(',')) {
-                ++p_;
-                continue;
-            }
-            expect(']');
-            return;
-        }
-    }
-
-    const char* p_;
-    const char* end_;
-    const char* begin_ptr_ = nullptr;
-    std::size_t line_;
-    std::forward_list<std::string> arena_; ///< unescaped strings (stable addresses)
-};
-
 // ---- Schema -----------------------------------------------------------------------------------
 
 // Every distinct field name of the schema (common/icemu/event-log.def), as an enum the parser
@@ -478,13 +138,13 @@ private:
 // deduplicated list is written out here and checked against it at compile time
 // (kFieldsMatchSchema below): a field added to the schema and not here fails the build.
 // clang-format off
-#define ICEMU_EVENT_FIELDS(X)                                                                     \
-    X(v) X(seq) X(t_ns) X(ctrl) X(ev)                                                             \
-    X(slots) X(cfgptr) X(caps) X(wipe_on_disable) X(log_keys) X(frontend) X(wrapped_keys)         \
-    X(raw_keys) X(on) X(cge) X(reason) X(armed)                                                   \
-    X(slot) X(capidx) X(dusize) X(key_fp) X(ok) X(error) X(key) X(wrapped) X(was_armed)           \
-    X(ce) X(lun) X(op) X(opcode) X(lba) X(blocks) X(bytes) X(block_size) X(dun) X(ocs) X(status)  \
-    X(queue) X(kind) X(remaining) X(master_fp)
+#define ICEMU_EVENT_FIELDS(X)                                                                      \
+    X(v)                                                                                           \
+    X(seq) X(t_ns) X(ctrl) X(ev) X(slots) X(cfgptr) X(caps) X(wipe_on_disable) X(log_keys)         \
+        X(frontend) X(wrapped_keys) X(raw_keys) X(on) X(cge) X(reason) X(armed) X(slot) X(capidx)  \
+            X(dusize) X(key_fp) X(ok) X(error) X(key) X(wrapped) X(was_armed) X(ce) X(lun) X(op)   \
+                X(opcode) X(lba) X(blocks) X(bytes) X(block_size) X(dun) X(ocs) X(status) X(queue) \
+                    X(kind) X(remaining) X(master_fp)
 // clang-format on
 #define ICEMU_FIELD_ENUM(name) name,
 #define ICEMU_FIELD_NAME(name) #name,
@@ -640,7 +300,11 @@ static_assert(kFieldOrder.next[static_cast<std::size_t>(F::ev)] == static_cast<i
 
 class Fields {
 public:
-    explicit Fields(Reader& r) : r_(r) {}
+    explicit Fields(std::size_t line) : line_(line) {}
+
+    [[noreturn, gnu::noinline, gnu::cold]] void fail(const std::string& msg) const {
+        throw LogError(line_, msg);
+    }
 
     Value& slot(F f) { return values_[static_cast<std::size_t>(f)]; }
     /// Marks a field present; false (and no change) if it already was. For the fast path.
@@ -655,7 +319,7 @@ public:
     bool has(F f) const { return (present_ >> static_cast<unsigned>(f) & 1u) != 0; }
     void mark(F f) {
         if (has(f)) {
-            r_.fail("duplicate field \"" + std::string(name(f)) + "\"");
+            fail("duplicate field \"" + std::string(name(f)) + "\"");
         }
         present_ |= std::uint64_t{1} << static_cast<unsigned>(f);
     }
@@ -665,8 +329,8 @@ public:
     // messages only in the cold paths below.
     [[noreturn, gnu::cold, gnu::noinline]] void fail_field(F f, const char* what,
                                                            std::string_view tail = {}) const {
-        r_.fail(std::string(what[0] == 'm' ? "missing field \"" : "field \"") +
-                std::string(name(f)) + "\"" + (what[0] == 'm' ? "" : what) + std::string(tail));
+        fail(std::string(what[0] == 'm' ? "missing field \"" : "field \"") + std::string(name(f)) +
+             "\"" + (what[0] == 'm' ? "" : what) + std::string(tail));
     }
     [[gnu::always_inline]] const Value& need(F f, Value::Type t, std::string_view type_name) {
         if (!has(f)) [[unlikely]] {
@@ -680,7 +344,7 @@ public:
     }
     std::uint64_t u64(F f) {
         const Value& v = need(f, Value::Type::number, "an unsigned integer");
-        if (!v.integer || v.overflow || (v.negative && v.magnitude != 0)) [[unlikely]] {
+        if (!v.integer || (v.negative && v.magnitude != 0)) [[unlikely]] {
             fail_field(f, " must be an unsigned 64-bit integer");
         }
         return v.magnitude;
@@ -694,7 +358,7 @@ public:
     }
     std::int64_t i64(F f) {
         const Value& v = need(f, Value::Type::number, "an integer");
-        if (!v.integer || v.overflow ||
+        if (!v.integer ||
             v.magnitude >
                 (v.negative ? std::uint64_t{1} << 63
                             : static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())))
@@ -719,10 +383,8 @@ public:
         return str(f);
     }
 
-    Reader& reader() { return r_; }
-
 private:
-    Reader& r_;
+    std::size_t line_;
     std::array<Value, kNumFields> values_; ///< only read when the field's `present_` bit is set
     std::uint64_t present_ = 0;
     static_assert(kNumFields <= 64);
@@ -742,11 +404,11 @@ void check_fp(Fields& f, std::string_view fp, bool allow_empty, const char* name
         return;
     }
     if (fp.size() != 16) {
-        f.reader().fail(std::string(name) + " must be 16 lowercase hex digits");
+        f.fail(std::string(name) + " must be 16 lowercase hex digits");
     }
     for (char c : fp) {
         if (!kLowerHex[static_cast<unsigned char>(c)]) {
-            f.reader().fail(std::string(name) + " must be 16 lowercase hex digits");
+            f.fail(std::string(name) + " must be 16 lowercase hex digits");
         }
     }
 }
@@ -757,76 +419,38 @@ std::size_t schema_value(Fields& f, std::string_view s, const schema::Value (&va
                          const char* what) {
     const int i = schema::index_of(values, s);
     if (i < 0) [[unlikely]] {
-        f.reader().fail(std::string("unknown ") + what + " \"" + std::string(s) + "\"");
+        f.fail(std::string("unknown ") + what + " \"" + std::string(s) + "\"");
     }
     return static_cast<std::size_t>(i);
 }
 
-std::vector<CapEntry> parse_caps(Fields& f, std::size_t line) {
+std::vector<CapEntry> parse_caps(Fields& f) {
     const Value& arr = f.need(F::caps, Value::Type::array, "an array");
     std::vector<CapEntry> caps;
-    Reader r(arr.raw, line);
-    r.expect('[');
-    if (r.peek(']')) {
-        return caps;
-    }
-    while (true) {
-        Value obj;
-        r.parse_value(obj);
-        if (obj.type != Value::Type::object) {
-            f.reader().fail("caps entries must be objects");
+    for (const auto& entry : *arr.dom) {
+        if (!entry.is_object()) {
+            f.fail("caps entries must be objects");
         }
-        Reader o(obj.raw, line);
-        o.expect('{');
-        CapEntry c;
-        std::array<bool, 4> seen{};
-        if (!o.peek('}')) {
-            while (true) {
-                Value k;
-                o.parse_string(k);
-                o.expect(':');
-                Value v;
-                o.parse_value(v);
-                // The schema's cap fields, in CapEntry's order (idx, algid, sdusb, ks).
-                constexpr auto& names = schema::kCapFields;
-                static_assert(std::size(names) == 4);
-                for (std::size_t i = 0; i < std::size(names); ++i) {
-                    if (std::string_view(k.str) == names[i].name) {
-                        if (v.type != Value::Type::number || !v.integer || v.negative ||
-                            v.overflow || v.magnitude > 0xffffffffu) {
-                            f.reader().fail("caps." + std::string(names[i].name) +
-                                            " must be an unsigned integer");
-                        }
-                        const auto x = static_cast<unsigned>(v.magnitude);
-                        (i == 0 ? c.idx : i == 1 ? c.algid : i == 2 ? c.sdusb : c.ks) = x;
-                        seen[i] = true;
-                    }
-                }
-                if (o.peek(',')) {
-                    o.expect(',');
-                    continue;
-                }
-                o.expect('}');
-                break;
+        // The schema's cap fields, in CapEntry's order (idx, algid, sdusb, ks).
+        constexpr auto& names = schema::kCapFields;
+        static_assert(std::size(names) == 4);
+        std::array<unsigned, 4> x{};
+        for (std::size_t i = 0; i < std::size(names); ++i) {
+            const auto v = entry.find(std::string(names[i].name));
+            if (v == entry.end()) {
+                f.fail("caps entry needs idx, algid, sdusb and ks");
             }
-        }
-        for (bool s : seen) {
-            if (!s) {
-                f.reader().fail("caps entry needs idx, algid, sdusb and ks");
+            if (!v->is_number_unsigned() || v->get<std::uint64_t>() > 0xffffffffu) {
+                f.fail("caps." + std::string(names[i].name) + " must be an unsigned integer");
             }
+            x[i] = v->get<unsigned>();
         }
-        caps.push_back(c);
-        if (r.peek(',')) {
-            r.expect(',');
-            continue;
-        }
-        r.expect(']');
-        break;
+        caps.push_back({x[0], x[1], x[2], x[3]});
     }
     return caps;
 }
 
-void parse_body(std::string_view ev, Fields& f, std::size_t line, Body& body) {
+void parse_body(std::string_view ev, Fields& f, Body& body) {
     if (ev == "io") {
         Io& io = body.emplace<Io>();
         const std::int64_t slot = f.i64(F::slot);
@@ -840,29 +464,30 @@ void parse_body(std::string_view ev, Fields& f, std::size_t line, Body& body) {
         io.block_size = f.u32(F::block_size);
         io.dun = f.u64(F::dun);
         io.dusize = f.u32(F::dusize);
-        io.key_fp.assign(f.str(F::key_fp));
+        const std::string_view key_fp = f.str(F::key_fp);
         io.ocs = f.u32(F::ocs);
         const std::int64_t status = f.i64(F::status);
         if (status < -1 || status > 255) {
-            f.reader().fail("io status must be -1..255");
+            f.fail("io status must be -1..255");
         }
         io.status = static_cast<int>(status);
-        io.queue.assign(f.str(F::queue));
+        io.queue = f.str(F::queue);
         if (const auto e = f.opt_str(F::error)) {
             schema_value(f, *e, schema::kIoErrors, "io error");
-            io.error.assign(*e);
+            io.error = *e;
         }
         if (io.ce) {
             if (slot < 0 || slot > 255) {
-                f.reader().fail("io slot must be 0..255 when ce is true");
+                f.fail("io slot must be 0..255 when ce is true");
             }
-            check_fp(f, io.key_fp, true);
+            check_fp(f, key_fp, true);
         } else {
-            if (slot != -1 || io.dun != 0 || io.dusize != 0 || !io.key_fp.empty()) {
-                f.reader().fail("io with ce=false must have slot -1, dun 0, dusize 0, key_fp \"\"");
+            if (slot != -1 || io.dun != 0 || io.dusize != 0 || !key_fp.empty()) {
+                f.fail("io with ce=false must have slot -1, dun 0, dusize 0, key_fp \"\"");
             }
         }
         io.slot = static_cast<int>(slot);
+        io.key_fp = key_fp;
         return;
     }
     if (ev == "program") {
@@ -870,19 +495,21 @@ void parse_body(std::string_view ev, Fields& f, std::size_t line, Body& body) {
         p.slot = f.u32(F::slot);
         p.capidx = f.u32(F::capidx);
         p.dusize = f.u32(F::dusize);
-        p.key_fp.assign(f.str(F::key_fp));
+        const std::string_view key_fp = f.str(F::key_fp);
         p.ok = f.boolean(F::ok);
-        check_fp(f, p.key_fp, !p.ok); // "" when the key layout is unknown (failed programs)
+        check_fp(f, key_fp,
+                 !p.ok); // "" when the key layout is unknown (failed programs)
+        p.key_fp = key_fp;
         const auto e = f.opt_str(F::error);
         if (p.ok && e) {
-            f.reader().fail("program with ok=true must not have an error");
+            f.fail("program with ok=true must not have an error");
         }
         if (!p.ok) {
             if (!e) {
-                f.reader().fail("program with ok=false needs an error");
+                f.fail("program with ok=false needs an error");
             }
             schema_value(f, *e, schema::kProgramErrors, "program error");
-            p.error = std::string(*e);
+            p.error = *e;
         }
         if (const auto k = f.opt_str(F::key)) {
             p.key = std::string(*k);
@@ -894,29 +521,30 @@ void parse_body(std::string_view ev, Fields& f, std::size_t line, Body& body) {
         Km& k = body.emplace<Km>();
         k.op = static_cast<KmOp>(schema_value(f, f.str(F::op), schema::kKmOps, "km op"));
         k.ok = f.boolean(F::ok);
-        k.master_fp.assign(f.str(F::master_fp));
+        const std::string_view master_fp = f.str(F::master_fp);
         // A command that succeeded recovered (or made) its master key; a refused one logs
         // nothing about it (docs/device.md "Hardware-wrapped keys").
-        check_fp(f, k.master_fp, !k.ok, "master_fp");
-        if (!k.ok && !k.master_fp.empty()) {
-            f.reader().fail("km with ok=false must have master_fp \"\"");
+        check_fp(f, master_fp, !k.ok, "master_fp");
+        if (!k.ok && !master_fp.empty()) {
+            f.fail("km with ok=false must have master_fp \"\"");
         }
+        k.master_fp = master_fp;
         const auto e = f.opt_str(F::error);
         if (k.ok && e) {
-            f.reader().fail("km with ok=true must not have an error");
+            f.fail("km with ok=true must not have an error");
         }
         if (!k.ok) {
             if (!e) {
-                f.reader().fail("km with ok=false needs an error");
+                f.fail("km with ok=false needs an error");
             }
             schema_value(f, *e, schema::kKmErrors, "km error");
-            k.error = std::string(*e);
+            k.error = *e;
         }
         if (f.has(F::slot)) {
             k.slot = f.u32(F::slot);
         }
         if (k.op == KmOp::program && !k.slot) {
-            f.reader().fail("km op \"program\" needs a slot");
+            f.fail("km op \"program\" needs a slot");
         }
         return;
     }
@@ -952,7 +580,7 @@ void parse_body(std::string_view ev, Fields& f, std::size_t line, Body& body) {
         Realize r;
         r.slots = f.u32(F::slots);
         r.cfgptr = f.u32(F::cfgptr);
-        r.caps = parse_caps(f, line);
+        r.caps = parse_caps(f);
         r.wipe_on_disable = f.boolean(F::wipe_on_disable);
         r.log_keys = f.boolean(F::log_keys);
         const auto fe = f.str(F::frontend);
@@ -963,16 +591,14 @@ void parse_body(std::string_view ev, Fields& f, std::size_t line, Body& body) {
         body = std::move(r);
         return;
     }
-    f.reader().fail("unknown ev \"" + std::string(ev) + "\"");
+    f.fail("unknown ev \"" + std::string(ev) + "\"");
 }
 
-} // namespace
-
-// Fast path for the lines the device writes: one object, no whitespace, no escapes, only
-// plain strings / integers / booleans as values. It fills `f` exactly as the general reader
-// would and returns true, or returns false as soon as anything else appears (the caller then
-// clears `f` and runs the general reader, which accepts or reports the line as before). So it
-// changes speed only, never which lines are accepted or the values decoded.
+// Fast path for the lines the device writes: one object, no whitespace, no escapes, only plain
+// strings / integers / booleans as values. It fills `f` exactly as the general path would and
+// returns true, or returns false as soon as anything else appears (the caller then clears `f` and
+// runs the general path, which accepts or reports the line). So it changes speed only, never which
+// lines are accepted or the values decoded.
 bool fast_object(std::string_view line, Fields& f) {
     const char* p = line.data();
     const char* const end = p + line.size();
@@ -1019,7 +645,7 @@ bool fast_object(std::string_view line, Fields& f) {
         if (idx >= 0) {
             predicted = kFieldOrder.next[static_cast<std::size_t>(idx)];
             if (!f.try_mark(static_cast<F>(idx))) {
-                return false; // duplicate: the general reader reports it
+                return false; // duplicate: the general path reports it
             }
             v = &f.slot(static_cast<F>(idx));
         }
@@ -1038,7 +664,6 @@ bool fast_object(std::string_view line, Fields& f) {
         } else if ((c >= '0' && c <= '9') || c == '-') {
             v->type = Value::Type::number;
             v->integer = true;
-            v->overflow = false;
             v->negative = c == '-';
             if (v->negative) {
                 ++p;
@@ -1077,54 +702,98 @@ bool fast_object(std::string_view line, Fields& f) {
     }
 }
 
-namespace {
+// The general path: nlohmann::json's strict RFC 8259 parser (the reference the tests compare the
+// fast path with) for every line fast_object declines, then the same field table. Its DOM holds the
+// strings the table points to.
+void general_object(std::string_view line, Fields& f, nlohmann::json& dom) {
+    using nlohmann::json;
+    const auto mark_key = [&](int depth, json::parse_event_t event, json& key) {
+        if (depth == 1 && event == json::parse_event_t::key) {
+            if (const int i = field_index(key.get_ref<const std::string&>()); i >= 0) {
+                f.mark(static_cast<F>(i)); // a duplicate is an error (the DOM keeps the last)
+            }
+        }
+        return true;
+    };
+    try {
+        dom = json::parse(line, mark_key);
+    } catch (const json::parse_error& e) {
+        const std::string what = e.what();
+        f.fail("malformed JSON at column " + std::to_string(e.byte) + ": " +
+               (what.find("; expected end of input") != std::string::npos
+                    ? std::string("trailing characters after the object")
+                    : what.substr(what.find(": ", what.find("column")) + 2)));
+    } catch (const json::exception& e) {
+        f.fail(std::string("malformed JSON: ") + e.what());
+    }
+    if (!dom.is_object()) {
+        f.fail("malformed JSON: a line must be one object");
+    }
+    for (const auto& [key, v] : dom.items()) {
+        const int i = field_index(key);
+        if (i < 0) {
+            continue; // unknown fields are ignored (the parser validated them)
+        }
+        Value& x = f.slot(static_cast<F>(i));
+        x.integer = true;
+        x.negative = false;
+        switch (v.type()) {
+        case json::value_t::string:
+            x.type = Value::Type::string;
+            x.str = v.get_ref<const std::string&>();
+            break;
+        case json::value_t::number_integer: {
+            const auto n = v.get<std::int64_t>();
+            x.type = Value::Type::number;
+            x.negative = n < 0;
+            x.magnitude = n < 0 ? 0 - static_cast<std::uint64_t>(n) : static_cast<std::uint64_t>(n);
+            break;
+        }
+        case json::value_t::number_unsigned:
+            x.type = Value::Type::number;
+            x.magnitude = v.get<std::uint64_t>();
+            break;
+        case json::value_t::number_float: // fractions, exponents, integers beyond 64 bits
+            x.type = Value::Type::number;
+            x.integer = false;
+            break;
+        case json::value_t::boolean:
+            x.type = Value::Type::boolean;
+            x.boolean = v.get<bool>();
+            break;
+        case json::value_t::array:
+            x.type = Value::Type::array;
+            x.dom = &v;
+            break;
+        case json::value_t::object:
+            x.type = Value::Type::object;
+            break;
+        default:
+            x.type = Value::Type::null;
+            break;
+        }
+    }
+}
 
 // parse_event into an existing Event (parse_log constructs it in place in the vector: moving
 // a ~200-byte Event per line was ~3 % of the parse in callgrind).
 void parse_event_into(std::string_view line, std::size_t line_no, Event& e) {
-    Reader r(line, line_no);
-    r.set_begin(line.data());
-    Fields f(r);
-    const bool fast = fast_object(line, f);
-    if (!fast) {
+    Fields f(line_no);
+    nlohmann::json dom;
+    if (!fast_object(line, f)) {
         f.clear();
-        r.expect('{');
-    }
-    if (!fast && !r.peek('}')) {
-        Value key;
-        while (true) {
-            r.parse_string(key);
-            r.expect(':');
-            const int idx = field_index(std::string_view(key.str));
-            if (idx >= 0) {
-                const auto fid = static_cast<F>(idx);
-                f.mark(fid);
-                r.parse_value(f.slot(fid));
-            } else {
-                Value ignored; // unknown fields are ignored (but must be valid JSON)
-                r.parse_value(ignored);
-            }
-            if (r.peek(',')) {
-                r.skip_one();
-                continue;
-            }
-            r.expect('}');
-            break;
-        }
-    }
-    if (!fast && !r.at_end()) {
-        r.fail("malformed JSON: trailing characters after the object");
+        general_object(line, f, dom);
     }
     const std::int64_t v = f.i64(F::v);
     if (v != kSchemaVersion) {
-        r.fail("unsupported schema version " + std::to_string(v) + " (expected " +
+        f.fail("unsupported schema version " + std::to_string(v) + " (expected " +
                std::to_string(kSchemaVersion) + ")");
     }
     e.v = static_cast<int>(v);
     e.seq = f.u64(F::seq);
     e.t_ns = f.u64(F::t_ns);
-    e.ctrl.assign(f.str(F::ctrl));
-    parse_body(f.str(F::ev), f, line_no, e.body);
+    e.ctrl = f.str(F::ctrl);
+    parse_body(f.str(F::ev), f, e.body);
 }
 
 } // namespace
@@ -1206,7 +875,8 @@ std::vector<Event> parse_log(std::string_view text) {
         const std::uintptr_t first = (begin + kHuge - 1) & ~(kHuge - 1);
         const std::uintptr_t last = (begin + bytes) & ~(kHuge - 1);
         if (last > first) {
-            ::madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE); // a hint
+            ::madvise(reinterpret_cast<void*>(first), last - first,
+                      MADV_HUGEPAGE); // a hint
         }
     }
 #endif

@@ -109,11 +109,11 @@ std::string decoded(const Event& e, std::string_view field) {
             } else if constexpr (std::is_same_v<T, Program>) {
                 return b.error;
             } else if constexpr (std::is_same_v<T, Io>) {
-                return field == "op" ? std::string(to_string(b.op)) : b.error;
+                return field == "op" ? std::string(to_string(b.op)) : b.error.str();
             } else if constexpr (std::is_same_v<T, Fault>) {
                 return std::string(to_string(b.kind));
             } else if constexpr (std::is_same_v<T, Km>) {
-                return field == "op" ? std::string(to_string(b.op)) : b.error;
+                return field == "op" ? std::string(to_string(b.op)) : b.error.str();
             } else {
                 return "?";
             }

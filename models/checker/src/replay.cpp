@@ -353,7 +353,7 @@ void CtrlReplay::run(const LogInput& log) {
                 km_fail(e.seq, step, pending_what() + " but its program event says ok=false");
             }
             r_.wrapped.push_back({e.seq, step, p->slot, p->key_fp,
-                                  pending ? pending->second.master_fp : std::string()});
+                                  pending ? pending->second.master_fp.str() : std::string()});
             pending.reset();
         } else if (pending) {
             km_fail(e.seq, step,

@@ -18,9 +18,12 @@
 
 #include "icemu/models/event_schema.hpp"
 
+#include <array>
 #include <cstdint>
+#include <cstring>
 #include <istream>
 #include <optional>
+#include <ostream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -30,6 +33,42 @@
 namespace icemu::models::events {
 
 inline constexpr int kSchemaVersion = 1;
+
+namespace detail {
+inline const std::string kEmptyName;
+} // namespace detail
+
+/// A string of the log that takes few distinct values (a controller's id, an io's queue, a key
+/// fingerprint, an error cause), interned: an event holds one pointer, not a std::string (32
+/// bytes, and a heap allocation for a 16-digit fingerprint), and equal names are one address.
+/// Behaves as a const std::string. The interned strings live until the process exits.
+class Name {
+public:
+    Name() = default;
+    Name(std::string_view s) : s_(intern(s)) {}
+    Name(const std::string& s) : s_(intern(s)) {}
+    Name(const char* s) : s_(intern(s)) {}
+    const std::string& str() const { return *s_; }
+    operator const std::string&() const { return *s_; }
+    operator std::string_view() const { return *s_; }
+    bool empty() const { return s_->empty(); }
+    std::size_t size() const { return s_->size(); }
+    void clear() { s_ = &detail::kEmptyName; }
+
+    friend bool operator==(const Name& a, const Name& b) { return a.s_ == b.s_; }
+    friend bool operator==(const Name& a, std::string_view b) { return *a.s_ == b; }
+    friend bool operator==(const Name& a, const std::string& b) { return *a.s_ == b; }
+    friend bool operator==(const Name& a, const char* b) { return *a.s_ == b; }
+    friend std::string operator+(const std::string& a, const Name& b) { return a + *b.s_; }
+    friend std::string operator+(const char* a, const Name& b) { return a + *b.s_; }
+    friend std::string operator+(const Name& a, const std::string& b) { return *a.s_ + b; }
+    friend std::string operator+(const Name& a, const char* b) { return *a.s_ + b; }
+    friend std::ostream& operator<<(std::ostream& o, const Name& n) { return o << *n.s_; }
+
+private:
+    static const std::string* intern(std::string_view s);
+    const std::string* s_ = &detail::kEmptyName;
+};
 
 struct CapEntry {
     unsigned idx = 0;
@@ -87,9 +126,9 @@ struct Program {
     unsigned slot = 0;
     unsigned capidx = 0;
     unsigned dusize = 0; ///< bytes; 0 if DUSIZE was not one-hot
-    std::string key_fp;
+    Name key_fp;
     bool ok = false;
-    std::string error;              ///< "" when ok; else a ProgramError string
+    Name error;                     ///< "" when ok; else a ProgramError string
     std::optional<std::string> key; ///< hex, only with crypto-log-keys=on
     /// true: armed by the key manager's PROGRAM from a hardware-wrapped key (key_fp is the
     /// derived inline key's); absent or false: a raw key written to x-CRYPTOCFG.
@@ -132,11 +171,11 @@ struct Io {
     unsigned block_size = 0;
     std::uint64_t dun = 0;
     unsigned dusize = 0;
-    std::string key_fp;
+    Name key_fp;
     unsigned ocs = 0;
     int status = 0; ///< SCSI status; -1 when never issued to the LU or cancelled
-    std::string queue;
-    std::string error; ///< "" when absent; else an IoError string
+    Name queue;
+    Name error; ///< "" when absent; else an IoError string
     friend bool operator==(const Io&, const Io&) = default;
 };
 
@@ -166,9 +205,9 @@ enum class KmError {
 struct Km {
     KmOp op = KmOp::import_key;
     bool ok = false;
-    std::string error;            ///< "" when ok; else a KmError string
+    Name error;                   ///< "" when ok; else a KmError string
     std::optional<unsigned> slot; ///< only for PROGRAM
-    std::string master_fp;        ///< fingerprint of the master key; "" when not recovered
+    Name master_fp;               ///< fingerprint of the master key; "" when not recovered
     friend bool operator==(const Km&, const Km&) = default;
 };
 
@@ -180,7 +219,7 @@ struct Event {
     int v = kSchemaVersion;
     std::uint64_t seq = 0;
     std::uint64_t t_ns = 0;
-    std::string ctrl;
+    Name ctrl;
     Body body;
 };
 
