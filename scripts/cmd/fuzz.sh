@@ -17,7 +17,7 @@
 #   --runs N         stop each target after N executions
 #   --time S         stop each target after S seconds (default 60)
 #   --corpus DIR     working corpus, DIR/<target>/ (default $ICEMU_CACHE/fuzz/corpus); the
-#                    seeds in hw/fuzz/seeds/<target>/ are read too, never written
+#                    seeds hw/fuzz/make-seeds.py writes are read too, never written
 #   --artifacts DIR  where a crashing, leaking, out-of-memory or hanging input and the
 #                    fuzzer's log are kept, DIR/<target>/ (default ./fuzz-artifacts)
 #   --rss-limit-mb N libFuzzer's memory limit (default 2048): above it is a failure
@@ -153,7 +153,7 @@ export ASAN_OPTIONS="abort_on_error=1:detect_leaks=1${ASAN_OPTIONS:+:$ASAN_OPTIO
 export QEMU_AVOID_DOUBLE_FETCH=1
 
 if [ -n "$replay" ]; then
-	QTEST_LOG=1 QEMU_FUZZ_ARGS=$(target_args "$target") QEMU_FUZZ_OBJECTS=$(target_objects "$target") \
+	QTEST_LOG=1 FUZZ_SERIALIZE_QTEST=1 QEMU_FUZZ_ARGS=$(target_args "$target") QEMU_FUZZ_OBJECTS=$(target_objects "$target") \
 		exec "$FUZZ_BIN" --fuzz-target=generic-fuzz ${EXTRA[@]+"${EXTRA[@]}"} "$replay"
 fi
 
@@ -191,6 +191,13 @@ verdict() {
 	fi
 }
 
+# The seeds (hw/fuzz/make-seeds.py): Linux-like bring-up and crypto I/O per target, read as a
+# second corpus that libFuzzer never writes.
+mkdir -p "$ICEMU_CACHE/fuzz"
+seed_dir=$(mktemp -d "$ICEMU_CACHE/fuzz/seeds.XXXXXX")
+trap 'rm -rf "$seed_dir"' EXIT
+/usr/bin/python3 "$ICEMU_ROOT/hw/fuzz/make-seeds.py" "$seed_dir" || die "hw/fuzz/make-seeds.py failed"
+
 failed=0
 summary=$(printf '%-16s %12s %9s %7s  %s' target executions exec/s corpus result)
 mkdir -p "$ICEMU_CACHE/fuzz/logs"
@@ -200,7 +207,7 @@ for t in "${SELECTED[@]}"; do
 	logf="$ICEMU_CACHE/fuzz/logs/$t.log"
 	mkdir -p "$work" "$keep"
 	seeds=()
-	[ ! -d "$ICEMU_ROOT/hw/fuzz/seeds/$t" ] || seeds=("$ICEMU_ROOT/hw/fuzz/seeds/$t")
+	[ ! -d "$seed_dir/$t" ] || seeds=("$seed_dir/$t")
 	limit=(-max_total_time="$time_s")
 	[ -z "$runs" ] || limit=(-runs="$runs")
 	before=$(ls -A "$keep" | wc -l)
