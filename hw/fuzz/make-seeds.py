@@ -93,6 +93,26 @@ def bring_up():
             op_write(0, UTRLBA, UTRL), op_write(0, UTRLBAU, 0), op_write(0, UTRLRSR, 1)]
 
 
+# MCQ (mcq=on): CONFIG.QT, queue 0's configuration at 0x400 (MCQCAP.QCFGPTR 2), its
+# operation registers at 0x1000; a submission queue entry is the UTRD.
+CONFIG, SQATTR, SQLBA, SQUBA, CQATTR, CQLBA, CQUBA, SQ_TP = (0x300, 0x400, 0x404, 0x408, 0x420,
+                                                             0x424, 0x428, 0x1004)
+SQ, CQ = 0x110000, 0x120000
+
+
+def mcq_up():
+    return [op_write(0, CONFIG, 1), op_write(0, CQLBA, CQ), op_write(0, CQUBA, 0),
+            op_write(0, CQATTR, (1 << 31) | 64), op_write(0, SQLBA, SQ), op_write(0, SQUBA, 0),
+            op_write(0, SQATTR, (1 << 31) | 64)]
+
+
+def mcq_request(entry, write, ce, cci, dun, lba=8, blocks=1):
+    """Like request(), the doorbell being the submission queue's tail pointer."""
+    cmds = request(0, write, ce, cci, dun, lba, blocks)
+    cmds[-3] = op_write(0, SQ_TP, 32 * (entry + 1))
+    return cmds
+
+
 def ufs_seeds(cfg_region):
     up = bring_up()
     key = program_slot(cfg_region, 0)
@@ -138,13 +158,23 @@ def emmc_seeds():
     }
 
 
+def mcq_seeds():
+    up = bring_up() + mcq_up()
+    key = program_slot(1, 0)
+    return {
+        "mcq-ce-write-read": join(up + key + mcq_request(0, True, 1, 0, 5) +
+                                  mcq_request(1, True, 1, 0, 5) + mcq_request(2, False, 1, 0, 5)),
+        "mcq-ce-bad-slot": join(up + key + mcq_request(0, True, 1, 3, 7)),
+    }
+
+
 def main():
     out = sys.argv[1]
     # generic-fuzz numbers the device's MMIO ranges in address order: the UFS BAR is split by
     # x-CRYPTOCFG at 0x2000 and, with the key manager, by its registers at 0xC0.
     targets = {
         "ufs-crypto": ufs_seeds(cfg_region=1),
-        "ufs-crypto-mcq": ufs_seeds(cfg_region=1),
+        "ufs-crypto-mcq": {**ufs_seeds(cfg_region=1), **mcq_seeds()},
         "ufs-wrapped": ufs_seeds(cfg_region=3),
         "emmc-cqhci": emmc_seeds(),
     }

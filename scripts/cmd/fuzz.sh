@@ -169,6 +169,7 @@ run_fuzzer() {
 		"$FUZZ_BIN" --fuzz-target=generic-fuzz -print_final_stats=1 \
 		-rss_limit_mb="$rss_mb" -timeout="$timeout_s" "$@" >"$logf" 2>&1 &
 	pid=$!
+	fuzzer_pid=$pid
 	while kill -0 "$pid" 2>/dev/null; do
 		for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null && sleep 1; done
 		if kill -0 "$pid" 2>/dev/null; then
@@ -176,6 +177,7 @@ run_fuzzer() {
 		fi
 	done
 	wait "$pid" || rc=$?
+	fuzzer_pid=""
 	return "$rc"
 }
 
@@ -183,7 +185,7 @@ run_fuzzer() {
 # libFuzzer error line).
 verdict() {
 	local report
-	report=$(grep -a -m1 -E '^==[0-9]+== ?ERROR: |runtime error: |^SUMMARY: ' "$1" || true)
+	report=$(grep -a -m1 -oE '==[0-9]+== ?ERROR: .*|runtime error: .*|^SUMMARY: .*' "$1" | head -n1 || true)
 	report=${report#==*==}
 	report=${report# }
 	if [ "$2" != 0 ] || [ -n "$report" ]; then
@@ -195,7 +197,11 @@ verdict() {
 # second corpus that libFuzzer never writes.
 mkdir -p "$ICEMU_CACHE/fuzz"
 seed_dir=$(mktemp -d "$ICEMU_CACHE/fuzz/seeds.XXXXXX")
+fuzzer_pid=""
 trap 'rm -rf "$seed_dir"' EXIT
+# killed (ctest's timeout, ^C): take the fuzzer down too
+trap '[ -z "$fuzzer_pid" ] || kill "$fuzzer_pid" 2>/dev/null; exit 143' TERM
+trap '[ -z "$fuzzer_pid" ] || kill "$fuzzer_pid" 2>/dev/null; exit 130' INT
 /usr/bin/python3 "$ICEMU_ROOT/hw/fuzz/make-seeds.py" "$seed_dir" || die "hw/fuzz/make-seeds.py failed"
 
 failed=0
@@ -204,7 +210,10 @@ mkdir -p "$ICEMU_CACHE/fuzz/logs"
 for t in "${SELECTED[@]}"; do
 	work="$corpus/$t"
 	keep="$artifacts/$t"
-	logf="$ICEMU_CACHE/fuzz/logs/$t.log"
+	# one log per run (runs of the same target may overlap); the 40 newest are kept
+	logf="$ICEMU_CACHE/fuzz/logs/$t-$(date +%Y%m%d-%H%M%S)-$$.log"
+	ls -t "$ICEMU_CACHE/fuzz/logs/"*.log 2>/dev/null | tail -n +40 | sed 's/\.log$//' |
+		while read -r old; do rm -f "$old.log" "$old.log.leaks"; done
 	mkdir -p "$work" "$keep"
 	seeds=()
 	[ ! -d "$seed_dir/$t" ] || seeds=("$seed_dir/$t")
@@ -234,7 +243,7 @@ for t in "${SELECTED[@]}"; do
 	if [ -n "$problem" ]; then
 		failed=1
 		result="FAIL ($problem)"
-		cp "$logf" "$keep/$t-$(date +%Y%m%d-%H%M%S).log"
+		cp "$logf" "$keep/$(basename "$logf")"
 		log "$t FAILED: $result"
 		ls -t "$keep" | head -n 3 | sed "s|^|  kept: $keep/|" >&2
 		tail -n 40 "$logf" >&2
