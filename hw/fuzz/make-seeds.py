@@ -158,6 +158,29 @@ def emmc_seeds():
     }
 
 
+# The key manager (crypto-wrapped-keys=on; BAR0 0xC0, generic-fuzz region 1). Its input is
+# read at KMBA, its output written at KMBA + 0x80: with the DMA patterns cleared nothing
+# answers the device's read, so moving KMBA onto the previous output feeds it the blob the
+# device itself made (a valid one, which the fuzzer could not forge).
+KMCMD, KMCFG, KMBA, KMBAU = 0x08, 0x10, 0x18, 0x1C
+KMBUF = 0x400000
+
+
+def km_cmd(op, length, slot=0):
+    return op_write(1, KMCMD, op | (slot << 8) | (length << 16))
+
+
+def km_seed():
+    return (bring_up() +
+            [op_write(1, KMBAU, 0), op_write(1, KMBA, KMBUF), op_pattern(bytes(range(7, 39))),
+             km_cmd(1, 32),                                   # IMPORT a raw master key
+             op_clear(), op_write(1, KMBA, KMBUF + 0x80), km_cmd(3, 64),     # PREPARE
+             op_write(1, KMBA, KMBUF + 0x100), km_cmd(4, 64),                # DERIVE
+             op_write(1, KMCFG, 0x08), km_cmd(5, 64, slot=0),                # PROGRAM slot 0
+             km_cmd(2, 0)] +                                  # GENERATE
+            request(0, True, 1, 0, 5) + request(1, True, 1, 0, 5) + request(2, False, 1, 0, 5))
+
+
 def mcq_seeds():
     up = bring_up() + mcq_up()
     key = program_slot(1, 0)
@@ -175,7 +198,7 @@ def main():
     targets = {
         "ufs-crypto": ufs_seeds(cfg_region=1),
         "ufs-crypto-mcq": {**ufs_seeds(cfg_region=1), **mcq_seeds()},
-        "ufs-wrapped": ufs_seeds(cfg_region=3),
+        "ufs-wrapped": {**ufs_seeds(cfg_region=3), "km-import-prepare-program": join(km_seed())},
         "emmc-cqhci": emmc_seeds(),
     }
     for target, seeds in targets.items():
