@@ -36,6 +36,8 @@
 #   -- ARGS          further libFuzzer options (e.g. -seed=1)
 # Prints executions, exec/s, corpus size and the result per target; exits 1 if any target
 # crashed, leaked, hit a sanitizer report, a timeout or the memory limit (the input is kept).
+# Environment: ICEMU_QEMU_FUZZ names a qemu-fuzz-x86_64 to use instead of building one.
+# See docs/fuzzing.md.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 . "$ICEMU_ROOT/scripts/build-lib.sh"
