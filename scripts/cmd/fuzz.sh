@@ -21,7 +21,7 @@
 #   --artifacts DIR  where a crashing, leaking, out-of-memory or hanging input and the
 #                    fuzzer's log are kept, DIR/<target>/ (default ./fuzz-artifacts)
 #   --rss-limit-mb N libFuzzer's memory limit (default 2048): above it is a failure
-#   --timeout S      one input running longer than S seconds is a failure (default 60)
+#   --timeout S      one input running longer than S seconds is a failure (default 300)
 #   --leak-check-every-input
 #                    LeakSanitizer after every input whose mallocs outnumber its frees
 #                    (libFuzzer's default; about 10x slower with QEMU, whose RCU frees late).
@@ -78,7 +78,7 @@ time_s=""
 corpus="$ICEMU_CACHE/fuzz/corpus"
 artifacts="$PWD/fuzz-artifacts"
 rss_mb=2048
-timeout_s=60
+timeout_s=300
 list=0
 build_only=0
 leaks_every=0
