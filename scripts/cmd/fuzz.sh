@@ -183,6 +183,12 @@ run_fuzzer() {
 	return "$rc"
 }
 
+# failures_kept DIR: how many inputs libFuzzer kept in DIR for a failure (not slow-unit-*).
+failures_kept() {
+	find "$1" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' \
+		-o -name 'oom-*' \) | wc -l
+}
+
 # verdict LOG RC: empty if the run is clean, else what went wrong (the first sanitizer or
 # libFuzzer error line).
 verdict() {
@@ -221,7 +227,8 @@ for t in "${SELECTED[@]}"; do
 	[ ! -d "$seed_dir/$t" ] || seeds=("$seed_dir/$t")
 	limit=(-max_total_time="$time_s")
 	[ -z "$runs" ] || limit=(-runs="$runs")
-	before=$(ls -A "$keep" | wc -l)
+	before=$(failures_kept "$keep")
+	slow_before=$(find "$keep" -name 'slow-unit-*' | wc -l)
 	log "fuzzing $t (${runs:+$runs runs}${time_s:+$time_s s}; log: $logf)"
 	rc=0
 	run_fuzzer "$t" "$logf" -detect_leaks="$leaks_every" -artifact_prefix="$keep/" \
@@ -239,8 +246,11 @@ for t in "${SELECTED[@]}"; do
 		[ -z "$problem" ] || { problem="leak pass: $problem"; cat "$logf.leaks" >>"$logf"; }
 	fi
 	units=$(find "$work" -type f | wc -l)
+	slow=$(($(find "$keep" -name 'slow-unit-*' | wc -l) - slow_before))
 	result=ok
-	new_artifacts=$(($(ls -A "$keep" | wc -l) - before))
+	# an input slower than 10 s is kept (slow-unit-*) and named, but is no failure
+	[ "$slow" = 0 ] || result="ok ($slow inputs slower than 10 s kept in $keep)"
+	new_artifacts=$(($(failures_kept "$keep") - before))
 	[ -n "$problem" ] || [ "$new_artifacts" = 0 ] || problem="exit 0, but libFuzzer kept an input"
 	if [ -n "$problem" ]; then
 		failed=1
