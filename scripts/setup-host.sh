@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything icemu needs on a Debian bookworm host. Idempotent; run as root
 # (or with passwordless sudo). `--fstests` also installs what building a user's fstests
-# tree needs (./icemu fstests runs it; the base set stays as it was). Adds bookworm-backports, trixie and trixie-backports from
+# tree needs (./icemu fstests runs it; the base set stays as it was); `--fuzz` what
+# building QEMU's libFuzzer target needs (./icemu fuzz runs it). Adds bookworm-backports, trixie and trixie-backports from
 # the mirror this machine already uses, pinned low so bookworm stays the default.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -84,6 +85,11 @@ TRIXIE_PKGS=(virtme-ng)
 FSTESTS_PKGS=(autoconf automake libtool libtool-bin make gcc uuid-dev libacl1-dev
 	libattr1-dev libaio-dev liburing-dev libgdbm-dev libcap-dev xfslibs-dev)
 
+# ./icemu fuzz: QEMU built with clang; libclang-rt-14-dev has libFuzzer (clang's
+# -fsanitize=fuzzer links its libclang_rt.fuzzer, so the standalone libfuzzer-14-dev is not
+# needed) and the sanitizer runtimes; llvm-14 has llvm-symbolizer for symbolized reports.
+FUZZ_PKGS=(clang-14 libclang-rt-14-dev llvm-14)
+
 missing() {
 	local p
 	for p in "$@"; do
@@ -92,12 +98,17 @@ missing() {
 }
 
 main() {
-	if [ "${1:-}" = --fstests ]; then
-		local f
-		f=$(missing "${FSTESTS_PKGS[@]}")
+	if [ "${1:-}" = --fstests ] || [ "${1:-}" = --fuzz ]; then
+		local f what=fstests
+		if [ "$1" = --fuzz ]; then
+			what="QEMU's fuzzing build"
+			f=$(missing "${FUZZ_PKGS[@]}")
+		else
+			f=$(missing "${FSTESTS_PKGS[@]}")
+		fi
 		[ -z "$f" ] && return 0
 		apt_update
-		log "installing what building fstests needs: $(echo $f)"
+		log "installing what building $what needs: $(echo $f)"
 		# shellcheck disable=SC2086
 		$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $f
 		return 0
