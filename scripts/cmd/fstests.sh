@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ./icemu fstests --fstests DIR [--fs ext4|f2fs] [--target ufs|emmc|mcq|dm-linear]
+# ./icemu fstests --fstests DIR [--fs ext4|f2fs] [--target ufs|emmc|mcq|dm-linear|ufs-wrapped]
 #                 [--kernel PATH] [--kernel-series 7|6.12] [--fscryptctl PATH] [--out DIR]
 #                 [-g GROUP | -x GROUP | TEST ...]
 # Run your fstests tree's own check on icemu's emulated inline-crypto hardware, with
@@ -11,7 +11,8 @@
 #   --fstests DIR     your fstests (xfstests) tree; $ICEMU_FSTESTS when not given
 #   --fs ext4|f2fs    the filesystem (FSTYP)
 #   --target T        ufs: two LUs of one UFS (crypto=on); emmc: two eMMCs; mcq: UFS in
-#                     MCQ mode; dm-linear: each device a dm-linear over a UFS LU and an eMMC
+#                     MCQ mode; dm-linear: each device a dm-linear over a UFS LU and an eMMC;
+#                     ufs-wrapped: ufs with the hardware key manager (generic/368, 369 run)
 #   --kernel PATH     your bzImage (with guest-tests/kernel/icemu.config's options)
 #   --kernel-series   7 (default) or 6.12: which icemu kernel to build and boot
 #   --fscryptctl PATH a static fscryptctl binary put on the guest's PATH (generic/368, 369)
@@ -38,9 +39,9 @@ while [ $# -gt 0 ]; do
 		case "$2" in ext4 | f2fs) FSTYP=$2 ;; *) usage_error "--fs must be ext4 or f2fs, not '$2'" ;; esac
 		shift 2 ;;
 	--target)
-		[ $# -ge 2 ] || usage_error "--target needs ufs, emmc, mcq or dm-linear"
-		case "$2" in ufs | emmc | mcq | dm-linear) TARGET=$2 ;;
-		*) usage_error "--target must be ufs, emmc, mcq or dm-linear, not '$2'" ;; esac
+		[ $# -ge 2 ] || usage_error "--target needs ufs, emmc, mcq, dm-linear or ufs-wrapped"
+		case "$2" in ufs | emmc | mcq | dm-linear | ufs-wrapped) TARGET=$2 ;;
+		*) usage_error "--target must be ufs, emmc, mcq, dm-linear or ufs-wrapped, not '$2'" ;; esac
 		shift 2 ;;
 	--kernel)
 		[ $# -ge 2 ] || usage_error "--kernel needs a bzImage path"

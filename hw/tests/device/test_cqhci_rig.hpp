@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -57,13 +58,9 @@ inline cqhci::Task task(unsigned tag, bool write, std::uint32_t lba, std::uint16
 class EmmcRig {
 public:
     explicit EmmcRig(const EmmcOptions& o) : dir_("icemu-emmc") {
-        {
-            std::ofstream f(medium_path(), std::ios::binary | std::ios::trunc);
-            const std::vector<char> zero(65536, 0);
-            for (std::size_t done = 0; done < o.medium_bytes; done += zero.size()) {
-                f.write(zero.data(), static_cast<std::streamsize>(zero.size()));
-            }
-        }
+        // a sparse file: reads as zeroes, costs nothing for a multi-GiB card
+        std::ofstream(medium_path(), std::ios::binary | std::ios::trunc).close();
+        std::filesystem::resize_file(medium_path(), o.medium_bytes);
         qtest::MachineOptions opts;
         opts.qemu_binary = test::qemu_binary();
         opts.extra_args = {"-m", "256M"};
@@ -115,6 +112,13 @@ public:
     std::filesystem::path medium_path() const { return dir_ / "emmc.img"; }
     std::filesystem::path log_path() const { return dir_ / "crypto.jsonl"; }
     std::filesystem::path trace_path() const { return dir_ / "trace.log"; }
+    // Writes bytes straight into the backing file (for a range QEMU has not touched yet).
+    void put_medium(std::uint64_t off, std::span<const std::uint8_t> bytes) const {
+        std::fstream f(medium_path(), std::ios::binary | std::ios::in | std::ios::out);
+        f.seekp(static_cast<std::streamoff>(off));
+        f.write(reinterpret_cast<const char*>(bytes.data()),
+                static_cast<std::streamsize>(bytes.size()));
+    }
     std::vector<std::uint8_t> medium(std::uint64_t off, std::size_t len) const {
         std::ifstream f(medium_path(), std::ios::binary);
         f.seekg(static_cast<std::streamoff>(off));

@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -183,14 +184,18 @@ namespace {
 class UfsBox {
 public:
     UfsBox(const std::string& props, std::vector<std::string> extra_args = {},
-           const std::string& blockdev = {}, std::size_t lu_bytes = 4u << 20)
-        : dir_("icemu-hostile") {
+           const std::string& blockdev = {}, std::size_t lu_bytes = 4u << 20,
+           ufs::QueueMode queue = ufs::QueueMode::legacy)
+        : dir_("icemu-hostile"), queue_(queue) {
         qtest::MachineOptions opts;
         opts.qemu_binary = test::qemu_binary();
         opts.extra_args = {"-m", "256M"};
         opts.extra_args.insert(opts.extra_args.end(), extra_args.begin(), extra_args.end());
         opts.extra_args.insert(opts.extra_args.end(),
                                {"-device", "ufs,id=ufs0,serial=hostile,addr=4,crypto=on" +
+                                               std::string(queue == ufs::QueueMode::mcq
+                                                               ? ",mcq=true,mcq-maxq=1"
+                                                               : "") +
                                                (props.empty() ? "" : "," + props)});
         if (blockdev.empty()) {
             std::ofstream f(medium_path(), std::ios::binary | std::ios::trunc);
@@ -219,7 +224,9 @@ public:
         const auto fns = pci.find(ufs::kRedHatVendor, ufs::kUfsDevice);
         REQUIRE(fns.size() == 1);
         fn_ = fns[0];
-        host_ = std::make_unique<ufs::UfsHost>(*machine_, fn_, ufs::HostConfig{});
+        ufs::HostConfig hc;
+        hc.queue = queue_;
+        host_ = std::make_unique<ufs::UfsHost>(*machine_, fn_, hc);
         if (after_reset) {
             host_->disable();
         }
@@ -247,6 +254,7 @@ public:
 
 private:
     qtest::TempDir dir_;
+    ufs::QueueMode queue_;
     std::unique_ptr<qtest::Machine> machine_;
     std::unique_ptr<ufs::UfsHost> host_;
     ufs::PciFunction fn_;
@@ -467,11 +475,14 @@ TEST_CASE("ufs: a PRDT longer than the command moves only the command's blocks, 
 }
 
 TEST_CASE("ufs: a machine reset with a CE READ in flight frees its slot, its key and its staging "
-          "memory",
+          "memory, legacy doorbell and MCQ",
           "[device][crypto][hostile][reset]") {
+    const bool mcq = GENERATE(false, true);
+    INFO((mcq ? "MCQ" : "legacy doorbell"));
     // 1 s per I/O; 64 KiB of staging memory: one granule, which the in-flight READ holds
     UfsBox box("x-crypto-staging-size=65536", {},
-               "driver=null-co,size=4194304,read-zeroes=on,latency-ns=1000000000");
+               "driver=null-co,size=4194304,read-zeroes=on,latency-ns=1000000000", 4u << 20,
+               mcq ? ufs::QueueMode::mcq : ufs::QueueMode::legacy);
     auto& m = box.machine();
     const auto key = ufs_cryptokey(7);
     ufs::program_keyslot(box.host(), box.caps(), 0, key, 4096, 0);
@@ -490,7 +501,9 @@ TEST_CASE("ufs: a machine reset with a CE READ in flight frees its slot, its key
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     REQUIRE(box.counters()["staged"] == 1);
-    REQUIRE((box.host().rreg(ufs::reg::kUtrldbr) & 1u) != 0);
+    if (!mcq) {
+        REQUIRE((box.host().rreg(ufs::reg::kUtrldbr) & 1u) != 0);
+    }
     m.qmp("system_reset");
     // the reset has run when the function's COMMAND register is 0 again (it drains the READ)
     ufs::PciConfig pci(m);
@@ -500,18 +513,23 @@ TEST_CASE("ufs: a machine reset with a CE READ in flight frees its slot, its key
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     REQUIRE((pci.read32(box.fn(), 0x04) & 0x6) == 0);
+    if (!mcq) {
+        // the request was dropped with the queue: its doorbell bit is clear before the driver
+        // touches the controller again
+        pci.map_bar(box.fn(), 0, 0xe0000000ull);
+        pci.enable(box.fn());
+        REQUIRE((m.readl(0xe0000000ull + ufs::reg::kUtrldbr) & 1u) == 0u);
+    }
 
-    // the request was dropped with the queue: its doorbell bit is clear
-    pci.map_bar(box.fn(), 0, 0xe0000000ull);
-    pci.enable(box.fn());
-    REQUIRE((m.readl(0xe0000000ull + ufs::reg::kUtrldbr) & 1u) == 0u);
-
-    // the driver comes back, reprograms its key (the reset wiped it) and reads again: the
-    // request gets the staging granule (it was released), and decrypts right
+    // the driver comes back: the request was dropped with the queues (no doorbell bit, no
+    // completion posted into the new queues), it reprograms its key (the reset wiped it) and
+    // reads again: the request gets the staging granule (it was released), and decrypts right
     box.attach(true);
+    CHECK_FALSE(box.host().queue_busy());
     ufs::program_keyslot(box.host(), box.caps(), 0, key, 4096, 0);
     const auto c = box.host().read(0, 0, 1, ufs::CryptoFields{true, 0, 0});
     CHECK(c.ocs == ufs::ocs::kSuccess);
+    CHECK_FALSE(box.host().queue_busy());
     const auto counters = box.counters();
     CHECK(counters["staged"] == 2);
     CHECK(counters["chunked"] == 0);
@@ -578,4 +596,76 @@ TEST_CASE("ufs: a host I/O error fails the CE command with CHECK CONDITION, writ
     CHECK(r7.scsi_status == 0);
     CHECK(r7.in == plain);
     CHECK(box.machine().alive());
+}
+
+TEST_CASE("cqhci: the bounce buffers a guest makes the controller hold stay within "
+          "x-cqhci-bounce-budget, and every task still runs",
+          "[device][cqhci][hostile][bounce]") {
+    // Each started task holds a bounce buffer of its own size until it completes; QEMU traces
+    // the bytes held at each start (cqhci_task_start) and each task that has to wait.
+    struct Case {
+        const char* what;
+        std::string props;
+        unsigned tasks;
+        std::uint16_t blocks;
+        bool expect_wait;
+        std::uint64_t max_held; // bound on the largest "hold" the trace may show
+        std::uint64_t min_peak; // the trace must show at least this much held at once
+    };
+    const std::uint64_t mib = 1u << 20;
+    const auto c = GENERATE_COPY(
+        // 8 tasks of 4 MiB rung at once, 8 MiB budget: two at a time, the others wait
+        Case{"8 x 4 MiB, budget 8 MiB", "x-cqhci-bounce-budget=8M", 8, 8192, true, 8 * mib,
+             8 * mib},
+        // the same with room for all: they all start together (the trace sees concurrency)
+        Case{"8 x 4 MiB, budget 64 MiB", "x-cqhci-bounce-budget=64M", 8, 8192, false, 32 * mib,
+             32 * mib},
+        // the default budget: 31 tasks of Linux's largest (512 KiB) request never wait
+        Case{"31 x 512 KiB, default budget", "", 31, 1024, false, 31 * 512 * 1024,
+             31 * 512 * 1024});
+    INFO(c.what);
+
+    std::string log;
+    {
+        cqhci_test::EmmcOptions o = cqhci_test::cq_options(false, c.props);
+        o.medium_bytes = 64u << 20;
+        o.trace = {"cqhci_task_*"};
+        cqhci_test::EmmcRig r(o);
+        auto& h = r.host();
+        h.enable(false);
+        std::uint32_t mask = 0;
+        std::vector<std::vector<std::uint8_t>> written;
+        for (unsigned tag = 0; tag < c.tasks; ++tag) {
+            // each task writes its own range from its own guest buffer (first 4 KiB tagged)
+            const auto head = test::pattern_bytes(4096, 1000 + tag);
+            h.put_data(tag, head);
+            written.push_back(head);
+            h.prepare(cqhci_test::task(tag, true, tag * std::uint32_t{c.blocks}, c.blocks));
+            mask |= 1u << tag;
+        }
+        h.ring(mask);
+        CHECK(h.wait_tcn(mask) == mask);
+        CHECK((h.rreg(reg::kIs) & (bits::kIsRed | bits::kIsGce | bits::kIsIcce)) == 0u);
+        for (unsigned tag = 0; tag < c.tasks; ++tag) {
+            INFO("task " << tag);
+            CHECK(r.medium(std::uint64_t{tag} * c.blocks * 512, 4096) == written[tag]);
+        }
+        r.machine().shutdown();
+        log = slurp(r.trace_path());
+    }
+
+    const std::regex start(R"(cqhci_task_start task (\d+): (\d+) bytes, bounce buffers hold (\d+))");
+    std::uint64_t peak = 0;
+    unsigned starts = 0;
+    for (auto it = std::sregex_iterator(log.begin(), log.end(), start);
+         it != std::sregex_iterator(); ++it) {
+        ++starts;
+        CHECK(std::stoull((*it)[2]) == std::uint64_t{c.blocks} * 512);
+        peak = std::max<std::uint64_t>(peak, std::stoull((*it)[3]));
+    }
+    CHECK(starts == c.tasks);
+    CHECK(peak <= c.max_held);
+    CHECK(peak >= c.min_peak);
+    const bool waited = log.find("cqhci_task_wait") != std::string::npos;
+    CHECK(waited == c.expect_wait);
 }

@@ -232,9 +232,6 @@ std::uint32_t UfsHost::execute(const std::array<std::uint8_t, 32>& utrd, Complet
     if (!enabled_) {
         throw qtest::Error("UFS: request submitted to a disabled host");
     }
-    if (detach && cfg_.queue != QueueMode::legacy) {
-        throw qtest::Error("UFS: detached requests need the legacy queue");
-    }
     if (cfg_.queue == QueueMode::legacy) {
         const std::uint64_t slot0 = cfg_.ram_base + kUtrlOff;
         m_.memwrite(slot0, utrd);
@@ -255,6 +252,10 @@ std::uint32_t UfsHost::execute(const std::array<std::uint8_t, 32>& utrd, Complet
     m_.memwrite(sq + sq_tail_, utrd);
     sq_tail_ = (sq_tail_ + 32) % ring;
     wreg(sq_dao_ + 4, sq_tail_);
+    if (detach) {
+        enabled_ = false;
+        return ocs::kInvalid;
+    }
     wait_for("a CQ entry", [&] { return rreg(cq_dao_ + 4) != cq_head_; });
     const auto cqe = m_.memread(cq + cq_head_, 32);
     cq_head_ = (cq_head_ + 32) % ring;
@@ -262,6 +263,13 @@ std::uint32_t UfsHost::execute(const std::array<std::uint8_t, 32>& utrd, Complet
     c.is = rreg(reg::kIs);
     wreg(reg::kIs, bits::kIsCqes);
     return cqe[16]; // CQE status = OCS
+}
+
+bool UfsHost::queue_busy() {
+    if (cfg_.queue == QueueMode::legacy) {
+        return (rreg(reg::kUtrldbr) & 1u) != 0;
+    }
+    return rreg(cq_dao_ + 4) != cq_head_;
 }
 
 Completion UfsHost::submit(const Request& req) {

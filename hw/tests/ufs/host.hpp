@@ -92,8 +92,9 @@ struct Request {
     // Allow `segments` to cover more than the data length (a PRDT longer than the command);
     // the guest bytes past the data are kLongPrdtFill on a write.
     bool long_prdt = false;
-    // Ring the doorbell (legacy queue) and return at once: the request stays in flight, the
-    // Completion is empty (OCS kInvalid). The host is unusable until it is brought up again.
+    // Ring the doorbell (legacy queue) or the SQ tail (MCQ) and return at once: the request
+    // stays in flight, the Completion is empty (OCS kInvalid). The host is unusable until it is
+    // brought up again.
     bool detach = false;
     // Read the guest data buffer back after a write (to check it was not modified).
     bool read_back_out = false;
@@ -147,6 +148,9 @@ public:
 
     Completion submit(const Request& req);
     std::uint8_t nop_out();
+    // Legacy: UTRLDBR bit 0 is set; MCQ: the CQ holds an entry the host has not consumed.
+    // Right after enable() with nothing submitted, true means work from before survived.
+    bool queue_busy();
     // TEST UNIT READY until GOOD, consuming the power-on UNIT ATTENTION.
     void wait_unit_ready(std::uint8_t lun);
 
