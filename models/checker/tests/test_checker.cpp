@@ -1860,3 +1860,93 @@ TEST_CASE("AES-256-XTS contents with AES-256-HCTR2 filenames stay native and mod
     // the CE=0 write is now a finding: XTS contents are native on ufs0
     fails(v, 7, {"CE=0 write", "/mnt/m/f", "native inline crypto expected"});
 }
+
+// ---- dm over dm (scenario 33) -------------------------------------------------------------------
+
+namespace {
+
+// dm-linear 'top' over dm-linear 'lin' (ua 16 MiB + ub 48 MiB): top maps lin's ub half first
+// and its ua half second. An IV_INO_LBLK_64 file: blocks 0-3 at top byte 500*4096 (-> lin
+// byte 16 MiB + 500*4096 -> ub LBA 500), blocks 4-7 at top byte 48 MiB + 1000*4096 (-> lin byte
+// 1000*4096 -> ua LBA 1000).
+Fixture stacked_run(bool top_dun_shift, bool miss_evict_ua) {
+    Fixture f;
+    f.dm_linear({{"/dev/sdb", kUaSectors}, {"/dev/sdc", kUbSectors}});
+    f.step("dm_create", {{"name", "top"}}, {{"sysname", "dm-1"}, {"dev", "254:1"}});
+    f.step("dm_load", {{"name", "top"},
+                       {"table",
+                        {{{"start", 0},
+                          {"len", kUbSectors},
+                          {"type", "linear"},
+                          {"params", "/dev/mapper/lin " + std::to_string(kUaSectors)}},
+                         {{"start", kUbSectors},
+                          {"len", kUaSectors},
+                          {"type", "linear"},
+                          {"params", "/dev/mapper/lin 0"}}}}});
+    f.step("dm_resume", {{"name", "top"}});
+    json crypto = {
+        {"max_dun_bits", 64}, {"num_keyslots", 0}, {"modes", {{"AES-256-XTS", "0x1200"}}}};
+    f.step("disks", json::object(),
+           {{"disks",
+             {Fixture::lu_disk("sdb", 8, "0x1e00"),
+              Fixture::lu_disk("sdc", 4, "0x1200"),
+              {{"name", "dm-0"}, {"dm_name", "lin"}, {"crypto", crypto}},
+              {{"name", "dm-1"}, {"dm_name", "top"}, {"crypto", crypto}}}}});
+    const std::string id = f.identifier();
+    f.step("mkfs", {{"dev", "/dev/mapper/top"}, {"uuid", kUuid}});
+    f.step("mount", {{"dev", "/dev/mapper/top"}, {"dir", "/mnt"}, {"options", "inlinecrypt"}});
+    f.step("add_key", {{"mnt", "/mnt"}, {"key", kMaster}}, {{"identifier", id}});
+    f.step("set_policy", {{"dir", "/mnt/d64"}, {"identifier", id}, {"flags", "iv_ino_lblk_64"}},
+           {{"policy", {{"flags", 0x0b}, {"log2_data_unit_size", 0}}}});
+    const std::string fp = lblk64_fp();
+    f.program("ufs1", 0, fp);
+    // a DUN shifted by the top table's offset into lin (in 4096-byte units) is wrong
+    f.io("ufs1", ev::IoOp::write, 500, 4, true, 0,
+         dun64(0) + (top_dun_shift ? kUaSectors * 512 / 4096 : 0));
+    f.program("ufs0", 0, fp);
+    f.io("ufs0", ev::IoOp::write, 1000, 4, true, 0, dun64(4));
+    f.step("write_file", {{"path", "/mnt/d64/f"}, {"size", 32768}, {"seed", 7}},
+           {{"ino", kIno}, {"size", 32768}});
+    f.step("file_info", {{"path", "/mnt/d64/f"}},
+           {{"ino", kIno},
+            {"size", 32768},
+            {"nonce", "000102030405060708090a0b0c0d0e0f"},
+            {"extents",
+             {{{"logical", 0}, {"physical", 500 * 4096}, {"length", 16384}, {"flags", 0}},
+              {{"logical", 16384},
+               {"physical", kUbSectors * 512 + 1000 * 4096},
+               {"length", 16384},
+               {"flags", 1}}}}});
+    if (!miss_evict_ua) {
+        f.evict("ufs0", 0);
+    }
+    f.evict("ufs1", 0);
+    f.step("remove_key", {{"mnt", "/mnt"}, {"identifier", id}}, {{"files_busy", false}}, "rm");
+    f.step("umount", {{"dir", "/mnt"}});
+    f.step("dm_remove", {{"name", "top"}});
+    f.step("dm_remove", {{"name", "lin"}});
+    return f;
+}
+
+} // namespace
+
+TEST_CASE("dm-linear over dm-linear: extents mapped through both tables, sysfs of both, keys on "
+          "and evicted from both controllers",
+          "[checker][stacked]") {
+    const auto v = check(stacked_run(false, false).inputs());
+    INFO(format_text(v));
+    CHECK_FALSE(any_failed(v));
+    CHECK(verdict(v, 1).level == "model");
+    CHECK_THAT(verdict(v, 2).reason, ContainsSubstring("4 data unit(s)"));
+    CHECK(verdict(v, 5).status == Status::pass);
+    const std::string d3 = all_details(verdict(v, 3));
+    CHECK_THAT(d3, ContainsSubstring("ufs0 16384 B"));
+    CHECK_THAT(d3, ContainsSubstring("ufs1 16384 B"));
+}
+
+TEST_CASE("dm over dm: a DUN shifted by the upper table's offset, a key left under the lower "
+          "table",
+          "[checker][stacked][negative]") {
+    fails(check(stacked_run(true, false).inputs()), 2, {"ufs1 seq", "+4096 units"});
+    fails(check(stacked_run(false, true).inputs()), 4, {"ufs0 slot 0 still holds"}, {"ufs1 slot"});
+}
