@@ -391,3 +391,18 @@ TEST_CASE("the hardware-wrapped-key scenarios run on 7.x and SKIP on 6.12 and 6.
                           [](const Controller& c) { return c.wrapped_keys; }));
     }
 }
+
+TEST_CASE("the breadth scenarios run on 7.x and 6.12; sub-block data units SKIP on 6.1") {
+    // 30-33 use what 6.1 already has (F2FS inlinecrypt, multi-device get_devices, the
+    // fallback's ESSIV and Adiantum modes, HCTR2 filenames since 6.0, dm-linear); 34 needs
+    // log2_data_unit_size (6.7+).
+    for (const char* name : {"30-f2fs-ufs-emmc", "31-f2fs-multi-device", "32-fallback-modes",
+                             "33-dm-linear-stacked", "34-sub-block-data-units"}) {
+        INFO(name);
+        const Scenario s = load_scenario(std::string(ICEMU_SCENARIO_DIR) + "/" + name + ".json");
+        CHECK(kernel_matches(s.kernel, "7.3.4"));
+        CHECK(kernel_matches(s.kernel, "6.12.117"));
+        CHECK(kernel_matches(s.kernel, "6.1.192") ==
+              (std::string(name) != "34-sub-block-data-units"));
+    }
+}
