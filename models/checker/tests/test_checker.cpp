@@ -1950,3 +1950,85 @@ TEST_CASE("dm over dm: a DUN shifted by the upper table's offset, a key left und
     fails(check(stacked_run(true, false).inputs()), 2, {"ufs1 seq", "+4096 units"});
     fails(check(stacked_run(false, true).inputs()), 4, {"ufs0 slot 0 still holds"}, {"ufs1 slot"});
 }
+
+// ---- sub-block data units on an eMMC (scenario 34) --------------------------------------------
+
+namespace {
+
+// ext4 (4096-byte blocks) on an eMMC with a default policy of 512-byte data units: the DUN of
+// ext4's largest file needs 35 bits, more than CQHCI's 32, so the file must use the fallback;
+// with 4096-byte units (32 bits) it is native.
+Fixture emmc_subblock_run(unsigned log2_du, bool ce) {
+    Fixture f;
+    f.scenario["controllers"][1] = {{"id", "emmc0"},
+                                    {"type", "emmc"},
+                                    {"crypto", true},
+                                    {"keyslots", 8},
+                                    {"caps", "aes-xts-256:0x0f"},
+                                    {"name", "ea"},
+                                    {"size", "64M"}};
+    f.run["disk_map"]["ea"] = {{"name", "mmcblk0"}, {"dev_path", "/dev/mmcblk0"}, {"dev", "179:0"}};
+    f.text.erase("ufs1");
+    ev::Realize r;
+    r.slots = 8;
+    r.cfgptr = 0x02;
+    r.caps = {ev::CapEntry{0, 0, 0x0f, 3}};
+    r.frontend = "cqhci";
+    f.emit("emmc0", r);
+    f.emit("emmc0", ev::Enable{true, true});
+    const std::string id = f.identifier();
+    f.step("mkfs", {{"dev", "/dev/mmcblk0"}, {"uuid", kUuid}});
+    f.step("mount", {{"dev", "/dev/mmcblk0"}, {"dir", "/mnt"}, {"options", "inlinecrypt"}},
+           {{"block_size", 4096}});
+    f.step("add_key", {{"mnt", "/mnt"}, {"key", kMaster}}, {{"identifier", id}});
+    f.step("set_policy", {{"dir", "/mnt/d"}, {"identifier", id}, {"log2_data_unit_size", log2_du}},
+           {{"policy", {{"flags", 0x03}, {"contents", 1}, {"log2_data_unit_size", log2_du}}}});
+    const Bytes key = fc::per_file_key(icemu::models::from_hex(kMaster),
+                                       icemu::models::from_hex("000102030405060708090a0b0c0d0e0f"));
+    const std::string fp = icemu::models::key_fingerprint(key);
+    if (ce) {
+        f.program("emmc0", 0, fp);
+        ev::Io x;
+        x.slot = 0;
+        x.ce = true;
+        x.op = ev::IoOp::write;
+        x.opcode = 47;
+        x.lba = 8000;
+        x.blocks = 8;
+        x.bytes = 4096;
+        x.block_size = 512;
+        x.dusize = 1u << log2_du;
+        x.dun = 0;
+        x.key_fp = fp;
+        x.queue = "cq:1";
+        f.emit("emmc0", x);
+    }
+    f.step("write_file", {{"path", "/mnt/d/f"}, {"size", 4096}, {"seed", 7}},
+           {{"ino", kIno}, {"size", 4096}});
+    f.step("file_info", {{"path", "/mnt/d/f"}},
+           {{"ino", kIno},
+            {"size", 4096},
+            {"nonce", "000102030405060708090a0b0c0d0e0f"},
+            {"extents",
+             {{{"logical", 0}, {"physical", 1000 * 4096}, {"length", 4096}, {"flags", 1}}}}});
+    if (ce) {
+        f.evict("emmc0", 0);
+    }
+    f.step("remove_key", {{"mnt", "/mnt"}, {"identifier", id}}, {{"files_busy", false}}, "rm");
+    return f;
+}
+
+} // namespace
+
+TEST_CASE("sub-block data units on an eMMC: 512-byte units need 35-bit DUNs (fallback), "
+          "4096-byte units are native",
+          "[checker][emmc][subblock]") {
+    {
+        const auto v = check(emmc_subblock_run(12, true).inputs());
+        INFO(format_text(v));
+        CHECK_FALSE(any_failed(v));
+        CHECK_THAT(verdict(v, 2).reason, ContainsSubstring("data unit(s) checked"));
+    }
+    fails(check(emmc_subblock_run(9, true).inputs()), 7,
+          {"emmc0 seq", "/mnt/d/f", "the models predict blk-crypto-fallback"});
+}
