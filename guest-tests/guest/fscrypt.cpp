@@ -43,6 +43,32 @@ std::uint8_t policy_flags(const json& req) {
     return static_cast<std::uint8_t>(f | padbits);
 }
 
+// fscrypt mode names (include/uapi/linux/fscrypt.h FSCRYPT_MODE_*) of the valid v2 pairs:
+// contents aes-256-xts / aes-128-cbc (ESSIV) / adiantum, filenames aes-256-cts /
+// aes-256-hctr2 / aes-128-cts / adiantum. The kernel judges the pair (EINVAL).
+std::uint8_t mode_number(const std::string& name, bool contents) {
+    if (contents) {
+        if (name == "aes-256-xts")
+            return kModeAes256Xts;
+        if (name == "aes-128-cbc" || name == "aes-128-cbc-essiv")
+            return kModeAes128Cbc;
+        if (name == "adiantum")
+            return kModeAdiantum;
+        throw OpError(EINVAL, "set_policy: unknown contents mode '" + name +
+                                  "' (aes-256-xts, aes-128-cbc-essiv, adiantum)");
+    }
+    if (name == "aes-256-cts")
+        return kModeAes256Cts;
+    if (name == "aes-256-hctr2")
+        return kModeAes256Hctr2;
+    if (name == "aes-128-cts")
+        return kModeAes128Cts;
+    if (name == "adiantum")
+        return kModeAdiantum;
+    throw OpError(EINVAL, "set_policy: unknown filenames mode '" + name +
+                              "' (aes-256-cts, aes-256-hctr2, aes-128-cts, adiantum)");
+}
+
 } // namespace
 
 std::string add_encryption_key(const std::string& mnt, const std::uint8_t* key, std::size_t n,
@@ -107,7 +133,8 @@ json op_key_status(const json& req) {
 
 // set_policy: dir (created if missing; must be empty), identifier, flags
 // ("none"|"iv_ino_lblk_64"|"iv_ino_lblk_32"|"direct_key"|number), log2_data_unit_size (0 =
-// the block size), contents ("aes-256-xts"), filenames ("aes-256-cts"|"aes-256-hctr2"),
+// the block size), contents ("aes-256-xts"|"aes-128-cbc-essiv"|"adiantum"), filenames
+// ("aes-256-cts"|"aes-256-hctr2"|"aes-128-cts"|"adiantum"),
 
 // The reply form of a v2 policy (what set_policy applied / get_policy read).
 json policy_json(const PolicyV2& p) {
@@ -125,12 +152,8 @@ json op_set_policy(const json& req) {
     mkdir_p(dir);
     PolicyV2 p{};
     p.version = 2;
-    std::string contents = arg_str(req, "contents", "aes-256-xts");
-    if (contents != "aes-256-xts")
-        throw OpError(EINVAL, "set_policy: contents mode must be aes-256-xts");
-    p.contents_encryption_mode = kModeAes256Xts;
-    std::string names = arg_str(req, "filenames", "aes-256-cts");
-    p.filenames_encryption_mode = names == "aes-256-hctr2" ? kModeAes256Hctr2 : kModeAes256Cts;
+    p.contents_encryption_mode = mode_number(arg_str(req, "contents", "aes-256-xts"), true);
+    p.filenames_encryption_mode = mode_number(arg_str(req, "filenames", "aes-256-cts"), false);
     p.flags = policy_flags(req);
     p.log2_data_unit_size = static_cast<std::uint8_t>(arg_u64(req, "log2_data_unit_size", 0));
     auto id = from_hex(arg_str(req, "identifier"));

@@ -1,5 +1,5 @@
 // System facts (uname, cmdline, every block device with its queue/crypto/ files),
-// mkfs via the initramfs' mke2fs, mount/umount, sync and drop_caches.
+// mkfs via the initramfs' mke2fs or mkfs.f2fs, mount/umount, sync and drop_caches.
 #include <cerrno>
 #include <cstring>
 #include <dirent.h>
@@ -163,11 +163,48 @@ static std::pair<int, std::string> run(const std::vector<std::string>& argv) {
 // mkfs: ext4 with encryption support and a fixed UUID (the models derive per-mode keys from
 // it). Args: dev, uuid, features (default "encrypt,stable_inodes"), block_size (4096),
 // blocks_per_group (optional), label (optional), extra (array of extra mke2fs arguments).
+// F2FS: fstype "f2fs" runs the initramfs' mkfs.f2fs with features (default "encrypt"), uuid,
+// label and, for a multi-device filesystem, devices (array: the additional devices, `-c`, in
+// order after `dev`, which holds the metadata and is the one to mount); f2fs blocks are 4096
+// bytes (block_size must be absent or 4096).
+std::vector<std::string> mkfs_f2fs_argv(const json& req, const std::string& dev) {
+    if (arg_u64(req, "block_size", 4096) != 4096)
+        throw OpError(EINVAL, "mkfs: f2fs blocks are 4096 bytes");
+    std::vector<std::string> argv = {"/sbin/mkfs.f2fs", "-f", "-q", "-t", "0"};
+    argv.insert(argv.end(), {"-O", arg_str(req, "features", "encrypt")});
+    std::string uuid = arg_str(req, "uuid", "");
+    if (!uuid.empty())
+        argv.insert(argv.end(), {"-U", uuid});
+    std::string label = arg_str(req, "label", "");
+    if (!label.empty())
+        argv.insert(argv.end(), {"-l", label});
+    if (auto it = req.find("devices"); it != req.end())
+        for (const auto& d : *it)
+            argv.insert(argv.end(), {"-c", d.get<std::string>()});
+    if (auto it = req.find("extra"); it != req.end())
+        for (const auto& e : *it)
+            argv.push_back(e.get<std::string>());
+    argv.push_back(dev);
+    return argv;
+}
+
 json op_mkfs(const json& req) {
     std::string dev = arg_str(req, "dev");
     std::string fstype = arg_str(req, "fstype", "ext4");
+    if (fstype == "f2fs") {
+        auto argv = mkfs_f2fs_argv(req, dev);
+        auto [code, out] = run(argv);
+        if (code != 0)
+            throw OpError(EIO, "mkfs.f2fs exited with " + std::to_string(code) + ": " + out);
+        json cmd = json::array();
+        for (const auto& a : argv)
+            cmd.push_back(a);
+        return {{"argv", cmd}, {"output", out}};
+    }
     if (fstype != "ext4")
-        throw OpError(EOPNOTSUPP, "mkfs: only ext4 is supported so far");
+        throw OpError(EOPNOTSUPP, "mkfs: fstype is ext4 or f2fs");
+    if (req.contains("devices"))
+        throw OpError(EINVAL, "mkfs: devices (multi-device) is f2fs only");
     std::vector<std::string> argv = {"/sbin/mke2fs", "-t", "ext4", "-F", "-q"};
     argv.insert(argv.end(), {"-b", std::to_string(arg_u64(req, "block_size", 4096))});
     argv.insert(argv.end(), {"-I", "256"});

@@ -11,6 +11,9 @@ namespace icemu::guest::uapi {
 
 constexpr std::uint8_t kModeAes256Xts = 1;
 constexpr std::uint8_t kModeAes256Cts = 4;
+constexpr std::uint8_t kModeAes128Cbc = 5; // contents: AES-128-CBC-ESSIV
+constexpr std::uint8_t kModeAes128Cts = 6;
+constexpr std::uint8_t kModeAdiantum = 9;
 constexpr std::uint8_t kModeAes256Hctr2 = 10;
 constexpr std::uint8_t kFlagDirectKey = 0x04;
 constexpr std::uint8_t kFlagIvInoLblk64 = 0x08;

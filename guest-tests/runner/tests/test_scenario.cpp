@@ -402,3 +402,15 @@ TEST_CASE("the hardware-wrapped-key scenarios run on 7.x and SKIP on 6.12 and 6.
                           [](const Controller& c) { return c.wrapped_keys; }));
     }
 }
+
+TEST_CASE("the breadth scenarios run on 7.x, 6.12 and 6.1") {
+    // 30, 32, 33 use what 6.1 already has (F2FS inlinecrypt, the fallback's ESSIV and Adiantum
+    // modes, HCTR2 filenames since 6.0, dm-linear passthrough).
+    for (const char* name : {"30-f2fs-ufs-emmc", "32-fallback-modes", "33-dm-linear-stacked"}) {
+        INFO(name);
+        const Scenario s = load_scenario(std::string(ICEMU_SCENARIO_DIR) + "/" + name + ".json");
+        CHECK(kernel_matches(s.kernel, "7.3.4"));
+        CHECK(kernel_matches(s.kernel, "6.12.117"));
+        CHECK(kernel_matches(s.kernel, "6.1.192"));
+    }
+}

@@ -6,6 +6,7 @@
 #include "icemu/guest_ops.hpp"
 #include "run.hpp"
 
+#include "icemu/models/f2fs.hpp"
 #include "icemu/models/hw_wrapped.hpp"
 #include "icemu/models/ufshci_crypto.hpp"
 
@@ -131,6 +132,13 @@ FileF Facts::new_file(const std::string& path, std::size_t write_step) const {
     for (const auto& fsys : fss) {
         if (fsys.umount_step == kNever && starts_under(path, fsys.mnt)) {
             f.dev_profile = profile_of(fsys.dev);
+            f.dev_profiles.clear();
+            if (fsys.devs.size() > 1) {
+                // blk-crypto decides per device (files.cpp)
+                for (const auto& d : fsys.devs) {
+                    f.dev_profiles[d.dev] = profile_of(d.dev);
+                }
+            }
         }
     }
     return f;
@@ -192,6 +200,7 @@ void load_disks(Facts& w) {
             d.sys = str(g, "name");
             d.dev_path = str(g, "dev_path", d.sys.empty() ? "" : "/dev/" + d.sys);
             d.devnum = str(g, "dev");
+            d.size_bytes = u64(g, "size_bytes");
         }
     };
     if (sc.is_object()) {
@@ -375,7 +384,38 @@ void on_mkfs(Facts& w, const Step& s) {
     while ((1u << bits) > bs && bits > 9) {
         --bits;
     }
-    w.mkfs[str(s.rq, "dev")] = {parse_uuid(str(s.rq, "uuid")), bits};
+    MkfsF m;
+    m.uuid = parse_uuid(str(s.rq, "uuid"));
+    m.fstype = str(s.rq, "fstype", "ext4");
+    m.blkbits = m.fstype == "f2fs" ? 12 : bits;
+    if (const json& d = at(s.rq, "devices"); d.is_array()) {
+        for (const auto& x : d) {
+            if (x.is_string()) {
+                m.devices.push_back(x.get<std::string>());
+            }
+        }
+    }
+    w.mkfs[str(s.rq, "dev")] = std::move(m);
+}
+
+// A multi-device F2FS: its devices in mkfs order, laid out by the f2fs model from the sizes
+// the guest reported for the scenario's disks.
+void f2fs_layout(Facts& w, Fs& f, const MkfsF& m) {
+    std::vector<std::string> devs{f.dev};
+    devs.insert(devs.end(), m.devices.begin(), m.devices.end());
+    std::vector<std::uint64_t> sizes;
+    for (const auto& d : devs) {
+        const auto r = w.resolve(d);
+        const std::uint64_t sz = r && !is_dm(r) ? w.disks.at(*r).size_bytes : 0;
+        if (sz == 0 && f.layout_note.empty()) {
+            f.layout_note = "the size of " + d + " is unknown (not a scenario disk with a size)";
+        }
+        sizes.push_back(sz);
+    }
+    const auto lay = models::f2fs::device_layout(sizes);
+    for (std::size_t i = 0; i < devs.size(); ++i) {
+        f.devs.push_back({devs[i], lay[i].first, lay[i].second});
+    }
 }
 
 void on_mount(Facts& w, const Step& s) {
@@ -387,9 +427,13 @@ void on_mount(Facts& w, const Step& s) {
     f.dev = str(s.rq, "dev");
     f.mount_step = s.i;
     f.inlinecrypt = str(s.rq, "options").find("inlinecrypt") != std::string::npos;
+    f.fstype = str(s.rq, "fstype", "ext4");
     if (auto m = w.mkfs.find(f.dev); m != w.mkfs.end()) {
-        f.uuid = m->second.first;
-        f.blkbits = m->second.second;
+        f.uuid = m->second.uuid;
+        f.blkbits = m->second.blkbits;
+        if (f.fstype == "f2fs" && m->second.fstype == "f2fs" && !m->second.devices.empty()) {
+            f2fs_layout(w, f, m->second);
+        }
     }
     // The mounted filesystem's block size as the guest reports it (statvfs) wins over the one
     // derived from the mkfs request.
@@ -578,6 +622,8 @@ void on_set_policy(Facts& w, const Step& s) {
                   : fl == "direct_key"     ? 0x04
                                            : 0;
     }
+    p.contents = static_cast<unsigned>(u64(pol, "contents", 1));
+    p.filenames = static_cast<unsigned>(u64(pol, "filenames", 4));
     p.step = s.i;
     w.pols.push_back(p);
 }

@@ -4,6 +4,7 @@
 // (controller, LUN, byte range).
 #include "run.hpp"
 
+#include "icemu/models/f2fs.hpp"
 #include "icemu/models/hw_wrapped.hpp"
 #include "icemu/models/xts.hpp"
 
@@ -33,6 +34,59 @@ void map_range(const Facts& w, const SegMap& segs, const std::string& token, std
         for (const auto& m : dm::map_bytes(s, off, len)) {
             map_range(w, segs, m.dev, m.dev_off, m.len, file_off + (m.dm_off - off), file, out,
                       depth + 1);
+        }
+    }
+}
+
+// enum blk_crypto_mode_num of a fscrypt contents mode (fs/crypto/keysetup.c fscrypt_modes[]
+// .blk_crypto_mode): AES-256-XTS, AES-128-CBC-ESSIV, Adiantum, SM4-XTS; 0 (INVALID) for a
+// mode blk-crypto does not know.
+unsigned blk_mode_of(unsigned contents) {
+    switch (contents) {
+    case 1: // FSCRYPT_MODE_AES_256_XTS
+        return static_cast<unsigned>(dm::Mode::aes_256_xts);
+    case 5: // FSCRYPT_MODE_AES_128_CBC
+        return static_cast<unsigned>(dm::Mode::aes_128_cbc_essiv);
+    case 9: // FSCRYPT_MODE_ADIANTUM
+        return static_cast<unsigned>(dm::Mode::adiantum);
+    case 7: // FSCRYPT_MODE_SM4_XTS
+        return static_cast<unsigned>(dm::Mode::sm4_xts);
+    default:
+        return 0;
+    }
+}
+
+std::string contents_name(unsigned contents) {
+    switch (contents) {
+    case 1:
+        return "AES-256-XTS";
+    case 5:
+        return "AES-128-CBC-ESSIV";
+    case 9:
+        return "Adiantum";
+    case 7:
+        return "SM4-XTS";
+    default:
+        return "mode " + std::to_string(contents);
+    }
+}
+
+// Maps a FIEMAP extent of a multi-device F2FS (byte addresses of the whole filesystem) onto
+// its devices, then each piece like any device range.
+void map_fs_range(const Facts& w, const Fs& fsys, const SegMap& segs, std::uint64_t off,
+                  std::uint64_t len, std::uint64_t file_off, std::size_t file,
+                  std::vector<Piece>& out) {
+    if (fsys.devs.size() <= 1) {
+        map_range(w, segs, fsys.dev, off, len, file_off, file, out, 0);
+        return;
+    }
+    if (!fsys.layout_note.empty()) {
+        return; // no layout: the extents cannot be placed on a device
+    }
+    for (const auto& d : fsys.devs) {
+        const std::uint64_t a = std::max(off, d.start), b = std::min(off + len, d.start + d.len);
+        if (a < b) {
+            map_range(w, segs, d.dev, a - d.start, b - a, file_off + (a - off), file, out, 0);
         }
     }
 }
@@ -103,6 +157,7 @@ Models build_models(const Facts& w) {
         if (fsys) {
             m.blkbits = fsys->blkbits;
             m.on_dm = is_dm(w.resolve(fsys->dev));
+            m.multi_dev = fsys->devs.size() > 1;
         }
         if (fsys && pol) {
             m.du_bits = pol->log2_du ? pol->log2_du : fsys->blkbits;
@@ -121,8 +176,16 @@ Models build_models(const Facts& w) {
                     m.mk = &mk;
                 }
             }
+            m.contents = pol->contents;
+            if (pol->contents != 1) {
+                m.policy_name += ", contents " + contents_name(pol->contents);
+            }
             if (pol->flags & 0x04) {
                 m.why_not = "DIRECT_KEY policies are not modelled";
+            } else if (pol->contents != 1) {
+                m.why_not = "contents mode " + contents_name(pol->contents) +
+                            " is not modelled (only AES-256-XTS); the medium is only checked "
+                            "for plaintext";
             } else if (!m.mk) {
                 m.why_not = "the master key was not added by a reported step";
             } else if (m.mk->hw_wrapped && m.mk->key.empty()) {
@@ -174,21 +237,41 @@ Models build_models(const Facts& w) {
                 }
             }
             // Native inline crypto (fscrypt_select_encryption_impl + blk_crypto_config_supported).
-            const std::uint64_t s_maxbytes = ((1ull << 32) - 1) << fsys->blkbits;
+            const std::uint64_t s_maxbytes = fsys->fstype == "f2fs"
+                                                 ? models::f2fs::s_maxbytes()
+                                                 : ((1ull << 32) - 1) << fsys->blkbits;
             const unsigned need = fc::dun_bytes(m.policy, s_maxbytes, m.du_bits);
             const bool lblk32_ok = m.policy != fc::Policy::iv_ino_lblk_32 || fsys->blkbits == 12;
-            bool supported = false;
-            if (f.dev_profile && f.dev_profile->has_value()) {
-                const auto& caps = **f.dev_profile;
-                // 6.15+: the key's type too (blk_crypto_config_supported_natively); on a
-                // wrapped-only device a raw key goes to blk-crypto-fallback.
-                const unsigned type =
-                    m.mk && m.mk->hw_wrapped ? dm::kKeyTypeHwWrapped : dm::kKeyTypeRaw;
-                supported = (caps.modes[1] & (1u << m.du_bits)) != 0 &&
-                            caps.max_dun_bytes >= need && (caps.key_types & type) != 0;
-            }
-            m.native = fsys->inlinecrypt && lblk32_ok && supported;
+            // 6.15+: the key's type too (blk_crypto_config_supported_natively); on a
+            // wrapped-only device a raw key goes to blk-crypto-fallback.
+            const unsigned type =
+                m.mk && m.mk->hw_wrapped ? dm::kKeyTypeHwWrapped : dm::kKeyTypeRaw;
+            const unsigned bm = blk_mode_of(pol->contents);
+            auto supported = [&](const std::optional<dm::Profile>& prof) {
+                if (!prof || !prof->has_value()) {
+                    return false;
+                }
+                const auto& caps = **prof;
+                return bm != 0 && (caps.modes[bm] & (1u << m.du_bits)) != 0 &&
+                       caps.max_dun_bytes >= need && (caps.key_types & type) != 0;
+            };
+            m.native = fsys->inlinecrypt && lblk32_ok && supported(f.dev_profile);
             m.decided = f.dev_profile.has_value();
+            // A filesystem on several devices (F2FS): fscrypt starts using the key on each of
+            // them (fs/crypto/block.c fscrypt_prepare_inline_crypt_key ->
+            // blk_crypto_start_using_key) and each bio goes to one device, where blk-crypto
+            // decides on its own: native if that device supports the configuration, else
+            // blk-crypto-fallback (block/blk-crypto.c __blk_crypto_submit_bio; 6.12
+            // blk_crypto_bio_prep). So one file can be native on one device and use the
+            // fallback on another (unlike dm, whose profile is the intersection).
+            for (const auto& [dev, prof] : f.dev_profiles) {
+                const auto r = w.resolve(dev);
+                if (r && !is_dm(r) && !w.disks.at(*r).ctrl.empty()) {
+                    const bool nat = fsys->inlinecrypt && lblk32_ok && supported(prof);
+                    m.native_ctrl[w.disks.at(*r).ctrl] = nat;
+                    m.native = m.native || nat;
+                }
+            }
         }
         if (f.have_info && f.extents.is_array() && fsys) {
             for (const auto& e : f.extents) {
@@ -196,8 +279,8 @@ Models build_models(const Facts& w) {
                 if (flags & 0x6) { // FIEMAP_EXTENT_UNKNOWN | DELALLOC: no physical location yet
                     continue;
                 }
-                map_range(w, f.segs, fsys->dev, u64(e, "physical"), u64(e, "length"),
-                          u64(e, "logical"), fms.size(), pieces, 0);
+                map_fs_range(w, *fsys, f.segs, u64(e, "physical"), u64(e, "length"),
+                             u64(e, "logical"), fms.size(), pieces);
             }
         }
         fms.push_back(std::move(m));

@@ -142,7 +142,7 @@ void CtrlReplay::handle_io(const ev::Event& e, const ev::Io& io, std::size_t ste
             if (!io.ce) {
                 if (write) {
                     fm.plain_writes[ctrl_] += b - a;
-                    if (fm.encrypted && fm.native) {
+                    if (fm.encrypted && fm.native_on(ctrl_)) {
                         r_.plain_fails.add(where() + ": CE=0 write of " + std::to_string(b - a) +
                                            " bytes inside " + fm.path + " (file offset " +
                                            std::to_string(p.file_off + (a - p.dev_off)) + ", " +
@@ -157,7 +157,7 @@ void CtrlReplay::handle_io(const ev::Event& e, const ev::Io& io, std::size_t ste
             if (write) {
                 fm.ce_writes[ctrl_] += b - a;
             }
-            if (fm.encrypted && fm.decided && !fm.native) {
+            if (fm.encrypted && fm.decided && !fm.native_on(ctrl_)) {
                 r_.fallback_fails.add(
                     where() + ": CE=1 " + std::string(ev::to_string(io.op)) + " of " +
                     std::to_string(b - a) + " bytes inside " + fm.path + " (" + fm.policy_name +
@@ -174,10 +174,11 @@ void CtrlReplay::handle_io(const ev::Event& e, const ev::Io& io, std::size_t ste
                                  ") was transformed with key " + short_fp(io.key_fp) +
                                  ", the fscrypt model expects " + fm.key_fp);
             }
-            if (fm.on_dm && !r_.first_program.count(fm.key_fp)) {
-                r_.dm_key_fails.add(where() + ": I/O for " + fm.path +
-                                    " through the dm device, but " + ctrl_ +
-                                    " was never programmed with its key " + fm.key_fp);
+            if ((fm.on_dm || fm.multi_dev) && !r_.first_program.count(fm.key_fp)) {
+                r_.dm_key_fails.add(
+                    where() + ": I/O for " + fm.path +
+                    (fm.on_dm ? " through the dm device" : " of the multi-device filesystem") +
+                    ", but " + ctrl_ + " was never programmed with its key " + fm.key_fp);
             }
             const std::uint64_t du = io.dusize;
             if (du != (1ull << fm.du_bits)) {

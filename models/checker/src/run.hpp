@@ -46,6 +46,7 @@ struct Disk {
     std::string caps;         ///< scenario caps string ("" = device default)
     unsigned keyslots = 32;
     bool emmc = false; ///< sdhci-pci + CQHCI ("type": "emmc"): 32-bit DUNs, 512-byte blocks
+    std::uint64_t size_bytes = 0; ///< the guest's size of the disk (disk_map), 0 if unknown
 };
 
 using SegMap = std::map<std::string, std::vector<dm::Segment>>; // dm name -> live segments
@@ -69,12 +70,33 @@ struct InlineRange {
     unsigned sector_bits = 9;
 };
 
+/// One device of a multi-device F2FS: the filesystem's block addresses [start, start + len)
+/// (bytes) are bytes [0, len) of `dev`.
+struct FsDev {
+    std::string dev;
+    std::uint64_t start = 0, len = 0;
+};
+
+/// What a mkfs step made (by device token).
+struct MkfsF {
+    Bytes uuid;
+    unsigned blkbits = 12;
+    std::string fstype = "ext4";
+    std::vector<std::string> devices; ///< F2FS `-c` devices after the main one
+};
+
 struct Fs {
     std::string mnt, dev;
+    std::string fstype = "ext4";
     Bytes uuid;
     unsigned blkbits = 12;
     bool inlinecrypt = false;
     std::size_t mount_step = 0, umount_step = kNever;
+    /// A multi-device F2FS: every device in order (the first is `dev`), laid out by the
+    /// f2fs_layout model; empty for a one-device filesystem. `layout_note` says why a
+    /// multi-device filesystem has no layout (a device of unknown size).
+    std::vector<FsDev> devs;
+    std::string layout_note;
 };
 
 struct MasterKey {
@@ -96,6 +118,7 @@ struct HwMaster {
 struct Pol {
     std::string dir, identifier;
     unsigned flags = 0, log2_du = 0;
+    unsigned contents = 1, filenames = 4; ///< FSCRYPT_MODE_* (1 AES-256-XTS, 4 AES-256-CTS)
     std::size_t step = 0;
 };
 
@@ -108,9 +131,11 @@ struct FileF {
     json extents;
     SegMap segs; ///< dm tables live when the file was written (or inspected)
     std::optional<dm::Profile> dev_profile; ///< the fs device's profile at write time
-    std::optional<InlineRange> ic;          ///< a write_dev range under dm-inlinecrypt
-    std::string ic_dev;                     ///< its segment's underlying device token
-    std::uint64_t ic_dev_off = 0;           ///< byte offset on ic_dev of the range's start
+    /// A multi-device filesystem: each device's profile at write time (device token ->)
+    std::map<std::string, dm::Profile> dev_profiles;
+    std::optional<InlineRange> ic; ///< a write_dev range under dm-inlinecrypt
+    std::string ic_dev;            ///< its segment's underlying device token
+    std::uint64_t ic_dev_off = 0;  ///< byte offset on ic_dev of the range's start
 };
 
 struct LoadCheck {
@@ -152,7 +177,7 @@ struct Facts {
 
     std::map<std::string, Disk> disks; ///< scenario disk name -> disk
     std::map<std::string, DmState> dms;
-    std::map<std::string, std::pair<Bytes, unsigned>> mkfs; ///< dev token -> uuid, blkbits
+    std::map<std::string, MkfsF> mkfs; ///< dev token -> what mkfs made there
     std::vector<Fs> fss;
     std::vector<MasterKey> mks;
     std::vector<Pol> pols;
@@ -206,8 +231,13 @@ struct FileModel {
     bool predictable = false; ///< key and DUN known from the fscrypt model
     std::string why_not;      ///< when !predictable
     bool native = false;      ///< inline crypto on the hardware (else fallback / fs-layer)
-    bool decided = false;     ///< `native` was predicted from a known device profile
+    /// A multi-device filesystem: whether the file's I/O is native on each controller (blk-
+    /// crypto decides per device); `native` then says whether it is native anywhere.
+    std::map<std::string, bool> native_ctrl;
+    bool decided = false; ///< `native` was predicted from a known device profile
     bool on_dm = false;
+    bool multi_dev = false; ///< on a multi-device filesystem (F2FS): its key goes to every device
+    unsigned contents = 1;  ///< FSCRYPT_MODE_* of the policy's contents
     fc::Policy policy = fc::Policy::v2_default;
     std::string policy_name;
     unsigned du_bits = 12, blkbits = 12;
@@ -220,6 +250,22 @@ struct FileModel {
     std::map<std::string, std::uint64_t> bytes_on_ctrl;
     // filled by the replay
     std::map<std::string, std::uint64_t> ce_writes, plain_writes, any_writes;
+
+    bool native_on(const std::string& ctrl) const {
+        auto it = native_ctrl.find(ctrl);
+        return it == native_ctrl.end() ? native : it->second;
+    }
+    /// "native", "fallback", or per controller ("native on ufs0, fallback on emmc0").
+    std::string impl() const {
+        std::string on, off;
+        for (const auto& [c, n] : native_ctrl) {
+            (n ? on : off) += (n ? on : off).empty() ? c : "+" + c;
+        }
+        if (!on.empty() && !off.empty()) {
+            return "native on " + on + ", fallback on " + off;
+        }
+        return native ? "native" : "fallback";
+    }
 
     std::uint64_t dun_at(std::uint64_t file_off) const {
         if (f->ic) {

@@ -152,14 +152,14 @@ Verdict judge_dm_key_fanin(const Run& run) {
         take(v, r.dm_key_fails, run.opt.max_details);
     }
     for (const auto& fm : run.models.fms) {
-        if (!fm.on_dm || !fm.encrypted || fm.npieces == 0 || !fm.f->written) {
+        if (!(fm.on_dm || fm.multi_dev) || !fm.encrypted || fm.npieces == 0 || !fm.f->written) {
             continue;
         }
         ++files;
         std::string spread;
         for (const auto& [dev, bytes] : fm.bytes_on_ctrl) {
             spread += (spread.empty() ? "" : ", ") + dev + " " + std::to_string(bytes) + " B";
-            if (!fm.native || !run.in.logs.count(dev) || !result(run, dev).replayed ||
+            if (!fm.native_on(dev) || !run.in.logs.count(dev) || !result(run, dev).replayed ||
                 !result(run, dev).have_marks) {
                 continue;
             }
@@ -178,18 +178,19 @@ Verdict judge_dm_key_fanin(const Run& run) {
             }
         }
         if (v.details.size() < run.opt.max_details) {
-            v.details.push_back(fm.path + " (" + (fm.native ? "native" : "fallback") + ", key " +
-                                short_fp(fm.key_fp) + "): " + spread);
+            v.details.push_back(fm.path + " (" + fm.impl() + ", key " + short_fp(fm.key_fp) +
+                                "): " + spread);
         }
     }
     if (files == 0 && fails == 0) {
         // Consistency level: any dm device at all?
         bool dm_fs = false;
         for (const auto& f : run.facts.fss) {
-            dm_fs = dm_fs || run.facts.resolve(f.dev).value_or("").rfind("dm:", 0) == 0;
+            dm_fs = dm_fs || run.facts.resolve(f.dev).value_or("").rfind("dm:", 0) == 0 ||
+                    f.devs.size() > 1;
         }
         if (!dm_fs) {
-            v.reason = "no filesystem on a dm device";
+            v.reason = "no filesystem on a dm device or on several devices";
             return v;
         }
         v.level = "consistency";
@@ -203,9 +204,10 @@ Verdict judge_dm_key_fanin(const Run& run) {
         return v;
     }
     conclude(v, fails,
-             std::to_string(files) + " encrypted file(s) on dm devices: each underlying "
-                                     "controller holding part of one received its writes with "
-                                     "the key programmed",
+             std::to_string(files) +
+                 " encrypted file(s) on dm devices or multi-device filesystems: each underlying "
+                 "controller holding part of one received its writes with "
+                 "the key programmed",
              "failure(s)");
     return v;
 }
@@ -432,6 +434,7 @@ Verdict judge_medium(const Run& run) {
     }
     // Medium comparison.
     std::uint64_t units = 0, bad_units = 0, plain_units = 0, budget = run.opt.max_media_bytes;
+    std::uint64_t plain_checked_units = 0; ///< units of non-modelled modes checked for plaintext
     std::size_t files = 0;
     std::vector<std::string> skipped;
     if (run.opt.check_media) {
@@ -439,12 +442,60 @@ Verdict judge_medium(const Run& run) {
             if (!fm.encrypted || fm.npieces == 0 || !fm.f->written) {
                 continue;
             }
-            if (!fm.predictable) {
-                skipped.push_back(fm.path + ": " + fm.why_not);
-                continue;
-            }
             if (fm.to != kNever) {
                 skipped.push_back(fm.path + ": removed or rewritten before the end");
+                continue;
+            }
+            if (!fm.predictable && fm.contents != 1) {
+                // A contents mode the models do not encrypt (CBC-ESSIV, Adiantum): whatever
+                // encrypted it (blk-crypto-fallback), no whole data unit may hold the plaintext.
+                std::uint64_t n = 0, plain = 0, first = kNever;
+                const std::uint64_t du = 1ull << fm.du_bits;
+                for (const auto& p : run.models.pieces) {
+                    auto img = run.in.images.find(p.disk);
+                    if (&run.models.fms[p.file] != &fm || img == run.in.images.end()) {
+                        continue;
+                    }
+                    std::ifstream f(img->second, std::ios::binary);
+                    Bytes medium(du), pt(du);
+                    for (std::uint64_t o = 0; f && o + du <= p.len && budget >= du; o += du) {
+                        const std::uint64_t foff = p.file_off + o;
+                        if (foff + du > fm.f->size || foff % du) {
+                            continue;
+                        }
+                        f.seekg(static_cast<std::streamoff>(p.dev_off + o));
+                        f.read(reinterpret_cast<char*>(medium.data()),
+                               static_cast<std::streamsize>(du));
+                        if (!f) {
+                            break;
+                        }
+                        budget -= du;
+                        pattern::fill(fm.f->seed, foff, pt.data(), pt.size());
+                        ++n;
+                        if (medium == pt) {
+                            ++plain;
+                            first = std::min(first, foff);
+                        }
+                    }
+                }
+                plain_checked_units += n;
+                if (plain) {
+                    ++fails;
+                    v.details.push_back(fm.path + " (" + fm.policy_name +
+                                        "): " + std::to_string(plain) + " of " + std::to_string(n) +
+                                        " data unit(s) on the medium hold the PLAINTEXT, from "
+                                        "file offset " +
+                                        std::to_string(first));
+                } else if (n) {
+                    skipped.push_back(fm.path + ": " + fm.why_not + " (" + std::to_string(n) +
+                                      " data unit(s) checked: none holds the plaintext)");
+                } else {
+                    skipped.push_back(fm.path + ": " + fm.why_not);
+                }
+                continue;
+            }
+            if (!fm.predictable) {
+                skipped.push_back(fm.path + ": " + fm.why_not);
                 continue;
             }
             bool counted = false;
@@ -511,7 +562,7 @@ Verdict judge_medium(const Run& run) {
             v.details.push_back("medium not compared for " + s);
         }
     }
-    if (plain_checked == 0 && units == 0 && fails == 0) {
+    if (plain_checked == 0 && units == 0 && plain_checked_units == 0 && fails == 0) {
         v.reason = "no encrypted file with FIEMAP extents was reported";
         return v;
     }
@@ -521,6 +572,10 @@ Verdict judge_medium(const Run& run) {
                std::to_string(units) + " data unit(s) of " + std::to_string(files) +
                " file(s) compared with the model's ciphertext" +
                (bad_units ? " (" + std::to_string(bad_units) + " differ)" : "") +
+               (plain_checked_units ? "; " + std::to_string(plain_checked_units) +
+                                          " data unit(s) of unmodelled contents modes checked "
+                                          "for plaintext"
+                                    : "") +
                (fallback_ce ? "; " + std::to_string(fallback_ce) +
                                   " CE I/O(s) inside files the models send to "
                                   "blk-crypto-fallback"
@@ -677,11 +732,11 @@ constexpr Invariant kInvariants[] = {
     {2, "dun", "the DUN each device saw equals the DUN the filesystem assigned", "any", "model",
      "no CE io inside a modelled file", judge_dun},
     {3, "dm-key-fanin",
-     "a key used through a dm device was programmed on each underlying device that received I/O "
-     "for it",
+     "a key used through a dm device or a multi-device filesystem was programmed on each "
+     "underlying device that received I/O for it",
      "dm rules of the run's kernel",
      "model (consistency without file facts: invariant 1's per-controller check)",
-     "no filesystem on dm", judge_dm_key_fanin},
+     "no filesystem on dm or on several devices", judge_dm_key_fanin},
     {4, "keys-evicted", "after key removal / unmount no controller still holds the key", "any",
      "model", "no removal / no key", judge_keys_evicted},
     {5, "dm-sysfs", "sysfs queue/crypto of the dm device equals the dm_passthrough model",

@@ -1668,3 +1668,476 @@ TEST_CASE("wrapped keys on an eMMC (CQHCI): a key other than the hardware KDF's 
            "whose inline key by the hardware KDF is " + hw_inline_fp()});
     fails(v, 1, {"the fscrypt model expects " + hw_inline_fp()});
 }
+
+// ---- F2FS: multi-device filesystems and contents modes the engine does not offer --------------
+
+namespace {
+
+// A multi-device F2FS (mkfs.f2fs -c /dev/mmcblk0 /dev/sdb) over a 64 MiB UFS LU (ua, main
+// device) and a 64 MiB eMMC (ea), as the held-back multi-device F2FS scenario: the filesystem's
+// byte addresses are ua's [0, 64 MiB) and then ea's. An IV_INO_LBLK_32 file of 8 blocks has blocks
+// 0-3 at ua LBA 1000 and blocks 4-7 at ea byte 500*4096 (fs byte 64 MiB + 500*4096; CQHCI LBA
+// 4000). An IV_INO_LBLK_64 file (8-byte DUNs, which the eMMC cannot take) has block 0 on ua and
+// block 1 on ea: blk-crypto decides per device, so it is native on ufs0 (its key programmed there)
+// and uses blk-crypto-fallback on emmc0 (an ordinary write of ciphertext).
+constexpr std::uint64_t kMiB = 1024 * 1024;
+
+struct F2fsRun {
+    bool emmc_dun_shift = false;   ///< the eMMC half carries DUNs shifted by one unit
+    bool miss_evict_emmc = false;  ///< key removal leaves the key in the eMMC's slot
+    bool emmc_no_write = false;    ///< the eMMC never receives the blocks FIEMAP puts there
+    bool ce_on_fallback = false;   ///< emmc0 transforms its block of the IV_INO_LBLK_64 file
+    bool plain_lblk64_ufs = false; ///< ufs0 gets its block of the IV_INO_LBLK_64 file as CE=0
+    bool no_sizes = false;         ///< disk_map without size_bytes: no layout
+
+    Fixture build() const {
+        Fixture f;
+        f.scenario["controllers"][0]["lus"][0]["size"] = "64M";
+        f.scenario["controllers"][1] = {{"id", "emmc0"},
+                                        {"type", "emmc"},
+                                        {"crypto", true},
+                                        {"keyslots", 8},
+                                        {"caps", "aes-xts-256:0x0f"},
+                                        {"name", "ea"},
+                                        {"size", "64M"}};
+        f.run["disk_map"] = {
+            {"ua", {{"name", "sdb"}, {"dev_path", "/dev/sdb"}, {"dev", "8:16"}}},
+            {"ea", {{"name", "mmcblk0"}, {"dev_path", "/dev/mmcblk0"}, {"dev", "179:0"}}}};
+        if (!no_sizes) {
+            f.run["disk_map"]["ua"]["size_bytes"] = 64 * kMiB;
+            f.run["disk_map"]["ea"]["size_bytes"] = 64 * kMiB;
+        }
+        json emmc_disk = Fixture::lu_disk("mmcblk0", 8, "0x1e00");
+        emmc_disk["crypto"]["max_dun_bits"] = 32;
+        f.run["boot_disks"] = {{"disks", {Fixture::lu_disk("sdb", 8, "0x1e00"), emmc_disk}}};
+        f.run["snapshots"] = json::array();
+        f.text.clear();
+        f.seq.clear();
+        f.realize("ufs0", 8, 0x0f);
+        ev::Realize r;
+        r.slots = 8;
+        r.cfgptr = 0x02;
+        r.caps = {ev::CapEntry{0, 0, 0x0f, 3}};
+        r.wipe_on_disable = false;
+        r.frontend = "cqhci";
+        f.emit("emmc0", r);
+        f.emit("emmc0", ev::Enable{true, true});
+        f.snapshot();
+
+        f.step("mkfs", {{"dev", "/dev/sdb"},
+                        {"fstype", "f2fs"},
+                        {"uuid", kUuid},
+                        {"devices", json::array({"/dev/mmcblk0"})}});
+        f.step(
+            "mount",
+            {{"dev", "/dev/sdb"}, {"dir", "/mnt"}, {"fstype", "f2fs"}, {"options", "inlinecrypt"}},
+            {{"block_size", 4096}});
+        const std::string id = f.identifier();
+        f.step("add_key", {{"mnt", "/mnt"}, {"key", kMaster}}, {{"identifier", id}});
+        f.step("set_policy", {{"dir", "/mnt/d64"}, {"identifier", id}, {"flags", "iv_ino_lblk_64"}},
+               {{"policy", {{"flags", 0x0b}, {"contents", 1}, {"log2_data_unit_size", 0}}}});
+        f.step("set_policy", {{"dir", "/mnt/d32"}, {"identifier", id}, {"flags", "iv_ino_lblk_32"}},
+               {{"policy", {{"flags", 0x13}, {"contents", 1}, {"log2_data_unit_size", 0}}}});
+
+        // IV_INO_LBLK_64: native on ufs0, blk-crypto-fallback on emmc0 (32-bit DUNs)
+        if (plain_lblk64_ufs) {
+            f.io("ufs0", ev::IoOp::write, 2000, 1, false);
+        } else {
+            f.program("ufs0", 1, lblk64_fp());
+            f.io("ufs0", ev::IoOp::write, 2000, 1, true, 1, kIno64 << 32);
+        }
+        if (ce_on_fallback) {
+            f.program("emmc0", 1, lblk64_fp());
+            EmmcDmRun::emmc_io(f, ev::IoOp::write, 300 * 8, 8, true, 1, kIno64 << 32 | 1,
+                               lblk64_fp());
+        } else {
+            EmmcDmRun::emmc_io(f, ev::IoOp::write, 300 * 8, 8, false);
+        }
+        f.step("write_file", {{"path", "/mnt/d64/a"}, {"size", 8192}, {"seed", 1}},
+               {{"ino", kIno64}, {"size", 8192}});
+        f.step("file_info", {{"path", "/mnt/d64/a"}},
+               {{"ino", kIno64},
+                {"size", 8192},
+                {"nonce", "101112131415161718191a1b1c1d1e1f"},
+                {"extents",
+                 {{{"logical", 0}, {"physical", 2000 * 4096}, {"length", 4096}, {"flags", 0}},
+                  {{"logical", 4096},
+                   {"physical", 64 * kMiB + 300 * 4096},
+                   {"length", 4096},
+                   {"flags", 1}}}}});
+
+        // IV_INO_LBLK_32: native on both devices, the same key on both
+        const std::string fp = icemu::models::key_fingerprint(EmmcDmRun::key32());
+        f.program("ufs0", 0, fp);
+        f.io("ufs0", ev::IoOp::write, 1000, 4, true, 0, EmmcDmRun::dun32(0));
+        if (!emmc_no_write) {
+            f.program("emmc0", 0, fp);
+            EmmcDmRun::emmc_io(f, ev::IoOp::write, 500 * 8, 32, true, 0,
+                               EmmcDmRun::dun32(4) + (emmc_dun_shift ? 1 : 0), fp);
+        }
+        f.step("write_file", {{"path", "/mnt/d32/big"}, {"size", 32768}, {"seed", 7}},
+               {{"ino", kIno32}, {"size", 32768}});
+        f.step("file_info", {{"path", "/mnt/d32/big"}},
+               {{"ino", kIno32},
+                {"size", 32768},
+                {"nonce", "000102030405060708090a0b0c0d0e0f"},
+                {"extents",
+                 {{{"logical", 0}, {"physical", 1000 * 4096}, {"length", 16384}, {"flags", 0}},
+                  {{"logical", 16384},
+                   {"physical", 64 * kMiB + 500 * 4096},
+                   {"length", 16384},
+                   {"flags", 1}}}}});
+        f.evict("ufs0", 0);
+        if (!plain_lblk64_ufs) {
+            f.evict("ufs0", 1);
+        }
+        if (ce_on_fallback) {
+            f.evict("emmc0", 1);
+        }
+        if (!miss_evict_emmc && !emmc_no_write) {
+            f.evict("emmc0", 0);
+        }
+        f.step("remove_key", {{"mnt", "/mnt"}, {"identifier", id}}, {{"files_busy", false}}, "rm");
+        f.step("umount", {{"dir", "/mnt"}});
+        return f;
+    }
+};
+
+} // namespace
+
+TEST_CASE("multi-device F2FS over a UFS LU and an eMMC: extents placed by the f2fs layout, keys "
+          "on and evicted from both",
+          "[checker][f2fs]") {
+    const auto v = check(F2fsRun{}.build().inputs());
+    INFO(format_text(v));
+    CHECK_FALSE(any_failed(v));
+    CHECK(verdict(v, 1).level == "model");
+    // the first and last unit of each CE I/O: both halves of the IV_INO_LBLK_32 file (4) and
+    // the IV_INO_LBLK_64 file's native block on ufs0 (2)
+    CHECK_THAT(verdict(v, 2).reason, ContainsSubstring("6 data unit(s)"));
+    CHECK(verdict(v, 3).status == Status::pass);
+    const std::string d3 = all_details(verdict(v, 3));
+    CHECK_THAT(d3, ContainsSubstring("/mnt/d64/a (native on ufs0, fallback on emmc0"));
+    CHECK_THAT(d3, ContainsSubstring("/mnt/d32/big (native"));
+    CHECK_THAT(d3, ContainsSubstring("emmc0 16384 B"));
+    CHECK_THAT(d3, ContainsSubstring("ufs0 16384 B"));
+    CHECK(verdict(v, 4).status == Status::pass);
+    CHECK(verdict(v, 7).status == Status::pass);
+}
+
+TEST_CASE("multi-device F2FS: each device judged (DUN, fan-out, eviction, the every-device "
+          "fallback decision)",
+          "[checker][f2fs][negative]") {
+    {
+        F2fsRun r;
+        r.emmc_dun_shift = true;
+        fails(check(r.build().inputs()), 2, {"emmc0 seq", "+1 units"});
+    }
+    {
+        F2fsRun r;
+        r.miss_evict_emmc = true;
+        fails(check(r.build().inputs()), 4, {"emmc0 slot 0 still holds"}, {"ufs0 slot"});
+    }
+    {
+        F2fsRun r;
+        r.emmc_no_write = true;
+        fails(check(r.build().inputs()), 3,
+              {"emmc0 holds 16384 bytes of /mnt/d32/big but received no write"});
+    }
+    {
+        // The eMMC cannot take 64-bit DUNs: its part of the file must not reach its engine.
+        F2fsRun r;
+        r.ce_on_fallback = true;
+        fails(check(r.build().inputs()), 7,
+              {"emmc0 seq", "inside /mnt/d64/a (IV_INO_LBLK_64 policy): the models predict "
+                            "blk-crypto-fallback"},
+              {"ufs0 seq"});
+    }
+    {
+        // ...while the UFS LU can: blk-crypto uses its engine for the part stored there.
+        F2fsRun r;
+        r.plain_lblk64_ufs = true;
+        fails(check(r.build().inputs()), 7,
+              {"ufs0 seq", "CE=0 write of 4096 bytes inside /mnt/d64/a"}, {"emmc0 seq"});
+    }
+}
+
+TEST_CASE("multi-device F2FS without device sizes: extents are not placed, and the checker "
+          "says so",
+          "[checker][f2fs]") {
+    F2fsRun r;
+    r.no_sizes = true;
+    const auto v = check(r.build().inputs());
+    INFO(format_text(v));
+    // nothing is mapped, so nothing can be judged at model level for the files' pieces
+    CHECK_THAT(verdict(v, 2).reason, !ContainsSubstring("6 data unit(s)"));
+    CHECK_THAT(verdict(v, 2).reason, !ContainsSubstring("4 data unit(s)"));
+}
+
+namespace {
+
+// ext4 on ufs0 (ua) with a policy whose contents mode the engine does not offer (AES-128-CBC-
+// ESSIV, Adiantum): blk-crypto-fallback, so ordinary writes of ciphertext; and an AES-256-XTS
+// + AES-256-HCTR2 policy, whose contents are native (HCTR2 is a filenames mode).
+struct ModesRun {
+    unsigned contents = 5, filenames = 6;
+    bool ce = false; ///< the controller transforms the file (it must not)
+
+    Fixture build() const {
+        Fixture f;
+        f.step("mkfs", {{"dev", "/dev/sdb"}, {"uuid", kUuid}});
+        f.step("mount", {{"dev", "/dev/sdb"}, {"dir", "/mnt"}, {"options", "inlinecrypt"}},
+               {{"block_size", 4096}});
+        const std::string id = f.identifier();
+        f.step("add_key", {{"mnt", "/mnt"}, {"key", kMaster}}, {{"identifier", id}});
+        f.step("set_policy", {{"dir", "/mnt/m"}, {"identifier", id}},
+               {{"policy",
+                 {{"flags", 0x03},
+                  {"contents", contents},
+                  {"filenames", filenames},
+                  {"log2_data_unit_size", 0}}}});
+        if (ce) {
+            f.program("ufs0", 0, "0123456789abcdef");
+            f.io("ufs0", ev::IoOp::write, 1000, 4, true, 0, 0);
+        } else {
+            f.io("ufs0", ev::IoOp::write, 1000, 4, false);
+        }
+        f.step("write_file", {{"path", "/mnt/m/f"}, {"size", 16384}, {"seed", 7}},
+               {{"ino", kIno}, {"size", 16384}});
+        f.step("file_info", {{"path", "/mnt/m/f"}},
+               {{"ino", kIno},
+                {"size", 16384},
+                {"nonce", "000102030405060708090a0b0c0d0e0f"},
+                {"extents",
+                 {{{"logical", 0}, {"physical", 1000 * 4096}, {"length", 16384}, {"flags", 1}}}}});
+        if (ce) {
+            f.evict("ufs0", 0);
+        }
+        f.step("remove_key", {{"mnt", "/mnt"}, {"identifier", id}}, {{"files_busy", false}}, "rm");
+        f.step("umount", {{"dir", "/mnt"}});
+        return f;
+    }
+};
+
+} // namespace
+
+TEST_CASE("contents modes the engine does not offer are predicted to use blk-crypto-fallback",
+          "[checker][modes]") {
+    for (unsigned mode : {5u, 9u}) {
+        ModesRun r;
+        r.contents = mode;
+        r.filenames = mode == 5 ? 6 : 9;
+        Images img;
+        Inputs in = r.build().inputs();
+        in.images["ua"] = img.write("ua", 1000 * 4096, 0, 16384, true); // not the plaintext
+        const auto v = check(in);
+        INFO(format_text(v));
+        CHECK_FALSE(any_failed(v));
+        const std::string d7 = all_details(verdict(v, 7));
+        CHECK_THAT(verdict(v, 7).reason, ContainsSubstring("4 data unit(s) of unmodelled"));
+        CHECK_THAT(d7, ContainsSubstring(mode == 5 ? "AES-128-CBC-ESSIV is not modelled"
+                                                   : "Adiantum is not modelled"));
+        CHECK_THAT(d7, ContainsSubstring("none holds the plaintext"));
+    }
+}
+
+TEST_CASE("a CBC-ESSIV or Adiantum file the engine transformed, or stored as plaintext, fails "
+          "invariant 7",
+          "[checker][modes][negative]") {
+    for (unsigned mode : {5u, 9u}) {
+        ModesRun r;
+        r.contents = mode;
+        r.ce = true;
+        fails(check(r.build().inputs()), 7, {"ufs0 seq", "the models predict blk-crypto-fallback"});
+    }
+    {
+        ModesRun r;
+        Images img;
+        Inputs in = r.build().inputs();
+        in.images["ua"] = img.write("ua", 1000 * 4096, 0, 16384, false);
+        fails(check(in), 7, {"/mnt/m/f", "4 of 4 data unit(s) on the medium hold the PLAINTEXT"});
+    }
+}
+
+TEST_CASE("AES-256-XTS contents with AES-256-HCTR2 filenames stay native and modelled",
+          "[checker][modes]") {
+    ModesRun r;
+    r.contents = 1;
+    r.filenames = 10;
+    const auto v = check(r.build().inputs());
+    // the CE=0 write is now a finding: XTS contents are native on ufs0
+    fails(v, 7, {"CE=0 write", "/mnt/m/f", "native inline crypto expected"});
+}
+
+// ---- dm over dm (scenario 33) -------------------------------------------------------------------
+
+namespace {
+
+// dm-linear 'top' over dm-linear 'lin' (ua 16 MiB + ub 48 MiB): top maps lin's ub half first
+// and its ua half second. An IV_INO_LBLK_64 file: blocks 0-3 at top byte 500*4096 (-> lin
+// byte 16 MiB + 500*4096 -> ub LBA 500), blocks 4-7 at top byte 48 MiB + 1000*4096 (-> lin byte
+// 1000*4096 -> ua LBA 1000).
+Fixture stacked_run(bool top_dun_shift, bool miss_evict_ua) {
+    Fixture f;
+    f.dm_linear({{"/dev/sdb", kUaSectors}, {"/dev/sdc", kUbSectors}});
+    f.step("dm_create", {{"name", "top"}}, {{"sysname", "dm-1"}, {"dev", "254:1"}});
+    f.step("dm_load", {{"name", "top"},
+                       {"table",
+                        {{{"start", 0},
+                          {"len", kUbSectors},
+                          {"type", "linear"},
+                          {"params", "/dev/mapper/lin " + std::to_string(kUaSectors)}},
+                         {{"start", kUbSectors},
+                          {"len", kUaSectors},
+                          {"type", "linear"},
+                          {"params", "/dev/mapper/lin 0"}}}}});
+    f.step("dm_resume", {{"name", "top"}});
+    json crypto = {
+        {"max_dun_bits", 64}, {"num_keyslots", 0}, {"modes", {{"AES-256-XTS", "0x1200"}}}};
+    f.step("disks", json::object(),
+           {{"disks",
+             {Fixture::lu_disk("sdb", 8, "0x1e00"),
+              Fixture::lu_disk("sdc", 4, "0x1200"),
+              {{"name", "dm-0"}, {"dm_name", "lin"}, {"crypto", crypto}},
+              {{"name", "dm-1"}, {"dm_name", "top"}, {"crypto", crypto}}}}});
+    const std::string id = f.identifier();
+    f.step("mkfs", {{"dev", "/dev/mapper/top"}, {"uuid", kUuid}});
+    f.step("mount", {{"dev", "/dev/mapper/top"}, {"dir", "/mnt"}, {"options", "inlinecrypt"}});
+    f.step("add_key", {{"mnt", "/mnt"}, {"key", kMaster}}, {{"identifier", id}});
+    f.step("set_policy", {{"dir", "/mnt/d64"}, {"identifier", id}, {"flags", "iv_ino_lblk_64"}},
+           {{"policy", {{"flags", 0x0b}, {"log2_data_unit_size", 0}}}});
+    const std::string fp = lblk64_fp();
+    f.program("ufs1", 0, fp);
+    // a DUN shifted by the top table's offset into lin (in 4096-byte units) is wrong
+    f.io("ufs1", ev::IoOp::write, 500, 4, true, 0,
+         dun64(0) + (top_dun_shift ? kUaSectors * 512 / 4096 : 0));
+    f.program("ufs0", 0, fp);
+    f.io("ufs0", ev::IoOp::write, 1000, 4, true, 0, dun64(4));
+    f.step("write_file", {{"path", "/mnt/d64/f"}, {"size", 32768}, {"seed", 7}},
+           {{"ino", kIno}, {"size", 32768}});
+    f.step("file_info", {{"path", "/mnt/d64/f"}},
+           {{"ino", kIno},
+            {"size", 32768},
+            {"nonce", "000102030405060708090a0b0c0d0e0f"},
+            {"extents",
+             {{{"logical", 0}, {"physical", 500 * 4096}, {"length", 16384}, {"flags", 0}},
+              {{"logical", 16384},
+               {"physical", kUbSectors * 512 + 1000 * 4096},
+               {"length", 16384},
+               {"flags", 1}}}}});
+    if (!miss_evict_ua) {
+        f.evict("ufs0", 0);
+    }
+    f.evict("ufs1", 0);
+    f.step("remove_key", {{"mnt", "/mnt"}, {"identifier", id}}, {{"files_busy", false}}, "rm");
+    f.step("umount", {{"dir", "/mnt"}});
+    f.step("dm_remove", {{"name", "top"}});
+    f.step("dm_remove", {{"name", "lin"}});
+    return f;
+}
+
+} // namespace
+
+TEST_CASE("dm-linear over dm-linear: extents mapped through both tables, sysfs of both, keys on "
+          "and evicted from both controllers",
+          "[checker][stacked]") {
+    const auto v = check(stacked_run(false, false).inputs());
+    INFO(format_text(v));
+    CHECK_FALSE(any_failed(v));
+    CHECK(verdict(v, 1).level == "model");
+    CHECK_THAT(verdict(v, 2).reason, ContainsSubstring("4 data unit(s)"));
+    CHECK(verdict(v, 5).status == Status::pass);
+    const std::string d3 = all_details(verdict(v, 3));
+    CHECK_THAT(d3, ContainsSubstring("ufs0 16384 B"));
+    CHECK_THAT(d3, ContainsSubstring("ufs1 16384 B"));
+}
+
+TEST_CASE("dm over dm: a DUN shifted by the upper table's offset, a key left under the lower "
+          "table",
+          "[checker][stacked][negative]") {
+    fails(check(stacked_run(true, false).inputs()), 2, {"ufs1 seq", "+4096 units"});
+    fails(check(stacked_run(false, true).inputs()), 4, {"ufs0 slot 0 still holds"}, {"ufs1 slot"});
+}
+
+// ---- sub-block data units on an eMMC (the held-back sub-block scenario)
+// --------------------------------------------
+
+namespace {
+
+// ext4 (4096-byte blocks) on an eMMC with a default policy of 512-byte data units: the DUN of
+// ext4's largest file needs 35 bits, more than CQHCI's 32, so the file must use the fallback;
+// with 4096-byte units (32 bits) it is native.
+Fixture emmc_subblock_run(unsigned log2_du, bool ce) {
+    Fixture f;
+    f.scenario["controllers"][1] = {{"id", "emmc0"},
+                                    {"type", "emmc"},
+                                    {"crypto", true},
+                                    {"keyslots", 8},
+                                    {"caps", "aes-xts-256:0x0f"},
+                                    {"name", "ea"},
+                                    {"size", "64M"}};
+    f.run["disk_map"]["ea"] = {{"name", "mmcblk0"}, {"dev_path", "/dev/mmcblk0"}, {"dev", "179:0"}};
+    f.text.erase("ufs1");
+    ev::Realize r;
+    r.slots = 8;
+    r.cfgptr = 0x02;
+    r.caps = {ev::CapEntry{0, 0, 0x0f, 3}};
+    r.frontend = "cqhci";
+    f.emit("emmc0", r);
+    f.emit("emmc0", ev::Enable{true, true});
+    const std::string id = f.identifier();
+    f.step("mkfs", {{"dev", "/dev/mmcblk0"}, {"uuid", kUuid}});
+    f.step("mount", {{"dev", "/dev/mmcblk0"}, {"dir", "/mnt"}, {"options", "inlinecrypt"}},
+           {{"block_size", 4096}});
+    f.step("add_key", {{"mnt", "/mnt"}, {"key", kMaster}}, {{"identifier", id}});
+    f.step("set_policy", {{"dir", "/mnt/d"}, {"identifier", id}, {"log2_data_unit_size", log2_du}},
+           {{"policy", {{"flags", 0x03}, {"contents", 1}, {"log2_data_unit_size", log2_du}}}});
+    const Bytes key = fc::per_file_key(icemu::models::from_hex(kMaster),
+                                       icemu::models::from_hex("000102030405060708090a0b0c0d0e0f"));
+    const std::string fp = icemu::models::key_fingerprint(key);
+    if (ce) {
+        f.program("emmc0", 0, fp);
+        ev::Io x;
+        x.slot = 0;
+        x.ce = true;
+        x.op = ev::IoOp::write;
+        x.opcode = 47;
+        x.lba = 8000;
+        x.blocks = 8;
+        x.bytes = 4096;
+        x.block_size = 512;
+        x.dusize = 1u << log2_du;
+        x.dun = 0;
+        x.key_fp = fp;
+        x.queue = "cq:1";
+        f.emit("emmc0", x);
+    }
+    f.step("write_file", {{"path", "/mnt/d/f"}, {"size", 4096}, {"seed", 7}},
+           {{"ino", kIno}, {"size", 4096}});
+    f.step("file_info", {{"path", "/mnt/d/f"}},
+           {{"ino", kIno},
+            {"size", 4096},
+            {"nonce", "000102030405060708090a0b0c0d0e0f"},
+            {"extents",
+             {{{"logical", 0}, {"physical", 1000 * 4096}, {"length", 4096}, {"flags", 1}}}}});
+    if (ce) {
+        f.evict("emmc0", 0);
+    }
+    f.step("remove_key", {{"mnt", "/mnt"}, {"identifier", id}}, {{"files_busy", false}}, "rm");
+    return f;
+}
+
+} // namespace
+
+TEST_CASE("sub-block data units on an eMMC: 512-byte units need 35-bit DUNs (fallback), "
+          "4096-byte units are native",
+          "[checker][emmc][subblock]") {
+    {
+        const auto v = check(emmc_subblock_run(12, true).inputs());
+        INFO(format_text(v));
+        CHECK_FALSE(any_failed(v));
+        CHECK_THAT(verdict(v, 2).reason, ContainsSubstring("data unit(s) checked"));
+    }
+    fails(check(emmc_subblock_run(9, true).inputs()), 7,
+          {"emmc0 seq", "/mnt/d/f", "the models predict blk-crypto-fallback"});
+}
