@@ -62,12 +62,7 @@ fi
 command -v clang-14 >/dev/null ||
 	die "clang-14 is not installed: run scripts/setup-host.sh --fuzz (or ./icemu fuzz)"
 
-if [ ! -f "$TOP/.prepared" ]; then
-	rm -rf "$TOP"
-	unpack_source "$VER" "$SRC"
-	apply_patches "$SRC" "${PATCHES[@]}"
-	touch "$TOP/.prepared"
-fi
+prepare_tree "$TOP" "$SRC" "$VER" "${PATCHES[@]}"
 
 export CCACHE_BASEDIR="$TOP" CCACHE_NOHASHDIR=true
 if [ ! -f "$BUILD/build.ninja" ]; then

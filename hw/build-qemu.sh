@@ -41,12 +41,7 @@ if [ "$PRINT_ONLY" = 1 ]; then
 	exit 0
 fi
 
-if [ ! -f "$TOP/.prepared" ]; then
-	rm -rf "$TOP"
-	unpack_source "$VER" "$SRC"
-	apply_patches "$SRC" "${PATCHES[@]}"
-	touch "$TOP/.prepared"
-fi
+prepare_tree "$TOP" "$SRC" "$VER" "${PATCHES[@]}"
 
 export CCACHE_BASEDIR="$TOP" CCACHE_NOHASHDIR=true
 if [ ! -f "$BUILD/build.ninja" ]; then

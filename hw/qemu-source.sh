@@ -95,3 +95,15 @@ apply_patches() {
 		}
 	done
 }
+
+# prepare_tree TOP SRC VERSION PATCH...: once per cache entry TOP, the Debian source in SRC with
+# the patches applied (TOP/.prepared marks it done; an interrupted preparation starts over).
+prepare_tree() {
+	local top=$1 src=$2 ver=$3
+	shift 3
+	[ ! -f "$top/.prepared" ] || return 0
+	rm -rf "$top"
+	unpack_source "$ver" "$src"
+	apply_patches "$src" "$@"
+	touch "$top/.prepared"
+}

@@ -172,7 +172,7 @@ QemuProcess::~QemuProcess() {
         kill_now();
 }
 
-std::string pick_accel(std::string& why) {
+std::string pick_accel(const std::string& qemu, std::string& why) {
     int fd = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
     if (fd < 0) {
         why = std::string("TCG: /dev/kvm is not usable (") + std::strerror(errno) + ")";
@@ -182,6 +182,29 @@ std::string pick_accel(std::string& why) {
     ::close(fd);
     if (api != 12) {
         why = "TCG: /dev/kvm answered KVM_GET_API_VERSION with " + std::to_string(api);
+        return "tcg";
+    }
+    // A /dev/kvm that answers can still refuse what QEMU sets up for -cpu host (seen under a
+    // nested hypervisor: "failed to set MSR 0x10a", and QEMU aborts at start). Start this QEMU
+    // once, paused, the way the guests use KVM, and quit it over QMP.
+    const std::string out =
+        capture({"/bin/sh", "-c",
+                 "printf '%s\\n' '{\"execute\":\"qmp_capabilities\"}' "
+                 "'{\"execute\":\"quit\"}' | \"$0\" -accel kvm -cpu host -M q35 -nodefaults "
+                 "-display none -S -qmp stdio; echo icemu-kvm-probe-status=$?",
+                 qemu},
+                20);
+    if (out.find("icemu-kvm-probe-status=0") == std::string::npos) {
+        std::string reason = "no reason given";
+        std::istringstream lines(out);
+        for (std::string l; std::getline(lines, l);) {
+            if (l.find("error") != std::string::npos) {
+                reason = l;
+                break;
+            }
+        }
+        why = "TCG: /dev/kvm is there but QEMU cannot start with -accel kvm -cpu host (" + reason +
+              ")";
         return "tcg";
     }
     why = "KVM (/dev/kvm is usable)";

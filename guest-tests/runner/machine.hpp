@@ -58,9 +58,10 @@ private:
     LineChannel ch_;
 };
 
-// The accelerator icemu's guests use: "kvm" when /dev/kvm can be opened read-write and
-// answers KVM_GET_API_VERSION, else "tcg". `why` says which and why, for the user.
-std::string pick_accel(std::string& why);
+// The accelerator icemu's guests use: "kvm" when /dev/kvm can be opened read-write, answers
+// KVM_GET_API_VERSION and `qemu` starts with -accel kvm -cpu host, else "tcg". `why` says
+// which and why, for the user.
+std::string pick_accel(const std::string& qemu, std::string& why);
 
 class QemuProcess {
 public:

@@ -596,7 +596,7 @@ int main(int argc, char** argv) {
 
     if (o.accel == "auto") {
         std::string why;
-        o.accel = pick_accel(why);
+        o.accel = pick_accel(o.qemu, why);
         std::fprintf(stderr, "icemu-run: accelerator: %s\n", why.c_str());
     }
     EngineOptions eng;

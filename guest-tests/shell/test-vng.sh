@@ -9,9 +9,18 @@ command -v vng >/dev/null || { echo "SKIP: vng (virtme-ng) is not installed"; ex
 WORK=$(mktemp -d /tmp/icemu-vng-test.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 truncate -s 64M "$WORK/lu0.img"
+# vng uses KVM whenever /dev/kvm exists, but a nested hypervisor may still refuse what QEMU
+# sets up for -cpu host (QEMU aborts: "failed to set MSR 0x10a"): start this QEMU once, paused,
+# as icemu-run does, and tell vng to use TCG when it fails.
+kvm=()
+if ! printf '%s\n' '{"execute":"qmp_capabilities"}' '{"execute":"quit"}' |
+	timeout 20 "$QEMU" -accel kvm -cpu host -M q35 -nodefaults -display none -S -qmp stdio \
+		>/dev/null 2>&1; then
+	kvm=(--disable-kvm)
+fi
 # vng shares the host's root over 9p (virtiofs when virtiofsd is installed) and runs the
 # command as the calling user; microvm has no PCI, so the UFS needs q35 (--disable-microvm).
-out=$(cd "$WORK" && timeout 600 vng --run "$KERNEL" --qemu "$QEMU" --disable-microvm \
+out=$(cd "$WORK" && timeout 600 vng --run "$KERNEL" --qemu "$QEMU" ${kvm[@]+"${kvm[@]}"} --disable-microvm \
 	--memory 1G --qemu-opts="-device ufs,id=ufs0,crypto=on,crypto-keyslots=5 \
 -drive if=none,id=lu0,file=$WORK/lu0.img,format=raw -device ufs-lu,bus=ufs0,lun=0,drive=lu0" \
 	-- cat /sys/block/sda/queue/crypto/num_keyslots 2>"$WORK/vng.err") || {

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <random>
+#include <sstream>
 
 #ifndef ICEMU_QEMU_PATH
 #define ICEMU_QEMU_PATH ""
@@ -39,6 +40,13 @@ std::string changed_blocks(const std::vector<std::uint8_t>& before,
         }
     }
     return out;
+}
+
+std::string slurp(const std::filesystem::path& p) {
+    std::ifstream f(p);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
 }
 
 std::vector<std::uint8_t> pattern_bytes(std::size_t n, std::uint64_t seed) {

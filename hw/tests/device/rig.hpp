@@ -83,4 +83,7 @@ std::string changed_blocks(const std::vector<std::uint8_t>& before,
 // Deterministic pseudo-random bytes (tests only; not the oracle).
 std::vector<std::uint8_t> pattern_bytes(std::size_t n, std::uint64_t seed);
 
+// The whole file as text ("" when it cannot be read): QEMU trace and event-log files.
+std::string slurp(const std::filesystem::path& p);
+
 } // namespace icemu::test

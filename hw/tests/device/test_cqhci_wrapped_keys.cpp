@@ -89,13 +89,6 @@ std::vector<nlohmann::json> log_lines(const std::filesystem::path& path, const c
     return out;
 }
 
-std::string slurp(const std::filesystem::path& p) {
-    std::ifstream f(p);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
-}
-
 struct WrappedEmmc {
     EmmcRig rig;
     KeyManager km;
@@ -627,8 +620,8 @@ TEST_CASE("cqhci: no master key, inline key, secret or blob in the trace, the lo
     const auto state = w.state().dump();
     w.rig.machine().shutdown();
 
-    const auto trace = slurp(w.rig.trace_path());
-    const auto log = slurp(w.rig.log_path());
+    const auto trace = test::slurp(w.rig.trace_path());
+    const auto log = test::slurp(w.rig.log_path());
     REQUIRE(trace.find("inline_crypto_km_command") != std::string::npos); // it traced
     REQUIRE(trace.find("cqhci_") != std::string::npos);
     REQUIRE(log.find("\"km\"") != std::string::npos);

@@ -191,12 +191,12 @@ public:
         opts.qemu_binary = test::qemu_binary();
         opts.extra_args = {"-m", "256M"};
         opts.extra_args.insert(opts.extra_args.end(), extra_args.begin(), extra_args.end());
-        opts.extra_args.insert(opts.extra_args.end(),
-                               {"-device", "ufs,id=ufs0,serial=hostile,addr=4,crypto=on" +
-                                               std::string(queue == ufs::QueueMode::mcq
-                                                               ? ",mcq=true,mcq-maxq=1"
-                                                               : "") +
-                                               (props.empty() ? "" : "," + props)});
+        opts.extra_args.insert(
+            opts.extra_args.end(),
+            {"-device",
+             "ufs,id=ufs0,serial=hostile,addr=4,crypto=on" +
+                 std::string(queue == ufs::QueueMode::mcq ? ",mcq=true,mcq-maxq=1" : "") +
+                 (props.empty() ? "" : "," + props)});
         if (blockdev.empty()) {
             std::ofstream f(medium_path(), std::ios::binary | std::ios::trunc);
             const std::vector<char> zero(65536, 0);
@@ -268,13 +268,6 @@ std::array<std::uint8_t, 64> ufs_cryptokey(std::uint64_t seed) {
     return out;
 }
 
-std::string slurp(const std::filesystem::path& p) {
-    std::ifstream f(p);
-    std::stringstream s;
-    s << f.rdbuf();
-    return s.str();
-}
-
 std::string hex32(std::uint32_t v) {
     char b[16];
     std::snprintf(b, sizeof b, "0x%x", v);
@@ -296,7 +289,7 @@ TEST_CASE("ufs: QEMU's trace of register writes never shows a key being programm
         ufs::evict_keyslot(box.host(), box.caps(), 3);
         box.machine().shutdown();
     }
-    const std::string log = slurp(trace);
+    const std::string log = test::slurp(trace);
     // the trace works and shows register writes (so the check below can fail): HCE := 3
     REQUIRE(log.find("ufs_mmio_write addr 0x34 data 0x3 ") != std::string::npos);
     // the keyslot writes are traced by the engine, without the key's value
@@ -374,7 +367,7 @@ TEST_CASE("ufs: the engine traces each cause for which it refuses a request, wit
         CHECK(h.submit(write(0)).ocs == ufs::ocs::kSuccess);
         box.machine().shutdown();
     }
-    const std::string log = slurp(trace);
+    const std::string log = test::slurp(trace);
     std::size_t lines = 0;
     for (std::size_t p = log.find("inline_crypto_"); p != std::string::npos;
          p = log.find("inline_crypto_", p + 1)) {
@@ -651,10 +644,11 @@ TEST_CASE("cqhci: the bounce buffers a guest makes the controller hold stay with
             CHECK(r.medium(std::uint64_t{tag} * c.blocks * 512, 4096) == written[tag]);
         }
         r.machine().shutdown();
-        log = slurp(r.trace_path());
+        log = test::slurp(r.trace_path());
     }
 
-    const std::regex start(R"(cqhci_task_start task (\d+): (\d+) bytes, bounce buffers hold (\d+))");
+    const std::regex start(
+        R"(cqhci_task_start task (\d+): (\d+) bytes, bounce buffers hold (\d+))");
     std::uint64_t peak = 0;
     unsigned starts = 0;
     for (auto it = std::sregex_iterator(log.begin(), log.end(), start);

@@ -80,13 +80,6 @@ std::vector<nlohmann::json> log_lines(const test::Rig& rig, const char* ev) {
     return out;
 }
 
-std::string slurp(const std::filesystem::path& p) {
-    std::ifstream f(p);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
-}
-
 // A rig with the key manager, the host up, and a client on kBuffer.
 struct WrappedRig {
     test::Rig rig;
@@ -577,8 +570,8 @@ TEST_CASE("no master key, derived key, secret or blob in the trace, the log or Q
     const auto state = w.rig.machine().qom_get(w.rig.qom_path(), "crypto-state").dump();
     w.rig.machine().shutdown();
 
-    const auto trace = slurp(w.rig.trace_path());
-    const auto log = slurp(w.rig.log_path(0));
+    const auto trace = test::slurp(w.rig.trace_path());
+    const auto log = test::slurp(w.rig.log_path(0));
     REQUIRE(trace.find("inline_crypto_km_command") != std::string::npos); // it traced
     REQUIRE(log.find("\"km\"") != std::string::npos);
     const auto inline_key = hw::inline_encryption_key(raw);
