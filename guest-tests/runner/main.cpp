@@ -333,6 +333,8 @@ private:
                 if (!rec.reply.value("ok", false)) {
                     rec.error = rec.reply.value("error", std::string("reboot failed"));
                     keep_going = false;
+                } else {
+                    bind_disks(vars, rec.reply["disk_map"]);
                 }
             } else if (step.host_only()) {
                 rec.request = {
@@ -393,8 +395,10 @@ private:
     // boots again from the same kernel and initramfs, the disk images keep their contents). The
     // machine runs with -no-reboot, which turns a reset into a shutdown, so the reboot action
     // is "reset" for this one and "shutdown" again once the guest is back. The reply carries
-    // the new guest's hello and its disks; a scenario disk that came back under another device
-    // name fails the step (the scenario's ${disk} references would point elsewhere).
+    // the new guest's hello, its disks and "disk_map", the scenario disks found again by their
+    // controller and LUN: sd probes run asynchronously, so two LUs may swap sdX names across a
+    // reboot. The caller rebinds ${disk} for the later steps from it, and icemu-check reads it
+    // (a disk not found again fails the step).
     json reboot(double timeout_s) {
         auto qmp_ok = [](const json& r) { return r.is_object() && r.contains("return"); };
         json r = qmp_.execute("set-action", {{"reboot", "reset"}}, 10);
@@ -422,20 +426,24 @@ private:
         json disks = request({{"id", 1000001}, {"op", "disks"}}, 30);
         if (!disks.is_object() || !disks.value("ok", false))
             return {{"ok", false}, {"error", "disks after the reboot failed: " + disks.dump()}};
-        std::string moved;
+        std::string lost, moved;
+        json map = json::object();
         for (const auto& [name, d] : map_disks(s_, disks)) {
+            map[name] = d;
             const json& before = rec_.disk_map[name];
-            if (d.is_null() || before.is_null() ||
-                d.value("dev_path", "") != before.value("dev_path", ""))
-                moved += " " + name;
+            if (d.is_null())
+                lost += " " + name;
+            else if (before.is_object() && d.value("dev_path", "") != before.value("dev_path", ""))
+                moved += " " + name + " " + before.value("dev_path", "?") + " -> " +
+                         d.value("dev_path", "?") + ";";
         }
-        json reply = {{"ok", moved.empty()},
-                      {"hello", hello},
-                      {"seconds_to_hello", up},
-                      {"disks", disks["disks"]},
-                      {"kmsg", hello.value("kmsg", json::array())}};
+        json reply = {{"ok", lost.empty()},     {"hello", hello},
+                      {"seconds_to_hello", up}, {"disks", disks["disks"]},
+                      {"disk_map", map},        {"kmsg", hello.value("kmsg", json::array())}};
+        if (!lost.empty())
+            reply["error"] = "disks not found after the reboot:" + lost;
         if (!moved.empty())
-            reply["error"] = "disks changed their device node across the reboot:" + moved;
+            progress(s_.name, "  disks came back under other device nodes:" + moved);
         return reply;
     }
 

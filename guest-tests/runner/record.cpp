@@ -120,11 +120,8 @@ std::string crypto_preflight(const Scenario& s, const std::map<std::string, json
     return "";
 }
 
-Lookup base_lookup(const Scenario& s, const RunRecord& r) {
-    Lookup l;
-    for (const auto& [k, v] : s.vars)
-        l[k] = v;
-    for (const auto& [name, d] : r.disk_map) {
+void bind_disks(Lookup& l, const json& disk_map) {
+    for (const auto& [name, d] : disk_map.items()) {
         if (d.is_null())
             continue;
         l[name] = d.value("dev_path", "");
@@ -133,6 +130,13 @@ Lookup base_lookup(const Scenario& s, const RunRecord& r) {
         l[name + ".bytes"] = bytes;
         l[name + ".sectors"] = bytes / 512;
     }
+}
+
+Lookup base_lookup(const Scenario& s, const RunRecord& r) {
+    Lookup l;
+    for (const auto& [k, v] : s.vars)
+        l[k] = v;
+    bind_disks(l, json(r.disk_map));
     return l;
 }
 
@@ -182,21 +186,35 @@ std::string describe_step(const StepRecord& st) {
     return d;
 }
 
-// The disks report in force at step index `at` (a "disks" step at or before it, else boot).
+// The disks report in force at step index `at` (a "disks" or "reboot" step at or before it,
+// else boot).
 const json& disks_at(const RunRecord& r, std::size_t at) {
     for (std::size_t i = std::min(at, r.steps.size()); i >= 1; --i) {
         const auto& st = r.steps[i - 1];
-        if (st.op == "disks" && st.reply.is_object() && st.reply.value("ok", false))
+        if ((st.op == "disks" || st.op == "reboot") && st.reply.is_object() &&
+            st.reply.value("ok", false) && st.reply.contains("disks"))
             return st.reply["disks"];
     }
     static const json empty = json::array();
     return r.boot_disks.contains("disks") ? r.boot_disks["disks"] : empty;
 }
 
-const json* find_disk(const RunRecord& r, const json& disks, const std::string& name) {
+// The scenario disk -> guest disk map in force at step index `at`: the one of the last reboot
+// at or before it (sdX names may change across a reboot), else the boot's.
+json disk_map_at(const RunRecord& r, std::size_t at) {
+    for (std::size_t i = std::min(at, r.steps.size()); i >= 1; --i) {
+        const auto& st = r.steps[i - 1];
+        if (st.op == "reboot" && st.reply.is_object() && st.reply.contains("disk_map"))
+            return st.reply["disk_map"];
+    }
+    return json(r.disk_map);
+}
+
+const json* find_disk(const RunRecord& r, std::size_t at, const json& disks,
+                      const std::string& name) {
     std::string sys;
-    if (auto it = r.disk_map.find(name); it != r.disk_map.end() && it->second.is_object())
-        sys = it->second.value("name", "");
+    if (json m = disk_map_at(r, at); m.contains(name) && m[name].is_object())
+        sys = m[name].value("name", "");
     for (const auto& d : disks) {
         if ((!sys.empty() && d.value("name", "") == sys) || d.value("dm_name", "") == name ||
             d.value("name", "") == name)
@@ -447,7 +465,7 @@ TestPoint check_expectation(const Scenario& s, const Expectation& x, const RunRe
             std::size_t at = ref("at", "end");
             const json& disks = disks_at(r, at);
             std::string name = j.at("disk").get<std::string>();
-            const json* d = find_disk(r, disks, name);
+            const json* d = find_disk(r, at, disks, name);
             if (!d)
                 throw ScenarioError("disk '" + name + "' not in the disks report");
             json got = (*d)["crypto"];
@@ -457,7 +475,7 @@ TestPoint check_expectation(const Scenario& s, const Expectation& x, const RunRe
             } else if (j.contains("intersection_of")) {
                 std::vector<json> kids;
                 for (const auto& c : j["intersection_of"]) {
-                    const json* cd = find_disk(r, disks, c.get<std::string>());
+                    const json* cd = find_disk(r, at, disks, c.get<std::string>());
                     if (!cd)
                         throw ScenarioError("disk '" + c.get<std::string>() +
                                             "' not in the disks report");

@@ -63,6 +63,8 @@ std::string crypto_preflight(const Scenario& s, const std::map<std::string, json
 
 // ${...} variables available to steps: disks (${ua} = /dev/sdb, ${ua.sys}, ${ua.sectors},
 // ${ua.bytes}), scenario vars, and values saved from earlier replies.
+// ${disk}, ${disk.sys}, ${disk.bytes}, ${disk.sectors} for each entry of a disk map.
+void bind_disks(Lookup& l, const json& disk_map);
 Lookup base_lookup(const Scenario& s, const RunRecord& r);
 
 TestPoint check_step(const Scenario& s, const StepRecord& st);

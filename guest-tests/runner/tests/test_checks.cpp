@@ -219,6 +219,40 @@ TEST_CASE("disk_crypto: lacks fails on a present file; intersection_of fails on 
     CHECK_FALSE(check_expectation(s, s.expectations[1], r).passed);
 }
 
+TEST_CASE("after a reboot that swaps sdX names, ${disk} and disk_crypto follow the LU") {
+    Scenario s = parse_scenario(json::parse(R"J({
+	  "name": "k",
+	  "controllers": [{"id": "ufs0", "lus": [{"name": "ua", "size": "16M"}, {"name": "ub", "lun": 1, "size": "16M"}]}],
+	  "steps": [{"op": "reboot", "label": "rb"}, {"op": "disks", "label": "d"}],
+	  "expect": [{"kind": "disk_crypto", "disk": "ua", "at": "rb", "equals": {"max_dun_bits": 64}}]
+	  })J"));
+    auto disk = [](const char* name, int lun, unsigned dun) {
+        return json{{"name", name},
+                    {"dev_path", std::string("/dev/") + name},
+                    {"pci", ufs_pci_addr(0)},
+                    {"lun", lun},
+                    {"crypto", {{"max_dun_bits", dun}}}};
+    };
+    RunRecord r;
+    r.hello = {{"hello", "icemu-guest"}, {"kmsg", json::array()}};
+    r.boot_disks = {{"ok", true}, {"disks", {disk("sda", 0, 64), disk("sdb", 1, 32)}}};
+    r.disk_map = map_disks(s, r.boot_disks);
+    json after = {{"ok", true}, {"disks", {disk("sda", 1, 32), disk("sdb", 0, 64)}}};
+    json map = json(map_disks(s, after));
+    CHECK(map["ua"]["name"] == "sdb");
+    Lookup l = base_lookup(s, r);
+    CHECK(l["ua"] == "/dev/sda");
+    bind_disks(l, map);
+    CHECK(l["ua"] == "/dev/sdb");
+    CHECK(l["ub.sys"] == "sda");
+    r.steps = {
+        step(1, "reboot", "rb", {{"ok", true}, {"disks", after["disks"]}, {"disk_map", map}})};
+    CHECK(check_expectation(s, s.expectations[0], r).passed);
+    // the same check against the boot's names reads ub's 32-bit DUN and fails
+    r.steps[0].reply.erase("disk_map");
+    CHECK_FALSE(check_expectation(s, s.expectations[0], r).passed);
+}
+
 TEST_CASE("without an engine, device checks fail and say why") {
     Scenario s = scen();
     RunRecord r = record(true);

@@ -191,18 +191,22 @@ void Facts::record_sysfs(std::size_t i, const json& reported) {
 
 namespace {
 
+// A scenario disk's guest names from a disk map (run.json "disk_map", or a reboot step's reply:
+// sd probes are asynchronous, so LUs may swap sdX names across a reboot).
+void bind_disk(Disk& d, const json& dmap) {
+    if (dmap.contains(d.name) && dmap[d.name].is_object()) {
+        const json& g = dmap[d.name];
+        d.sys = str(g, "name");
+        d.dev_path = str(g, "dev_path", d.sys.empty() ? "" : "/dev/" + d.sys);
+        d.devnum = str(g, "dev");
+        d.size_bytes = u64(g, "size_bytes");
+    }
+}
+
 void load_disks(Facts& w) {
     const json& sc = w.in.scenario;
     const json& dmap = at(w.in.run, "disk_map");
-    auto fill = [&](Disk& d) {
-        if (dmap.contains(d.name) && dmap[d.name].is_object()) {
-            const json& g = dmap[d.name];
-            d.sys = str(g, "name");
-            d.dev_path = str(g, "dev_path", d.sys.empty() ? "" : "/dev/" + d.sys);
-            d.devnum = str(g, "dev");
-            d.size_bytes = u64(g, "size_bytes");
-        }
-    };
+    auto fill = [&](Disk& d) { bind_disk(d, dmap); };
     if (sc.is_object()) {
         for (const auto& c : at(sc, "controllers")) {
             // an eMMC controller's one disk is named on the controller (runner scenario.cpp)
@@ -789,6 +793,13 @@ Facts gather_facts(const Inputs& in, const dm::KernelRules& kv) {
         if (!known && !guest_ops::is_host_op(op)) {
             throw std::invalid_argument("run.json step " + std::to_string(i) + ": unknown op '" +
                                         op + "'");
+        }
+        if (op == "reboot" && !st.contains("skipped")) {
+            if (const json& m = at(at(st, "reply"), "disk_map"); m.is_object()) {
+                for (auto& [name, d] : w.disks) {
+                    bind_disk(d, m);
+                }
+            }
         }
         if (st.contains("skipped") || !known) {
             continue; // not run on this kernel (the step's "kernel" condition), or a host op

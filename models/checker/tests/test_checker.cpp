@@ -266,20 +266,32 @@ struct GoodRun {
     bool shift_dun = false, wrong_key = false, plaintext = false, miss_evict_ufs1 = false;
     bool sysfs_wrong = false;
     bool as_write_files = false; ///< one write_files step instead of write_file + file_info
+    /// a reboot first, after which ua and ub come back as sdc and sdb (as the runner's reply
+    /// says in "disk_map", unless reboot_map_missing)
+    bool swapped_by_reboot = false, reboot_map_missing = false;
 
     Fixture build() const {
         Fixture f;
-        f.dm_linear({{"/dev/sdb", kUaSectors}, {"/dev/sdc", kUbSectors}});
+        std::string ua = "sdb", ub = "sdc";
+        if (swapped_by_reboot) {
+            std::swap(ua, ub);
+            json map = {{"ua", {{"name", ua}, {"dev_path", "/dev/" + ua}, {"dev", "8:32"}}},
+                        {"ub", {{"name", ub}, {"dev_path", "/dev/" + ub}, {"dev", "8:16"}}}};
+            f.emit("ufs0", ev::Enable{true, true}); // the second boot's probe
+            f.emit("ufs1", ev::Enable{true, true});
+            f.step("reboot", json::object(),
+                   reboot_map_missing ? json::object() : json{{"disk_map", map}});
+        }
+        f.dm_linear({{"/dev/" + ua, kUaSectors}, {"/dev/" + ub, kUbSectors}});
         json dmd = {{"name", "dm-0"},
                     {"dm_name", "lin"},
                     {"crypto",
                      {{"max_dun_bits", 64},
                       {"num_keyslots", 0},
                       {"modes", {{"AES-256-XTS", sysfs_wrong ? "0x1e00" : "0x1200"}}}}}};
-        f.step(
-            "disks", json::object(),
-            {{"disks",
-              {Fixture::lu_disk("sdb", 8, "0x1e00"), Fixture::lu_disk("sdc", 4, "0x1200"), dmd}}});
+        f.step("disks", json::object(),
+               {{"disks",
+                 {Fixture::lu_disk(ua, 8, "0x1e00"), Fixture::lu_disk(ub, 4, "0x1200"), dmd}}});
         f.fs_and_key();
         const std::string fp = lblk64_fp();
         f.program("ufs0", 0, wrong_key ? std::string("00112233445566ff") : fp);
@@ -404,6 +416,26 @@ TEST_CASE("a known-good dm run over two controllers passes every applicable inva
     CHECK(verdict(v, 7).status == Status::pass);
     CHECK(verdict(v, 8).status == Status::not_applicable);
     CHECK_THAT(verdict(v, 2).reason, ContainsSubstring("4 data unit(s)"));
+}
+
+TEST_CASE("a reboot that swaps sdX names: the reply's disk map rebinds the disks",
+          "[checker][reboot]") {
+    GoodRun g;
+    g.swapped_by_reboot = true;
+    {
+        const auto v = check(g.build().inputs());
+        INFO(format_text(v));
+        CHECK_FALSE(any_failed(v));
+        CHECK(verdict(v, 2).status == Status::pass);
+        CHECK_THAT(verdict(v, 2).reason, ContainsSubstring("4 data unit(s)"));
+    }
+    {
+        // the boot's names: /dev/sdc is ub's (ufs1) and the table's sizes are wrong for it
+        g.reboot_map_missing = true;
+        const auto v = check(g.build().inputs());
+        fails(v, 3, {"ufs0 holds 16384 bytes of /mnt/d64/f but received no write"});
+        fails(v, 5, {"ufs1/0 ub: num_keyslots 8 != 4"});
+    }
 }
 
 TEST_CASE("write_files facts (several files, file_info per file) are used like write_file + "
