@@ -21,12 +21,14 @@
 #include <nlohmann/json.hpp>
 
 #include "device/test_cqhci_rig.hpp"
+#include "device/wrapped_common.hpp"
 #include "icemu/models/hw_wrapped.hpp"
 #include "icemu/models/xts.hpp"
 #include "ufs/keymanager.hpp"
 
 using namespace icemu;
 using namespace icemu::cqhci_test;
+using namespace icemu::test::wrapped;
 using cqhci::Crypto;
 using ufs::km::KeyManager;
 using ufs::km::Op;
@@ -36,24 +38,7 @@ namespace hw = icemu::models::hw_wrapped;
 
 namespace {
 
-constexpr std::uint64_t kBuffer = 0x00800000; // command buffer in guest RAM (8 MiB)
 constexpr const char* kSd = "/machine/peripheral/sd0";
-// base64 of the 32 bytes 0x00..0x1f and of 0xa0..0xbf (two long-term wrapping keys)
-constexpr const char* kLtSecretA = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-constexpr const char* kLtSecretB = "oKGio6SlpqeoqaqrrK2ur7CxsrO0tba3uLm6u7y9vr8=";
-
-std::string status_of(const ufs::km::Result& r) {
-    return ufs::km::status_name(r.status);
-}
-
-std::vector<std::uint8_t> raw_key(std::uint8_t seed) {
-    std::vector<std::uint8_t> k(ufs::km::kKeyLen);
-    for (std::size_t i = 0; i < k.size(); ++i) {
-        k[i] = static_cast<std::uint8_t>(seed * 53 + i * 7 + 3);
-    }
-    return k;
-}
-
 // sdhci-pci with the eMMC, 4 keyslots, an AES-256-XTS and an AES-128-XTS capability and the key
 // manager.
 EmmcOptions wrapped_options(std::string extra = "", bool log = false) {
@@ -76,19 +61,6 @@ std::uint64_t km_base(cqhci::CqhciHost& h) {
     return h.bar_addr() + cqhci::kCqhciOffset;
 }
 
-std::vector<nlohmann::json> log_lines(const std::filesystem::path& path, const char* ev) {
-    std::vector<nlohmann::json> out;
-    std::ifstream f(path);
-    std::string line;
-    while (std::getline(f, line)) {
-        auto j = nlohmann::json::parse(line);
-        if (!ev || j.at("ev") == ev) {
-            out.push_back(std::move(j));
-        }
-    }
-    return out;
-}
-
 struct WrappedEmmc {
     EmmcRig rig;
     KeyManager km;
@@ -100,19 +72,6 @@ struct WrappedEmmc {
     }
     nlohmann::json state() { return rig.machine().qom_get(kSd, "crypto-state"); }
 };
-
-struct Blobs {
-    std::vector<std::uint8_t> lt;
-    std::vector<std::uint8_t> eph;
-};
-
-Blobs wrap_key(KeyManager& km, std::span<const std::uint8_t> raw) {
-    const auto lt = km.import_key(raw);
-    REQUIRE(status_of(lt) == "ok");
-    const auto eph = km.prepare(lt.out);
-    REQUIRE(status_of(eph) == "ok");
-    return {lt.out, eph.out};
-}
 
 // A CE task on `tag` that the engine must refuse: IS.ICCE and the tag's TDPE bit, nothing
 // written; then Linux's recovery (halt, clear all) frees the tag again.
@@ -319,12 +278,7 @@ TEST_CASE("cqhci: tampered, truncated, wrong-kind and out-of-range commands are 
     REQUIRE(h.write(1, 80, data, Crypto{true, 2, 3}));
     const auto before = w.state()["slots"];
 
-    struct Case {
-        const char* what;
-        ufs::km::Result r;
-        const char* want;
-    };
-    std::vector<Case> cases;
+    std::vector<Refusal> cases;
     cases.push_back({"opcode 0", w.km.run_raw(0, {}, 0, 0, 0), "opcode"});
     cases.push_back({"opcode 9", w.km.run_raw(9, eph, 0, 0, 64), "opcode"});
     cases.push_back({"IMPORT of 16 bytes", w.km.run(Op::import_key, raw, 0, 0, 16), "length"});
@@ -340,23 +294,8 @@ TEST_CASE("cqhci: tampered, truncated, wrong-kind and out-of-range commands are 
     auto zero_tag = eph;
     std::fill(zero_tag.begin() + 48, zero_tag.end(), 0);
     cases.push_back({"PROGRAM with a zeroed tag", w.km.program(zero_tag, 1, 4096), "blob"});
-    for (const auto& c : cases) {
-        INFO(c.what);
-        CHECK(status_of(c.r) == c.want);
-        CHECK(c.r.out.empty());
-        CHECK((c.r.kmsts >> 16) == 0u);
-    }
-    // any one flipped bit of either blob is refused
-    for (std::size_t i = 0; i < ufs::km::kBlobLen; ++i) {
-        auto t = lt;
-        t[i] ^= static_cast<std::uint8_t>(1u << (i % 8));
-        auto e = eph;
-        e[i] ^= 0x01;
-        INFO("byte " << i);
-        CHECK(status_of(w.km.prepare(t)) == "blob");
-        CHECK(status_of(w.km.program(e, 1, 4096)) == "blob");
-        CHECK(status_of(w.km.derive(e)) == "blob");
-    }
+    check_refusals(cases);
+    check_every_bit_authenticated(w.km, blobs, 1);
     // DMA: the controller's own BAR (its SDHCI registers, the CQHCI, the key manager itself)
     // and unassigned memory
     const std::vector<std::uint8_t> none;
@@ -636,21 +575,8 @@ TEST_CASE("cqhci: no master key, inline key, secret or blob in the trace, the lo
         {"tampered blob tail", {bad.begin() + 16, bad.end()}},
         {"generated blob tail", {gen.out.begin() + 16, gen.out.end()}},
     };
-    for (const auto& [what, bytes] : secrets) {
-        const auto hex = models::to_hex(bytes);
-        // any 8-byte window, as one hex run or as a 32-bit register value
-        for (std::size_t off = 0; off + 8 <= bytes.size(); off += 4) {
-            const auto run = hex.substr(2 * off, 16);
-            char dword[16];
-            std::snprintf(dword, sizeof(dword), "0x%x",
-                          static_cast<unsigned>(bytes[off] | bytes[off + 1] << 8 |
-                                                bytes[off + 2] << 16 |
-                                                static_cast<unsigned>(bytes[off + 3]) << 24));
-            INFO(what << " at byte " << off);
-            CHECK(trace.find(run) == std::string::npos);
-            CHECK(log.find(run) == std::string::npos);
-            CHECK(state.find(run) == std::string::npos);
-            CHECK(trace.find(dword) == std::string::npos);
-        }
-    }
+    const auto leaks =
+        exposures(secrets, {{"trace", trace}, {"event log", log}, {"QMP crypto-state", state}});
+    INFO(leaks.size() << " leak(s); first: " << (leaks.empty() ? "" : leaks.front()));
+    CHECK(leaks.empty());
 }

@@ -19,34 +19,19 @@
 #include <nlohmann/json.hpp>
 
 #include "device/rig.hpp"
+#include "device/wrapped_common.hpp"
 #include "icemu/models/hw_wrapped.hpp"
 #include "icemu/models/xts.hpp"
 #include "ufs/keymanager.hpp"
 
 using namespace icemu;
+using namespace icemu::test::wrapped;
 using ufs::km::KeyManager;
 using ufs::km::Op;
 using ufs::km::Status;
 namespace hw = icemu::models::hw_wrapped;
 
 namespace {
-
-constexpr std::uint64_t kBuffer = 0x00800000; // command buffer in guest RAM (8 MiB)
-// base64 of the 32 bytes 0x00..0x1f and of 0xa0..0xbf (two long-term wrapping keys)
-constexpr const char* kLtSecretA = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-constexpr const char* kLtSecretB = "oKGio6SlpqeoqaqrrK2ur7CxsrO0tba3uLm6u7y9vr8=";
-
-std::string status_of(const ufs::km::Result& r) {
-    return ufs::km::status_name(r.status);
-}
-
-std::vector<std::uint8_t> raw_key(std::uint8_t seed) {
-    std::vector<std::uint8_t> k(ufs::km::kKeyLen);
-    for (std::size_t i = 0; i < k.size(); ++i) {
-        k[i] = static_cast<std::uint8_t>(seed * 37 + i * 11 + 1);
-    }
-    return k;
-}
 
 test::ControllerSpec wrapped_controller(std::string extra = "", bool log = false) {
     test::ControllerSpec s;
@@ -66,18 +51,8 @@ test::ControllerSpec with_secret(test::ControllerSpec s, const char* b64) {
     return s;
 }
 
-// The event log's lines with "ev" = `ev` (every line for nullptr), in order.
 std::vector<nlohmann::json> log_lines(const test::Rig& rig, const char* ev) {
-    std::vector<nlohmann::json> out;
-    std::ifstream f(rig.log_path(0));
-    std::string line;
-    while (std::getline(f, line)) {
-        auto j = nlohmann::json::parse(line);
-        if (!ev || j.at("ev") == ev) {
-            out.push_back(std::move(j));
-        }
-    }
-    return out;
+    return test::wrapped::log_lines(rig.log_path(0), ev);
 }
 
 // A rig with the key manager, the host up, and a client on kBuffer.
@@ -87,20 +62,6 @@ struct WrappedRig {
     explicit WrappedRig(test::ControllerSpec s, bool enable = true)
         : rig(std::move(s), enable), km(rig.host(), kBuffer) {}
 };
-
-struct Blobs {
-    std::vector<std::uint8_t> lt;
-    std::vector<std::uint8_t> eph;
-};
-
-// IMPORT + PREPARE: the long-term and ephemeral blobs of `raw`.
-Blobs wrap_key(KeyManager& km, std::span<const std::uint8_t> raw) {
-    const auto lt = km.import_key(raw);
-    REQUIRE(status_of(lt) == "ok");
-    const auto eph = km.prepare(lt.out);
-    REQUIRE(status_of(eph) == "ok");
-    return {lt.out, eph.out};
-}
 
 std::vector<std::uint8_t> ephemeral_of(KeyManager& km, std::span<const std::uint8_t> raw) {
     return wrap_key(km, raw).eph;
@@ -308,12 +269,7 @@ TEST_CASE("every refusal has its status, changes nothing and returns nothing",
     const auto fp_before =
         w.rig.machine().qom_get(w.rig.qom_path(), "crypto-state")["slots"][1]["key_fp"];
 
-    struct Case {
-        const char* what;
-        ufs::km::Result r;
-        const char* want;
-    };
-    std::vector<Case> cases;
+    std::vector<Refusal> cases;
     cases.push_back({"opcode 0", w.km.run_raw(0, {}, 0, 0, 0), "opcode"});
     cases.push_back({"opcode 6", w.km.run_raw(6, eph, 0, 0, 64), "opcode"});
     cases.push_back({"opcode 15", w.km.run_raw(15, eph, 0, 0, 64), "opcode"});
@@ -340,24 +296,8 @@ TEST_CASE("every refusal has its status, changes nothing and returns nothing",
     auto bad_reserved = lt;
     bad_reserved[3] = 1;
     cases.push_back({"PREPARE with byte 3 set", w.km.prepare(bad_reserved), "blob"});
-    for (const auto& c : cases) {
-        INFO(c.what);
-        CHECK(status_of(c.r) == c.want);
-        CHECK(c.r.out.empty());
-        CHECK((c.r.kmsts >> 16) == 0u);
-    }
-
-    // every byte of a blob is covered: any one flipped bit is refused
-    for (std::size_t i = 0; i < ufs::km::kBlobLen; ++i) {
-        auto t = lt;
-        t[i] ^= static_cast<std::uint8_t>(1u << (i % 8));
-        auto e = eph;
-        e[i] ^= 0x80;
-        INFO("byte " << i);
-        CHECK(status_of(w.km.prepare(t)) == "blob");
-        CHECK(status_of(w.km.program(e, 1, 4096)) == "blob");
-        CHECK(status_of(w.km.derive(e)) == "blob");
-    }
+    check_refusals(cases);
+    check_every_bit_authenticated(w.km, blobs, 1);
 
     // DMA: unassigned memory, the controller's own registers, an output that runs off RAM
     const std::vector<std::uint8_t> no_input;
@@ -550,6 +490,22 @@ TEST_CASE("bad key manager properties fail -device with one clear message",
     CHECK(failed);
 }
 
+TEST_CASE("the secret scan finds a key as a hex run and as a traced register value",
+          "[device][wrapped][security]") {
+    const auto raw = raw_key(9);
+    const std::vector<std::pair<const char*, models::Bytes>> secrets = {{"master key", raw}};
+    CHECK(exposures(secrets, {{"clean", "ufs_mmio_write addr 0x4 data 0x1"}}).empty());
+    // bytes 8..15 as the hex the log would print
+    const auto hex = models::to_hex(raw).substr(16, 16);
+    CHECK(exposures(secrets, {{"log", "x" + hex + "y"}}).size() == 1);
+    // bytes 12..15 as the little-endian dword an MMIO trace prints
+    char dword[16];
+    std::snprintf(dword, sizeof(dword), "0x%x",
+                  static_cast<unsigned>(raw[12] | raw[13] << 8 | raw[14] << 16 |
+                                        static_cast<unsigned>(raw[15]) << 24));
+    CHECK_FALSE(exposures(secrets, {{"trace", std::string("data ") + dword}}).empty());
+}
+
 TEST_CASE("no master key, derived key, secret or blob in the trace, the log or QMP",
           "[device][wrapped][security]") {
     auto spec = wrapped_controller("crypto-log-keys=off", true);
@@ -584,21 +540,8 @@ TEST_CASE("no master key, derived key, secret or blob in the trace, the log or Q
         {"ephemeral blob tail", {eph.out.begin() + 16, eph.out.end()}},
         {"generated blob tail", {gen.out.begin() + 16, gen.out.end()}},
     };
-    for (const auto& [what, bytes] : secrets) {
-        const auto hex = models::to_hex(bytes);
-        // any 8-byte window, as one hex run or as a 32-bit register value
-        for (std::size_t off = 0; off + 8 <= bytes.size(); off += 4) {
-            const auto run = hex.substr(2 * off, 16);
-            char dword[16];
-            std::snprintf(dword, sizeof(dword), "0x%x",
-                          static_cast<unsigned>(bytes[off] | bytes[off + 1] << 8 |
-                                                bytes[off + 2] << 16 |
-                                                static_cast<unsigned>(bytes[off + 3]) << 24));
-            INFO(what << " at byte " << off);
-            CHECK(trace.find(run) == std::string::npos);
-            CHECK(log.find(run) == std::string::npos);
-            CHECK(state.find(run) == std::string::npos);
-            CHECK(trace.find(dword) == std::string::npos);
-        }
-    }
+    const auto leaks =
+        exposures(secrets, {{"trace", trace}, {"event log", log}, {"QMP crypto-state", state}});
+    INFO(leaks.size() << " leak(s); first: " << (leaks.empty() ? "" : leaks.front()));
+    CHECK(leaks.empty());
 }
