@@ -33,6 +33,7 @@ struct Options {
     std::string qemu, kernel, initrd, artifacts, junit, checker;
     bool keep = false;
     bool list = false;
+    bool print_accel = false; // print the accelerator --accel auto picks for --qemu, and exit
     bool crypto_off = false;
     bool with_fixes = false;    // the kernel carries guest-tests/kernel/fixes: bug rules off
     double timeout = 0;         // per-scenario override
@@ -47,7 +48,9 @@ struct Options {
         "                 [--initrd CPIO] [--artifacts DIR] [--keep] [--junit FILE]\n"
         "                 [--timeout SECONDS] [--crypto off] [--accel auto|kvm|tcg] [--list]\n"
         "                 [--checker ICEMU_CHECK | --no-check] [--pci-identity qemu|intel-mtl]\n"
-        "                 [--with-fixes]\n"
+        "                 [--with-fixes] [--print-accel]\n"
+        "--print-accel: print kvm or tcg, what --accel auto picks for this QEMU (the reason on\n"
+        "  stderr), and exit; scripts that start QEMU another way (e.g. vng) use it.\n"
         "--with-fixes: the kernel was built with guest-tests/kernel/fixes (./icemu kernel\n"
         "  --with-fixes); the kernel rule table's bugs are off, so their expected failures must\n"
         "  pass (a bug that still shows is a failure).\n"
@@ -118,6 +121,8 @@ Options parse_args(int argc, char** argv) {
             }
         } else if (a == "--list")
             o.list = true;
+        else if (a == "--print-accel")
+            o.print_accel = true;
         else if (a == "--crypto") {
             std::string v = val();
             if (v != "off" && v != "auto")
@@ -566,6 +571,17 @@ std::vector<TestPoint> checker_points(const std::string& checker, const Scenario
 
 int main(int argc, char** argv) {
     Options o = parse_args(argc, argv);
+    if (o.print_accel) {
+        if (!fs::exists(o.qemu)) {
+            std::fprintf(stderr, "icemu-run: --print-accel: no QEMU at %s (--qemu)\n",
+                         o.qemu.c_str());
+            return 2;
+        }
+        std::string why;
+        std::printf("%s\n", pick_accel(o.qemu, why).c_str());
+        std::fprintf(stderr, "icemu-run: accelerator: %s\n", why.c_str());
+        return 0;
+    }
     std::vector<Scenario> scenarios;
     std::vector<std::string> scenario_files; // parallel to scenarios
     try {

@@ -2,22 +2,19 @@
 # ctest label "vng": virtme-ng boots a kernel with icemu's QEMU and a UFS controller added
 # through --qemu-opts, exactly as docs/developer-loop.md tells a user to, and the guest's
 # blk-crypto sees the emulated engine.
-#   test-vng.sh QEMU KERNEL
+#   test-vng.sh QEMU KERNEL ICEMU_RUN
 set -euo pipefail
-QEMU=$1 KERNEL=$2
+QEMU=$1 KERNEL=$2 RUN=$3
 command -v vng >/dev/null || { echo "SKIP: vng (virtme-ng) is not installed"; exit 77; }
 WORK=$(mktemp -d /tmp/icemu-vng-test.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 truncate -s 64M "$WORK/lu0.img"
 # vng uses KVM whenever /dev/kvm exists, but a nested hypervisor may still refuse what QEMU
-# sets up for -cpu host (QEMU aborts: "failed to set MSR 0x10a"): start this QEMU once, paused,
-# as icemu-run does, and tell vng to use TCG when it fails.
+# sets up for -cpu host (QEMU aborts: "failed to set MSR 0x10a"): ask icemu-run which
+# accelerator it would use for this QEMU and tell vng to use TCG when it says so.
 kvm=()
-if ! printf '%s\n' '{"execute":"qmp_capabilities"}' '{"execute":"quit"}' |
-	timeout 20 "$QEMU" -accel kvm -cpu host -M q35 -nodefaults -display none -S -qmp stdio \
-		>/dev/null 2>&1; then
-	kvm=(--disable-kvm)
-fi
+accel=$("$RUN" --qemu "$QEMU" --print-accel) || { echo "FAIL: $RUN --print-accel failed"; exit 1; }
+[ "$accel" = kvm ] || kvm=(--disable-kvm)
 # vng shares the host's root over 9p (virtiofs when virtiofsd is installed) and runs the
 # command as the calling user; microvm has no PCI, so the UFS needs q35 (--disable-microvm).
 out=$(cd "$WORK" && timeout 600 vng --run "$KERNEL" --qemu "$QEMU" ${kvm[@]+"${kvm[@]}"} --disable-microvm \
