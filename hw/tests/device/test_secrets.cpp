@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <fcntl.h>
 #include <fstream>
 #include <sstream>
@@ -27,9 +28,15 @@ struct Found {
     std::string where; // the first mapping that held a copy
 };
 
-// Occurrences of `needle` in the readable mappings of process `pid`.
-Found scan_process(pid_t pid, std::span<const std::uint8_t> needle) {
-    Found f;
+// Occurrences of each of `needles` (all of one length) in the readable mappings of process
+// `pid`, in one pass over its memory (glibc's memmem: the scan reads a few hundred MiB).
+std::vector<Found> scan_process(pid_t pid,
+                                const std::vector<std::span<const std::uint8_t>>& needles) {
+    REQUIRE(!needles.empty());
+    const std::size_t len = needles.front().size();
+    for (const auto& n : needles)
+        REQUIRE(n.size() == len);
+    std::vector<Found> found(needles.size());
     std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
     REQUIRE(maps);
     const int mem = ::open(("/proc/" + std::to_string(pid) + "/mem").c_str(), O_RDONLY);
@@ -45,36 +52,42 @@ Found scan_process(pid_t pid, std::span<const std::uint8_t> needle) {
             continue;
         for (unsigned long at = lo; at < hi;) {
             const std::size_t chunk = std::min<unsigned long>(hi - at, 16ul << 20);
-            buf.resize(chunk + needle.size());
-            const ssize_t n = ::pread(mem, buf.data(), chunk, static_cast<off_t>(at));
-            if (n <= 0)
+            buf.resize(chunk);
+            const ssize_t got = ::pread(mem, buf.data(), chunk, static_cast<off_t>(at));
+            if (got <= 0)
                 break; // unreadable (e.g. a guard page): skip the rest of this mapping
-            scanned += static_cast<std::size_t>(n);
-            auto it = buf.begin();
-            const auto end = buf.begin() + n;
-            while ((it = std::search(it, end, needle.begin(), needle.end())) != end) {
-                if (f.hits++ == 0)
-                    f.where = line;
-                ++it;
+            const auto n = static_cast<std::size_t>(got);
+            scanned += n;
+            for (std::size_t i = 0; i < needles.size(); ++i) {
+                const std::uint8_t* p = buf.data();
+                std::size_t left = n;
+                while (const void* hit = ::memmem(p, left, needles[i].data(), len)) {
+                    if (found[i].hits++ == 0)
+                        found[i].where = line;
+                    const auto skip =
+                        static_cast<std::size_t>(static_cast<const std::uint8_t*>(hit) - p + 1);
+                    p += skip;
+                    left -= skip;
+                }
             }
-            at += static_cast<unsigned long>(n) -
-                  std::min<std::size_t>(static_cast<std::size_t>(n), needle.size() - 1);
-            if (static_cast<std::size_t>(n) < needle.size())
+            // overlap the next chunk by len - 1 bytes, so a copy across the boundary is found
+            if (n < len || at + n >= hi)
                 break;
+            at += n - (len - 1);
         }
     }
     ::close(mem);
     REQUIRE(scanned > (16u << 20)); // the scan read QEMU's memory, not nothing
-    return f;
+    return found;
 }
 
 // Hits of either XTS half of `key`.
 std::size_t key_copies(ModelledRig& r, const std::array<std::uint8_t, 64>& key,
                        std::string& where) {
     const pid_t pid = r.rig().machine().pid();
+    const std::span<const std::uint8_t> k(key);
     std::size_t n = 0;
-    for (std::size_t half = 0; half < 2; ++half) {
-        const Found f = scan_process(pid, std::span(key).subspan(32 * half, 32));
+    for (const Found& f : scan_process(pid, {k.subspan(0, 32), k.subspan(32, 32)})) {
         if (f.hits && where.empty())
             where = f.where;
         n += f.hits;
