@@ -115,13 +115,14 @@ struct Fixture {
         emit(ctrl, r);
         emit(ctrl, ev::Enable{true, true});
     }
-    void program(const std::string& ctrl, unsigned slot, const std::string& fp) {
+    void program(const std::string& ctrl, unsigned slot, const std::string& fp,
+                 unsigned dusize = 4096) {
         if (slots[ctrl].count(slot)) {
             emit(ctrl, ev::Disarm{slot});
         }
         ev::Program p;
         p.slot = slot;
-        p.dusize = 4096;
+        p.dusize = dusize;
         p.key_fp = fp;
         p.ok = true;
         emit(ctrl, p);
@@ -1706,7 +1707,8 @@ TEST_CASE("wrapped keys on an eMMC (CQHCI): a key other than the hardware KDF's 
 namespace {
 
 // A multi-device F2FS (mkfs.f2fs -c /dev/mmcblk0 /dev/sdb) over a 64 MiB UFS LU (ua, main
-// device) and a 64 MiB eMMC (ea), as the held-back multi-device F2FS scenario: the filesystem's
+// device) and a 64 MiB eMMC (ea), as scenario 31 was first written (f2fs-tools refuses devices of
+// different sector sizes, so 31 uses two UFS controllers; the model takes any): the filesystem's
 // byte addresses are ua's [0, 64 MiB) and then ea's. An IV_INO_LBLK_32 file of 8 blocks has blocks
 // 0-3 at ua LBA 1000 and blocks 4-7 at ea byte 500*4096 (fs byte 64 MiB + 500*4096; CQHCI LBA
 // 4000). An IV_INO_LBLK_64 file (8-byte DUNs, which the eMMC cannot take) has block 0 on ua and
@@ -2091,15 +2093,16 @@ TEST_CASE("dm over dm: a DUN shifted by the upper table's offset, a key left und
     fails(check(stacked_run(false, true).inputs()), 4, {"ufs0 slot 0 still holds"}, {"ufs1 slot"});
 }
 
-// ---- sub-block data units on an eMMC (the held-back sub-block scenario)
-// --------------------------------------------
+// ---- sub-block data units on an eMMC (scenario 34) ------------------------------------------
 
 namespace {
 
-// ext4 (4096-byte blocks) on an eMMC with a default policy of 512-byte data units: the DUN of
-// ext4's largest file needs 35 bits, more than CQHCI's 32, so the file must use the fallback;
-// with 4096-byte units (32 bits) it is native.
-Fixture emmc_subblock_run(unsigned log2_du, bool ce) {
+// ext4 with 2^blkbits-byte blocks on an eMMC with a default policy of 2^log2_du-byte data units
+// (0: the block size). The DUN width is fls64(s_maxbytes - 1) - log2_du with ext4's s_maxbytes
+// (2^32 - 1) << blkbits: with 4096-byte blocks, 512-byte units need 35 bits, more than CQHCI's 32,
+// so the file must use the fallback, and 4096-byte units (32 bits) are native; with 1024-byte
+// blocks (scenario 34's eMMC), 1024-byte units need 32 bits (native) and 512-byte units 33.
+Fixture emmc_subblock_run(unsigned log2_du, bool ce, unsigned blkbits = 12) {
     Fixture f;
     f.scenario["controllers"][1] = {{"id", "emmc0"},
                                     {"type", "emmc"},
@@ -2118,17 +2121,19 @@ Fixture emmc_subblock_run(unsigned log2_du, bool ce) {
     f.emit("emmc0", r);
     f.emit("emmc0", ev::Enable{true, true});
     const std::string id = f.identifier();
-    f.step("mkfs", {{"dev", "/dev/mmcblk0"}, {"uuid", kUuid}});
+    const unsigned block = 1u << blkbits;
+    f.step("mkfs", {{"dev", "/dev/mmcblk0"}, {"uuid", kUuid}, {"block_size", block}});
     f.step("mount", {{"dev", "/dev/mmcblk0"}, {"dir", "/mnt"}, {"options", "inlinecrypt"}},
-           {{"block_size", 4096}});
+           {{"block_size", block}});
     f.step("add_key", {{"mnt", "/mnt"}, {"key", kMaster}}, {{"identifier", id}});
     f.step("set_policy", {{"dir", "/mnt/d"}, {"identifier", id}, {"log2_data_unit_size", log2_du}},
            {{"policy", {{"flags", 0x03}, {"contents", 1}, {"log2_data_unit_size", log2_du}}}});
     const Bytes key = fc::per_file_key(icemu::models::from_hex(kMaster),
                                        icemu::models::from_hex("000102030405060708090a0b0c0d0e0f"));
     const std::string fp = icemu::models::key_fingerprint(key);
+    const unsigned dusize = 1u << (log2_du != 0 ? log2_du : blkbits);
     if (ce) {
-        f.program("emmc0", 0, fp);
+        f.program("emmc0", 0, fp, dusize);
         ev::Io x;
         x.slot = 0;
         x.ce = true;
@@ -2138,7 +2143,7 @@ Fixture emmc_subblock_run(unsigned log2_du, bool ce) {
         x.blocks = 8;
         x.bytes = 4096;
         x.block_size = 512;
-        x.dusize = 1u << log2_du;
+        x.dusize = dusize;
         x.dun = 0;
         x.key_fp = fp;
         x.queue = "cq:1";
@@ -2172,4 +2177,18 @@ TEST_CASE("sub-block data units on an eMMC: 512-byte units need 35-bit DUNs (fal
     }
     fails(check(emmc_subblock_run(9, true).inputs()), 7,
           {"emmc0 seq", "/mnt/d/f", "the models predict blk-crypto-fallback"});
+}
+
+TEST_CASE("ext4 with 1024-byte blocks on an eMMC: its 1024-byte units fit 32-bit DUNs (native), "
+          "512-byte units need 33 bits (fallback)",
+          "[checker][emmc][subblock]") {
+    {
+        const auto v = check(emmc_subblock_run(0, true, 10).inputs());
+        INFO(format_text(v));
+        CHECK_FALSE(any_failed(v));
+        CHECK_THAT(verdict(v, 2).reason, ContainsSubstring("data unit(s) checked"));
+    }
+    const auto v = check(emmc_subblock_run(9, true, 10).inputs());
+    fails(v, 7, {"emmc0 seq", "/mnt/d/f", "the models predict blk-crypto-fallback"});
+    CHECK(verdict(v, 0).status == Status::pass);
 }
