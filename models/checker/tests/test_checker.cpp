@@ -439,6 +439,60 @@ TEST_CASE("a reboot that swaps sdX names: the reply's disk map rebinds the disks
     }
 }
 
+namespace {
+
+// ext4 on ua (/dev/sdb at boot) with an IV_INO_LBLK_64 file written on ufs0; a reboot then gives
+// /dev/sdb to ub and /dev/sdc to ua (scenario 17 on a slow host), the filesystem is mounted again
+// from ua's new node and the file read back on ufs0. The filesystem stays on the disk its node
+// named when it was made and mounted.
+Fixture reboot_remount_run() {
+    Fixture f;
+    const std::string id = f.identifier(), fp = lblk64_fp();
+    json info = {{"ino", kIno},
+                 {"size", 16384},
+                 {"nonce", "000102030405060708090a0b0c0d0e0f"},
+                 {"extents",
+                  {{{"logical", 0}, {"physical", 1000 * 4096}, {"length", 16384}, {"flags", 1}}}}};
+    f.step("mkfs", {{"dev", "/dev/sdb"}, {"uuid", kUuid}});
+    f.step("mount", {{"dev", "/dev/sdb"}, {"dir", "/mnt"}, {"options", "inlinecrypt"}});
+    f.step("add_key", {{"mnt", "/mnt"}, {"key", kMaster}}, {{"identifier", id}});
+    f.step("set_policy", {{"dir", "/mnt/d64"}, {"identifier", id}, {"flags", "iv_ino_lblk_64"}},
+           {{"policy", {{"flags", 0x0b}, {"log2_data_unit_size", 0}}}});
+    f.program("ufs0", 0, fp);
+    f.io("ufs0", ev::IoOp::write, 1000, 4, true, 0, dun64(0));
+    f.step("write_file", {{"path", "/mnt/d64/f"}, {"size", 16384}, {"seed", 7}},
+           {{"ino", kIno}, {"size", 16384}});
+    f.step("file_info", {{"path", "/mnt/d64/f"}}, info);
+    f.evict("ufs0", 0);
+    f.step("remove_key", {{"mnt", "/mnt"}, {"identifier", id}}, {{"files_busy", false}});
+    f.step("umount", {{"dir", "/mnt"}});
+    json map = {{"ua", {{"name", "sdc"}, {"dev_path", "/dev/sdc"}, {"dev", "8:32"}}},
+                {"ub", {{"name", "sdb"}, {"dev_path", "/dev/sdb"}, {"dev", "8:16"}}}};
+    f.emit("ufs0", ev::Enable{true, true}); // the second boot's probe
+    f.emit("ufs1", ev::Enable{true, true});
+    f.step("reboot", json::object(), {{"disk_map", map}});
+    f.step("mount", {{"dev", "/dev/sdc"}, {"dir", "/mnt"}, {"options", "inlinecrypt"}});
+    f.step("add_key", {{"mnt", "/mnt"}, {"key", kMaster}}, {{"identifier", id}});
+    f.program("ufs0", 0, fp);
+    f.io("ufs0", ev::IoOp::read, 1000, 4, true, 0, dun64(0));
+    f.step("read_file", {{"path", "/mnt/d64/f"}, {"seed", 7}}, {{"size", 16384}});
+    f.evict("ufs0", 0);
+    f.step("remove_key", {{"mnt", "/mnt"}, {"identifier", id}}, {{"files_busy", false}});
+    return f;
+}
+
+} // namespace
+
+TEST_CASE("a filesystem made before a reboot that swaps sdX names stays on its disk",
+          "[checker][reboot]") {
+    const auto v = check(reboot_remount_run().inputs());
+    INFO(format_text(v));
+    CHECK_FALSE(any_failed(v));
+    // the write before and the read after the reboot, both inside the file's extents on ua
+    CHECK_THAT(verdict(v, 1).reason, ContainsSubstring("2 inside reported file extents"));
+    CHECK_THAT(verdict(v, 2).reason, ContainsSubstring("4 data unit(s)"));
+}
+
 TEST_CASE("write_files facts (several files, file_info per file) are used like write_file + "
           "file_info",
           "[checker]") {
