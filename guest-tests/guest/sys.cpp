@@ -166,11 +166,13 @@ static std::pair<int, std::string> run(const std::vector<std::string>& argv) {
 // F2FS: fstype "f2fs" runs the initramfs' mkfs.f2fs with features (default "encrypt"), uuid,
 // label and, for a multi-device filesystem, devices (array: the additional devices, `-c`, in
 // order after `dev`, which holds the metadata and is the one to mount); f2fs blocks are 4096
-// bytes (block_size must be absent or 4096).
+// bytes (block_size must be absent or 4096). Not -q: it silences mkfs.f2fs's errors too (debug
+// level -1 drops every MSG(0, ...), e.g. "Error: Different sector sizes!!!"), leaving only the
+// exit status 255.
 std::vector<std::string> mkfs_f2fs_argv(const json& req, const std::string& dev) {
     if (arg_u64(req, "block_size", 4096) != 4096)
         throw OpError(EINVAL, "mkfs: f2fs blocks are 4096 bytes");
-    std::vector<std::string> argv = {"/sbin/mkfs.f2fs", "-f", "-q", "-t", "0"};
+    std::vector<std::string> argv = {"/sbin/mkfs.f2fs", "-f", "-t", "0"};
     argv.insert(argv.end(), {"-O", arg_str(req, "features", "encrypt")});
     std::string uuid = arg_str(req, "uuid", "");
     if (!uuid.empty())

@@ -414,3 +414,15 @@ TEST_CASE("the breadth scenarios run on 7.x, 6.12 and 6.1") {
         CHECK(kernel_matches(s.kernel, "6.1.192"));
     }
 }
+
+TEST_CASE("the sub-block data-unit scenarios run on 7.x and 6.12 and SKIP on 6.1") {
+    // 31 (IV_INO_LBLK_64 with 1024-byte units on F2FS) and 34 set log2_data_unit_size, which
+    // fscrypt accepts from 6.7 on (rule fscrypt-data-unit-size-policy).
+    for (const char* name : {"31-f2fs-multi-device", "34-sub-block-data-units"}) {
+        INFO(name);
+        const Scenario s = load_scenario(std::string(ICEMU_SCENARIO_DIR) + "/" + name + ".json");
+        CHECK(kernel_matches(s.kernel, "7.3.4"));
+        CHECK(kernel_matches(s.kernel, "6.12.117"));
+        CHECK_FALSE(kernel_matches(s.kernel, "6.1.192"));
+    }
+}

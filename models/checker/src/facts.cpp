@@ -376,6 +376,14 @@ void on_disks(Facts& w, const Step& s) {
     }
 }
 
+// A scenario disk's device node as a step names it, kept as the disk's name: a reboot may give
+// that node to another disk (gather_facts rebinds the disks), and a filesystem made or mounted
+// before it stays on the disk the node named then. Anything else (dm, unknown) stays as it is.
+std::string disk_token(const Facts& w, const std::string& token) {
+    const auto r = w.resolve(token);
+    return r && !is_dm(r) ? *r : token;
+}
+
 void on_mkfs(Facts& w, const Step& s) {
     if (!s.ok) {
         return;
@@ -395,11 +403,11 @@ void on_mkfs(Facts& w, const Step& s) {
     if (const json& d = at(s.rq, "devices"); d.is_array()) {
         for (const auto& x : d) {
             if (x.is_string()) {
-                m.devices.push_back(x.get<std::string>());
+                m.devices.push_back(disk_token(w, x.get<std::string>()));
             }
         }
     }
-    w.mkfs[str(s.rq, "dev")] = std::move(m);
+    w.mkfs[disk_token(w, str(s.rq, "dev"))] = std::move(m);
 }
 
 // A multi-device F2FS: its devices in mkfs order, laid out by the f2fs model from the sizes
@@ -428,7 +436,7 @@ void on_mount(Facts& w, const Step& s) {
     }
     Fs f;
     f.mnt = str(s.rq, "dir");
-    f.dev = str(s.rq, "dev");
+    f.dev = disk_token(w, str(s.rq, "dev"));
     f.mount_step = s.i;
     f.inlinecrypt = str(s.rq, "options").find("inlinecrypt") != std::string::npos;
     f.fstype = str(s.rq, "fstype", "ext4");

@@ -115,13 +115,14 @@ struct Fixture {
         emit(ctrl, r);
         emit(ctrl, ev::Enable{true, true});
     }
-    void program(const std::string& ctrl, unsigned slot, const std::string& fp) {
+    void program(const std::string& ctrl, unsigned slot, const std::string& fp,
+                 unsigned dusize = 4096) {
         if (slots[ctrl].count(slot)) {
             emit(ctrl, ev::Disarm{slot});
         }
         ev::Program p;
         p.slot = slot;
-        p.dusize = 4096;
+        p.dusize = dusize;
         p.key_fp = fp;
         p.ok = true;
         emit(ctrl, p);
@@ -436,6 +437,60 @@ TEST_CASE("a reboot that swaps sdX names: the reply's disk map rebinds the disks
         fails(v, 3, {"ufs0 holds 16384 bytes of /mnt/d64/f but received no write"});
         fails(v, 5, {"ufs1/0 ub: num_keyslots 8 != 4"});
     }
+}
+
+namespace {
+
+// ext4 on ua (/dev/sdb at boot) with an IV_INO_LBLK_64 file written on ufs0; a reboot then gives
+// /dev/sdb to ub and /dev/sdc to ua (scenario 17 on a slow host), the filesystem is mounted again
+// from ua's new node and the file read back on ufs0. The filesystem stays on the disk its node
+// named when it was made and mounted.
+Fixture reboot_remount_run() {
+    Fixture f;
+    const std::string id = f.identifier(), fp = lblk64_fp();
+    json info = {{"ino", kIno},
+                 {"size", 16384},
+                 {"nonce", "000102030405060708090a0b0c0d0e0f"},
+                 {"extents",
+                  {{{"logical", 0}, {"physical", 1000 * 4096}, {"length", 16384}, {"flags", 1}}}}};
+    f.step("mkfs", {{"dev", "/dev/sdb"}, {"uuid", kUuid}});
+    f.step("mount", {{"dev", "/dev/sdb"}, {"dir", "/mnt"}, {"options", "inlinecrypt"}});
+    f.step("add_key", {{"mnt", "/mnt"}, {"key", kMaster}}, {{"identifier", id}});
+    f.step("set_policy", {{"dir", "/mnt/d64"}, {"identifier", id}, {"flags", "iv_ino_lblk_64"}},
+           {{"policy", {{"flags", 0x0b}, {"log2_data_unit_size", 0}}}});
+    f.program("ufs0", 0, fp);
+    f.io("ufs0", ev::IoOp::write, 1000, 4, true, 0, dun64(0));
+    f.step("write_file", {{"path", "/mnt/d64/f"}, {"size", 16384}, {"seed", 7}},
+           {{"ino", kIno}, {"size", 16384}});
+    f.step("file_info", {{"path", "/mnt/d64/f"}}, info);
+    f.evict("ufs0", 0);
+    f.step("remove_key", {{"mnt", "/mnt"}, {"identifier", id}}, {{"files_busy", false}});
+    f.step("umount", {{"dir", "/mnt"}});
+    json map = {{"ua", {{"name", "sdc"}, {"dev_path", "/dev/sdc"}, {"dev", "8:32"}}},
+                {"ub", {{"name", "sdb"}, {"dev_path", "/dev/sdb"}, {"dev", "8:16"}}}};
+    f.emit("ufs0", ev::Enable{true, true}); // the second boot's probe
+    f.emit("ufs1", ev::Enable{true, true});
+    f.step("reboot", json::object(), {{"disk_map", map}});
+    f.step("mount", {{"dev", "/dev/sdc"}, {"dir", "/mnt"}, {"options", "inlinecrypt"}});
+    f.step("add_key", {{"mnt", "/mnt"}, {"key", kMaster}}, {{"identifier", id}});
+    f.program("ufs0", 0, fp);
+    f.io("ufs0", ev::IoOp::read, 1000, 4, true, 0, dun64(0));
+    f.step("read_file", {{"path", "/mnt/d64/f"}, {"seed", 7}}, {{"size", 16384}});
+    f.evict("ufs0", 0);
+    f.step("remove_key", {{"mnt", "/mnt"}, {"identifier", id}}, {{"files_busy", false}});
+    return f;
+}
+
+} // namespace
+
+TEST_CASE("a filesystem made before a reboot that swaps sdX names stays on its disk",
+          "[checker][reboot]") {
+    const auto v = check(reboot_remount_run().inputs());
+    INFO(format_text(v));
+    CHECK_FALSE(any_failed(v));
+    // the write before and the read after the reboot, both inside the file's extents on ua
+    CHECK_THAT(verdict(v, 1).reason, ContainsSubstring("2 inside reported file extents"));
+    CHECK_THAT(verdict(v, 2).reason, ContainsSubstring("4 data unit(s)"));
 }
 
 TEST_CASE("write_files facts (several files, file_info per file) are used like write_file + "
@@ -1706,7 +1761,8 @@ TEST_CASE("wrapped keys on an eMMC (CQHCI): a key other than the hardware KDF's 
 namespace {
 
 // A multi-device F2FS (mkfs.f2fs -c /dev/mmcblk0 /dev/sdb) over a 64 MiB UFS LU (ua, main
-// device) and a 64 MiB eMMC (ea), as the held-back multi-device F2FS scenario: the filesystem's
+// device) and a 64 MiB eMMC (ea), as scenario 31 was first written (f2fs-tools refuses devices of
+// different sector sizes, so 31 uses two UFS controllers; the model takes any): the filesystem's
 // byte addresses are ua's [0, 64 MiB) and then ea's. An IV_INO_LBLK_32 file of 8 blocks has blocks
 // 0-3 at ua LBA 1000 and blocks 4-7 at ea byte 500*4096 (fs byte 64 MiB + 500*4096; CQHCI LBA
 // 4000). An IV_INO_LBLK_64 file (8-byte DUNs, which the eMMC cannot take) has block 0 on ua and
@@ -2091,15 +2147,16 @@ TEST_CASE("dm over dm: a DUN shifted by the upper table's offset, a key left und
     fails(check(stacked_run(false, true).inputs()), 4, {"ufs0 slot 0 still holds"}, {"ufs1 slot"});
 }
 
-// ---- sub-block data units on an eMMC (the held-back sub-block scenario)
-// --------------------------------------------
+// ---- sub-block data units on an eMMC (scenario 34) ------------------------------------------
 
 namespace {
 
-// ext4 (4096-byte blocks) on an eMMC with a default policy of 512-byte data units: the DUN of
-// ext4's largest file needs 35 bits, more than CQHCI's 32, so the file must use the fallback;
-// with 4096-byte units (32 bits) it is native.
-Fixture emmc_subblock_run(unsigned log2_du, bool ce) {
+// ext4 with 2^blkbits-byte blocks on an eMMC with a default policy of 2^log2_du-byte data units
+// (0: the block size). The DUN width is fls64(s_maxbytes - 1) - log2_du with ext4's s_maxbytes
+// (2^32 - 1) << blkbits: with 4096-byte blocks, 512-byte units need 35 bits, more than CQHCI's 32,
+// so the file must use the fallback, and 4096-byte units (32 bits) are native; with 1024-byte
+// blocks (scenario 34's eMMC), 1024-byte units need 32 bits (native) and 512-byte units 33.
+Fixture emmc_subblock_run(unsigned log2_du, bool ce, unsigned blkbits = 12) {
     Fixture f;
     f.scenario["controllers"][1] = {{"id", "emmc0"},
                                     {"type", "emmc"},
@@ -2118,17 +2175,19 @@ Fixture emmc_subblock_run(unsigned log2_du, bool ce) {
     f.emit("emmc0", r);
     f.emit("emmc0", ev::Enable{true, true});
     const std::string id = f.identifier();
-    f.step("mkfs", {{"dev", "/dev/mmcblk0"}, {"uuid", kUuid}});
+    const unsigned block = 1u << blkbits;
+    f.step("mkfs", {{"dev", "/dev/mmcblk0"}, {"uuid", kUuid}, {"block_size", block}});
     f.step("mount", {{"dev", "/dev/mmcblk0"}, {"dir", "/mnt"}, {"options", "inlinecrypt"}},
-           {{"block_size", 4096}});
+           {{"block_size", block}});
     f.step("add_key", {{"mnt", "/mnt"}, {"key", kMaster}}, {{"identifier", id}});
     f.step("set_policy", {{"dir", "/mnt/d"}, {"identifier", id}, {"log2_data_unit_size", log2_du}},
            {{"policy", {{"flags", 0x03}, {"contents", 1}, {"log2_data_unit_size", log2_du}}}});
     const Bytes key = fc::per_file_key(icemu::models::from_hex(kMaster),
                                        icemu::models::from_hex("000102030405060708090a0b0c0d0e0f"));
     const std::string fp = icemu::models::key_fingerprint(key);
+    const unsigned dusize = 1u << (log2_du != 0 ? log2_du : blkbits);
     if (ce) {
-        f.program("emmc0", 0, fp);
+        f.program("emmc0", 0, fp, dusize);
         ev::Io x;
         x.slot = 0;
         x.ce = true;
@@ -2138,7 +2197,7 @@ Fixture emmc_subblock_run(unsigned log2_du, bool ce) {
         x.blocks = 8;
         x.bytes = 4096;
         x.block_size = 512;
-        x.dusize = 1u << log2_du;
+        x.dusize = dusize;
         x.dun = 0;
         x.key_fp = fp;
         x.queue = "cq:1";
@@ -2172,4 +2231,18 @@ TEST_CASE("sub-block data units on an eMMC: 512-byte units need 35-bit DUNs (fal
     }
     fails(check(emmc_subblock_run(9, true).inputs()), 7,
           {"emmc0 seq", "/mnt/d/f", "the models predict blk-crypto-fallback"});
+}
+
+TEST_CASE("ext4 with 1024-byte blocks on an eMMC: its 1024-byte units fit 32-bit DUNs (native), "
+          "512-byte units need 33 bits (fallback)",
+          "[checker][emmc][subblock]") {
+    {
+        const auto v = check(emmc_subblock_run(0, true, 10).inputs());
+        INFO(format_text(v));
+        CHECK_FALSE(any_failed(v));
+        CHECK_THAT(verdict(v, 2).reason, ContainsSubstring("data unit(s) checked"));
+    }
+    const auto v = check(emmc_subblock_run(9, true, 10).inputs());
+    fails(v, 7, {"emmc0 seq", "/mnt/d/f", "the models predict blk-crypto-fallback"});
+    CHECK(verdict(v, 0).status == Status::pass);
 }
