@@ -13,6 +13,16 @@ namespace {
 
 using namespace uapi;
 
+// A v1 key is named by its 8-byte descriptor (the scenario's choice; the kernel does not derive
+// it), a v2 key by the identifier the kernel derived.
+void set_descriptor(KeySpecifier& ks, const std::string& hex) {
+    auto d = from_hex(hex);
+    if (d.size() != kDescriptorSize)
+        throw OpError(EINVAL, "key descriptor must be 8 bytes (16 hex digits)");
+    ks.type = kKeySpecDescriptor;
+    std::memcpy(ks.u, d.data(), d.size());
+}
+
 void set_identifier(KeySpecifier& ks, const std::string& hex) {
     auto id = from_hex(hex);
     if (id.size() != kIdentifierSize)
@@ -92,21 +102,47 @@ std::string add_encryption_key(const std::string& mnt, const std::uint8_t* key, 
     return to_hex(a.key_spec.u, kIdentifierSize);
 }
 
-// add_key: mnt, key (hex, 16..64 bytes). Returns the kernel's key identifier.
+// add_key: mnt, key (hex, 16..64 bytes) [, descriptor (16 hex digits): a v1 policy key,
+// added by descriptor to the filesystem keyring]. Returns the kernel's key identifier, or for a
+// v1 key the descriptor.
 json op_add_key(const json& req) {
     std::string mnt = arg_str(req, "mnt");
     SecretBuf key;
     key.b = from_hex(arg_str(req, "key"));
     if (key.size() == 0 || key.size() > kMaxRawKeySize)
         throw OpError(EINVAL, "add_key: key must be 1..64 bytes");
-    return {{"identifier", add_encryption_key(mnt, key.data(), key.size(), false)}};
+    if (!req.contains("descriptor"))
+        return {{"identifier", add_encryption_key(mnt, key.data(), key.size(), false)}};
+    AddKeyArg a{};
+    set_descriptor(a.key_spec, arg_str(req, "descriptor"));
+    a.raw_size = static_cast<std::uint32_t>(key.size());
+    std::memcpy(a.raw, key.data(), key.size());
+    Fd fd(mnt, O_RDONLY);
+    int r = ::ioctl(fd.get(), FS_IOC_ADD_KEY, &a);
+    int e = errno;
+    explicit_bzero(a.raw, sizeof a.raw);
+    if (r < 0) {
+        errno = e;
+        throw_errno("FS_IOC_ADD_ENCRYPTION_KEY (descriptor) on " + mnt);
+    }
+    return {{"descriptor", to_hex(a.key_spec.u, kDescriptorSize)}};
 }
 
-// remove_key: mnt, identifier [, all_users]. Returns removal_status_flags decoded.
+namespace {
+// The key of remove_key / key_status: "descriptor" (v1) or "identifier" (v2).
+void set_key_spec(KeySpecifier& ks, const json& req) {
+    if (req.contains("descriptor"))
+        set_descriptor(ks, arg_str(req, "descriptor"));
+    else
+        set_identifier(ks, arg_str(req, "identifier"));
+}
+} // namespace
+
+// remove_key: mnt, identifier or descriptor [, all_users]. Returns removal_status_flags decoded.
 json op_remove_key(const json& req) {
     std::string mnt = arg_str(req, "mnt");
     RemoveKeyArg a{};
-    set_identifier(a.key_spec, arg_str(req, "identifier"));
+    set_key_spec(a.key_spec, req);
     Fd fd(mnt, O_RDONLY | O_DIRECTORY);
     auto cmd = arg_bool(req, "all_users", false) ? FS_IOC_REMOVE_KEY_ALL : FS_IOC_REMOVE_KEY;
     if (::ioctl(fd.get(), cmd, &a) < 0)
@@ -116,11 +152,12 @@ json op_remove_key(const json& req) {
             {"other_users", (a.removal_status_flags & 2) != 0}};
 }
 
-// key_status: mnt, identifier. status is "absent", "present" or "incompletely_removed".
+// key_status: mnt, identifier or descriptor. status is "absent", "present" or
+// "incompletely_removed".
 json op_key_status(const json& req) {
     std::string mnt = arg_str(req, "mnt");
     KeyStatusArg a{};
-    set_identifier(a.key_spec, arg_str(req, "identifier"));
+    set_key_spec(a.key_spec, req);
     Fd fd(mnt, O_RDONLY | O_DIRECTORY);
     if (::ioctl(fd.get(), FS_IOC_KEY_STATUS, &a) < 0)
         throw_errno("FS_IOC_GET_ENCRYPTION_KEY_STATUS on " + mnt);
@@ -146,10 +183,35 @@ json policy_json(const PolicyV2& p) {
             {"identifier", to_hex(p.master_key_identifier, kIdentifierSize)}};
 }
 
-// padding (32).
+// The reply form of a v1 policy (version byte 0, reported as version 1).
+json policy_json(const PolicyV1& p) {
+    return {{"version", 1},
+            {"contents", p.contents_encryption_mode},
+            {"filenames", p.filenames_encryption_mode},
+            {"flags", p.flags},
+            {"descriptor", to_hex(p.master_key_descriptor, kDescriptorSize)}};
+}
+
+// padding (32). version 1 (deprecated v1 policy): descriptor (16 hex digits) instead of
+// identifier, no log2_data_unit_size.
 json op_set_policy(const json& req) {
     std::string dir = arg_str(req, "dir");
     mkdir_p(dir);
+    if (arg_u64(req, "version", 2) == 1) {
+        PolicyV1 p{};
+        p.version = kPolicyV1;
+        p.contents_encryption_mode = mode_number(arg_str(req, "contents", "aes-256-xts"), true);
+        p.filenames_encryption_mode = mode_number(arg_str(req, "filenames", "aes-256-cts"), false);
+        p.flags = policy_flags(req);
+        auto d = from_hex(arg_str(req, "descriptor"));
+        if (d.size() != kDescriptorSize)
+            throw OpError(EINVAL, "descriptor must be 8 bytes");
+        std::memcpy(p.master_key_descriptor, d.data(), d.size());
+        Fd fd(dir, O_RDONLY | O_DIRECTORY);
+        if (::ioctl(fd.get(), FS_IOC_SET_POLICY, &p) < 0)
+            throw_errno("FS_IOC_SET_ENCRYPTION_POLICY (v1) on " + dir);
+        return {{"policy", policy_json(p)}};
+    }
     PolicyV2 p{};
     p.version = 2;
     p.contents_encryption_mode = mode_number(arg_str(req, "contents", "aes-256-xts"), true);
@@ -166,7 +228,7 @@ json op_set_policy(const json& req) {
     return {{"policy", policy_json(p)}};
 }
 
-// get_policy: path. The v2 policy of a file or directory.
+// get_policy: path. The v1 or v2 policy of a file or directory.
 json op_get_policy(const json& req) {
     std::string path = arg_str(req, "path");
     GetPolicyExArg a{};
@@ -174,6 +236,8 @@ json op_get_policy(const json& req) {
     Fd fd(path, O_RDONLY);
     if (::ioctl(fd.get(), FS_IOC_GET_POLICY_EX, &a) < 0)
         throw_errno("FS_IOC_GET_ENCRYPTION_POLICY_EX on " + path);
+    if (a.policy.version == kPolicyV1)
+        return {{"policy", policy_json(a.policy.v1)}};
     if (a.policy.version != 2)
         return {{"policy", {{"version", a.policy.version}}}};
     const PolicyV2& p = a.policy.v2;

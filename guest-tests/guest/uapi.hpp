@@ -18,8 +18,20 @@ constexpr std::uint8_t kModeAes256Hctr2 = 10;
 constexpr std::uint8_t kFlagDirectKey = 0x04;
 constexpr std::uint8_t kFlagIvInoLblk64 = 0x08;
 constexpr std::uint8_t kFlagIvInoLblk32 = 0x10;
+constexpr std::uint32_t kKeySpecDescriptor = 1; ///< FSCRYPT_KEY_SPEC_TYPE_DESCRIPTOR (v1)
 constexpr std::uint32_t kKeySpecIdentifier = 2;
 constexpr std::size_t kIdentifierSize = 16;
+constexpr std::size_t kDescriptorSize = 8; ///< FSCRYPT_KEY_DESCRIPTOR_SIZE
+constexpr std::uint8_t kPolicyV1 = 0;      ///< FSCRYPT_POLICY_V1 (the version byte is 0)
+
+struct PolicyV1 {
+    std::uint8_t version; // 0
+    std::uint8_t contents_encryption_mode;
+    std::uint8_t filenames_encryption_mode;
+    std::uint8_t flags;
+    std::uint8_t master_key_descriptor[kDescriptorSize];
+};
+static_assert(sizeof(PolicyV1) == 12);
 
 struct PolicyV2 {
     std::uint8_t version; // 2
@@ -66,6 +78,7 @@ struct GetPolicyExArg {
     std::uint64_t policy_size;
     union {
         std::uint8_t version;
+        PolicyV1 v1;
         PolicyV2 v2;
         std::uint8_t pad[32];
     } policy;

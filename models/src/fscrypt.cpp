@@ -1,7 +1,9 @@
 // fscrypt key derivation and DUNs (see fscrypt.hpp for the rules and their sources).
 #include "icemu/models/fscrypt.hpp"
 
+#include <cryptopp/aes.h>
 #include <cryptopp/hkdf.h>
+#include <cryptopp/modes.h>
 #include <cryptopp/sha.h>
 
 #include <bit>
@@ -48,6 +50,58 @@ Bytes per_file_key(ByteView master_key, ByteView file_nonce) {
         throw std::invalid_argument("fscrypt file nonce must be 16 bytes");
     }
     return fscrypt_hkdf(master_key, HkdfContext::per_file_enc_key, file_nonce, kAes256XtsKeyBytes);
+}
+
+Bytes v1_per_file_key(ByteView master_key, ByteView file_nonce, std::size_t key_bytes) {
+    if (file_nonce.size() != kFileNonceBytes) {
+        throw std::invalid_argument("fscrypt file nonce must be 16 bytes");
+    }
+    if (key_bytes == 0 || key_bytes % 16 != 0) {
+        throw std::invalid_argument("v1 derived key size must be a multiple of 16");
+    }
+    if (master_key.size() < key_bytes) {
+        throw std::invalid_argument("v1 policy: the master key (" +
+                                    std::to_string(master_key.size()) +
+                                    " bytes) is shorter than the derived key");
+    }
+    Bytes out(key_bytes);
+    CryptoPP::ECB_Mode<CryptoPP::AES>::Encryption ecb(file_nonce.data(), file_nonce.size());
+    ecb.ProcessData(out.data(), master_key.data(), key_bytes);
+    return out;
+}
+
+unsigned mode_iv_bytes(std::uint8_t mode) {
+    switch (mode) {
+    case 1: // AES-256-XTS
+    case 4: // AES-256-CTS
+    case 5: // AES-128-CBC
+    case 6: // AES-128-CTS
+    case 7: // SM4-XTS
+    case 8: // SM4-CTS
+        return 16;
+    case 9:  // Adiantum
+    case 10: // AES-256-HCTR2
+        return 32;
+    default:
+        return 0;
+    }
+}
+
+bool valid_modes(unsigned version, std::uint8_t contents, std::uint8_t filenames) {
+    const auto pair = [&](std::uint8_t c, std::uint8_t f) {
+        return contents == c && filenames == f;
+    };
+    const bool v1 = pair(1, 4) || pair(5, 6) || pair(9, 9);
+    if (version == 1) {
+        return v1;
+    }
+    return version == 2 && (v1 || pair(1, 10) || pair(7, 8));
+}
+
+bool direct_key_allowed(unsigned version, std::uint8_t contents, std::uint8_t filenames) {
+    constexpr unsigned kIvIndexAndNonce = 8 + kFileNonceBytes; // offsetofend(fscrypt_iv, nonce)
+    return valid_modes(version, contents, filenames) && contents == filenames &&
+           mode_iv_bytes(contents) >= kIvIndexAndNonce;
 }
 
 namespace {
@@ -152,6 +206,7 @@ std::uint64_t data_unit_index(std::uint64_t lblk, unsigned blkbits, unsigned du_
 std::uint64_t dun(Policy p, std::uint64_t du_index, std::uint64_t ino, std::uint32_t hashed) {
     switch (p) {
     case Policy::v2_default:
+    case Policy::v1:
         return du_index;
     case Policy::iv_ino_lblk_64:
         if (du_index > 0xffffffffull || ino > 0xffffffffull) {
@@ -174,6 +229,7 @@ unsigned dun_bytes(Policy p, std::uint64_t s_maxbytes, unsigned du_bits) {
     case Policy::iv_ino_lblk_32:
         return 4;
     case Policy::v2_default:
+    case Policy::v1:
         break;
     }
     const int fls = 64 - std::countl_zero(s_maxbytes - 1); // fls64
@@ -188,6 +244,8 @@ Expected expected_for_block(const FileParams& f, std::uint64_t lblk) {
         return {per_file_key(f.master_key, f.nonce), dun(f.policy, index, f.ino, 0)};
     case Policy::iv_ino_lblk_64:
         return {iv_ino_lblk_64_key(f.master_key, f.fs_uuid), dun(f.policy, index, f.ino, 0)};
+    case Policy::v1:
+        return {v1_per_file_key(f.master_key, f.nonce), dun(f.policy, index, f.ino, 0)};
     case Policy::iv_ino_lblk_32: {
         const std::uint32_t h = hashed_ino(inode_hash_key(f.master_key), f.ino);
         return {iv_ino_lblk_32_key(f.master_key, f.fs_uuid), dun(f.policy, index, f.ino, h)};

@@ -164,3 +164,70 @@ TEST_CASE("expected_for_block combines the policy's key and DUN", "[fscrypt]") {
     CHECK(e.key == iv_ino_lblk_32_key(f.master_key, uuid));
     CHECK(e.dun == static_cast<std::uint32_t>(hashed_ino(inode_hash_key(f.master_key), 12) + 3u));
 }
+
+// Vectors from OpenSSL 3.0.19's CLI, a second AES implementation, run once (2026-12-02):
+//   echo -n MASTER | xxd -r -p | openssl enc -aes-128-ecb -K NONCE -nopad | xxd -p -c 64
+// which is keysetup_v1.c setup_v1_file_key_derived's KDF: AES-128-ECB under the file nonce of
+// the master key's first 64 bytes (the AES-256-XTS key size).
+TEST_CASE("v1 per-file keys are AES-128-ECB of the master key under the nonce (OpenSSL KAT)",
+          "[fscrypt][v1]") {
+    struct Kat {
+        const char *master, *nonce, *key;
+    };
+    const Kat kats[] = {
+        {"404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
+         "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f",
+         "000102030405060708090a0b0c0d0e0f",
+         "d533e59b45a153ed7e5e9c5dfcfd4aaa3ef0b1a5e3059dab21fce23a7b61c4ca"
+         "adde68f7ad497268d31a0ddd5c74b08f3d2d90dcef49d32822298b878f815581"},
+        {"030a11181f262d343b424950575e656c737a81888f969da4abb2b9c0c7ced5dc"
+         "e3eaf1f8ff060d141b222930373e454c535a61686f767d848b9299a0a7aeb5bc",
+         "f0e1d2c3b4a5968778695a4b3c2d1e0f",
+         "1639c4236c365a5b16af495017c1af1443f38a764a1f0021a69dc23e94a3d07a"
+         "12dd52e2d56295c92126429259980d7210124f67f6c725e1648dc396b5a167c1"},
+    };
+    for (const auto& k : kats) {
+        CHECK(to_hex(v1_per_file_key(from_hex(k.master), from_hex(k.nonce))) == k.key);
+    }
+    // Only the first 64 bytes of a longer master key count; a shorter one is refused.
+    Bytes longer = from_hex(kats[0].master);
+    longer.push_back(0xee);
+    CHECK(to_hex(v1_per_file_key(longer, from_hex(kats[0].nonce))) == kats[0].key);
+    CHECK_THROWS_AS(v1_per_file_key(random_bytes(32), random_bytes(16)), std::invalid_argument);
+    CHECK_THROWS_AS(v1_per_file_key(random_bytes(64), random_bytes(8)), std::invalid_argument);
+}
+
+TEST_CASE("a v1 policy's DUN and DUN width are the v2 default's; its key is the v1 KDF's",
+          "[fscrypt][v1]") {
+    FileParams f;
+    f.master_key = random_bytes(64);
+    const Bytes nonce = random_bytes(16);
+    std::copy(nonce.begin(), nonce.end(), f.nonce.begin());
+    f.ino = 13;
+    f.policy = Policy::v1;
+    const auto e = expected_for_block(f, 7);
+    CHECK(e.key == v1_per_file_key(f.master_key, nonce));
+    CHECK(e.key != per_file_key(f.master_key, nonce));
+    CHECK(e.dun == 7);
+    const std::uint64_t ext4_4k_maxbytes = (std::uint64_t{1} << 44) - 4096;
+    CHECK(dun_bytes(Policy::v1, ext4_4k_maxbytes, 12) ==
+          dun_bytes(Policy::v2_default, ext4_4k_maxbytes, 12));
+}
+
+TEST_CASE("DIRECT_KEY needs one mode for contents and names with an IV of 24+ bytes",
+          "[fscrypt][direct_key]") {
+    // policy.c: the AES-256-XTS pairs are valid but not DIRECT_KEY (16-byte IV, and the
+    // filenames mode differs); Adiantum/Adiantum is the only valid pair that is.
+    for (unsigned v : {1u, 2u}) {
+        CHECK(valid_modes(v, 1, 4));
+        CHECK_FALSE(direct_key_allowed(v, 1, 4));
+        CHECK_FALSE(direct_key_allowed(v, 1, 1)); // not even a valid pair
+        CHECK_FALSE(direct_key_allowed(v, 5, 6));
+        CHECK(direct_key_allowed(v, 9, 9));
+    }
+    CHECK(valid_modes(2, 1, 10));
+    CHECK_FALSE(valid_modes(1, 1, 10));         // HCTR2 names are v2 only
+    CHECK_FALSE(direct_key_allowed(2, 10, 10)); // HCTR2 is a filenames mode only
+    CHECK(mode_iv_bytes(1) == 16);
+    CHECK(mode_iv_bytes(9) == 32);
+}

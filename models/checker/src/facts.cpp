@@ -486,6 +486,13 @@ void on_add_key(Facts& w, const Step& s) {
     mk.key = models::from_hex(str(s.rq, "key"));
     mk.identifier = str(s.rp, "identifier");
     mk.add_step = s.i;
+    if (s.rq.contains("descriptor")) {
+        // A v1 key: named by the scenario's descriptor, which the kernel does not derive.
+        mk.v1 = true;
+        mk.identifier = str(s.rp, "descriptor", str(s.rq, "descriptor"));
+        w.mks.push_back(mk);
+        return;
+    }
     const std::string want = models::to_hex(fc::key_identifier(mk.key));
     // A hardware-wrapped key (the request carries its ephemeral blob): the kernel's identifier
     // is the wrapped kind's (HKDF context 8 over the software secret, hw_wrapped.hpp), which
@@ -607,8 +614,9 @@ void on_remove_key(Facts& w, const Step& s) {
     rc.busy = s.rp.value("files_busy", false);
     for (std::size_t k = 0; k < w.mks.size(); ++k) {
         MasterKey& mk = w.mks[k];
-        if (mk.mnt == rc.mnt && mk.identifier == str(s.rq, "identifier") &&
-            mk.remove_step == kNever) {
+        const std::string id =
+            s.rq.contains("descriptor") ? str(s.rq, "descriptor") : str(s.rq, "identifier");
+        if (mk.mnt == rc.mnt && mk.identifier == id && mk.remove_step == kNever) {
             mk.remove_step = s.i;
             rc.keys.push_back(k);
         }
@@ -624,6 +632,10 @@ void on_set_policy(Facts& w, const Step& s) {
     p.dir = str(s.rq, "dir");
     p.identifier = str(s.rq, "identifier");
     const json& pol = at(s.rp, "policy");
+    if (u64(pol, "version", u64(s.rq, "version", 2)) == 1) {
+        p.version = 1;
+        p.identifier = str(pol, "descriptor", str(s.rq, "descriptor"));
+    }
     p.flags = static_cast<unsigned>(u64(pol, "flags", 0));
     p.log2_du =
         static_cast<unsigned>(u64(pol, "log2_data_unit_size", u64(s.rq, "log2_data_unit_size", 0)));

@@ -167,12 +167,15 @@ Models build_models(const Facts& w) {
             } else if (pol->flags & 0x10) {
                 m.policy = fc::Policy::iv_ino_lblk_32;
                 m.policy_name = "IV_INO_LBLK_32";
+            } else if (pol->version == 1) {
+                m.policy = fc::Policy::v1;
+                m.policy_name = "v1 (per-file key, AES-128-ECB KDF)";
             } else {
                 m.policy_name = "default (per-file key)";
             }
             for (const auto& mk : w.mks) {
                 if (mk.mnt == fsys->mnt && mk.identifier == pol->identifier &&
-                    mk.add_step <= when && mk.remove_step > when) {
+                    mk.v1 == (pol->version == 1) && mk.add_step <= when && mk.remove_step > when) {
                     m.mk = &mk;
                 }
             }
@@ -181,7 +184,10 @@ Models build_models(const Facts& w) {
                 m.policy_name += ", contents " + contents_name(pol->contents);
             }
             if (pol->flags & 0x04) {
-                m.why_not = "DIRECT_KEY policies are not modelled";
+                // policy.c supported_direct_key_modes: no AES-256-XTS policy can be DIRECT_KEY,
+                // so its key never reaches an AES-XTS engine (fscrypt.hpp).
+                m.why_not = "DIRECT_KEY policies are not modelled (the kernel allows them only "
+                            "for Adiantum-class modes, never AES-256-XTS)";
             } else if (pol->contents != 1) {
                 m.why_not = "contents mode " + contents_name(pol->contents) +
                             " is not modelled (only AES-256-XTS); the medium is only checked "
@@ -196,11 +202,12 @@ Models build_models(const Facts& w) {
                             "kernel refuses it)";
             } else if (!f.have_ino) {
                 m.why_not = "no inode number reported";
-            } else if (m.policy == fc::Policy::v2_default && !f.nonce) {
+            } else if ((m.policy == fc::Policy::v2_default || m.policy == fc::Policy::v1) &&
+                       !f.nonce) {
                 m.why_not = f.have_info ? "file_info reported no nonce"
                                         : "no file_info step (nonce, extents)";
-            } else if (m.policy != fc::Policy::v2_default && !m.mk->hw_wrapped &&
-                       fsys->uuid.size() != 16) {
+            } else if (m.policy != fc::Policy::v2_default && m.policy != fc::Policy::v1 &&
+                       !m.mk->hw_wrapped && fsys->uuid.size() != 16) {
                 m.why_not = "no filesystem UUID reported (mkfs uuid)";
             } else if (m.mk->hw_wrapped) {
                 // The contents key is the inline encryption key itself; IV_INO_LBLK_32 hashes
@@ -305,7 +312,7 @@ Models build_models(const Facts& w) {
             continue;
         }
         for (const auto& fsys : w.fss) {
-            if (fsys.mnt != mk.mnt || fsys.uuid.size() != 16) {
+            if (mk.v1 || fsys.mnt != mk.mnt || fsys.uuid.size() != 16) { // v1: per-file keys only
                 continue;
             }
             const std::string id = mk.identifier.substr(0, 8);

@@ -115,6 +115,7 @@ void CtrlReplay::handle_io(const ev::Event& e, const ev::Io& io, std::size_t ste
         return;
     }
     bool modelled = false;
+    bool wrap_judged = false; ///< this request was checked against the 32-bit DUN wrap
     // Pieces of files on this LU (cached per controller: the key is (ctrl_, lun)).
     auto lu = lu_cache_.find(io.lun);
     if (lu == lu_cache_.end()) {
@@ -181,6 +182,24 @@ void CtrlReplay::handle_io(const ev::Event& e, const ev::Io& io, std::size_t ste
                     ", but " + ctrl_ + " was never programmed with its key " + fm.key_fp);
             }
             const std::uint64_t du = io.dusize;
+            if (fm.policy == fc::Policy::iv_ino_lblk_32 && !wrap_judged && du != 0) {
+                // fs/crypto/block.c fscrypt_limit_io_blocks / fscrypt_mergeable_bio: a bio
+                // never spans the wrap of a 32-bit DUN from 0xffffffff to 0, as the device
+                // would increment past it (block/blk-crypto.c bio_crypt_dun_is_contiguous).
+                wrap_judged = true;
+                ++r_.wrap_checked;
+                const std::uint64_t units = (s1 - s0) / du;
+                const std::uint64_t last = io.dun + (units ? units - 1 : 0);
+                r_.wrap_ends += last == 0xffffffffull;
+                r_.wrap_starts += io.dun == 0;
+                if (io.dun <= 0xffffffffull && last > 0xffffffffull) {
+                    r_.wrap_fails.add(
+                        where() + ": " + fm.path + " (" + fm.policy_name + ") request of " +
+                        std::to_string(units) + " data units from DUN " + hex_u64(io.dun) +
+                        " crosses the 32-bit DUN wrap (its last unit would be " + hex_u64(last) +
+                        ", the filesystem's is " + hex_u64(last & 0xffffffffull) + ")");
+                }
+            }
             if (du != (1ull << fm.du_bits)) {
                 r_.dun_fails.add(where() + ": data unit " + std::to_string(du) +
                                  " bytes, the policy of " + fm.path + " uses " +

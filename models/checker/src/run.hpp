@@ -103,6 +103,7 @@ struct MasterKey {
     std::string mnt, identifier;
     Bytes key; ///< the raw key; for a hardware-wrapped key its raw master key ("" if unknown)
     bool hw_wrapped = false; ///< a hardware-wrapped key (its identifier is the wrapped kind's)
+    bool v1 = false;         ///< added by descriptor (v1 policies): `identifier` is the descriptor
     std::size_t add_step = 0, remove_step = kNever;
 };
 
@@ -116,7 +117,8 @@ struct HwMaster {
 };
 
 struct Pol {
-    std::string dir, identifier;
+    std::string dir, identifier; ///< for a v1 policy, its master key descriptor
+    unsigned version = 2;
     unsigned flags = 0, log2_du = 0;
     unsigned contents = 1, filenames = 4; ///< FSCRYPT_MODE_* (1 AES-256-XTS, 4 AES-256-CTS)
     std::size_t step = 0;
@@ -313,6 +315,10 @@ struct CtrlResult {
     std::uint64_t dun_ino_checked = 0; ///< IV_INO_LBLK_64 DUNs whose inode field was checked
     Findings dun_fails;
     std::uint64_t dun_checked = 0;
+    /// IV_INO_LBLK_32 (32-bit DUNs that wrap to 0 inside a file): CE requests of such files
+    /// checked for crossing the wrap, those ending at DUN 0xffffffff and those starting at 0.
+    std::uint64_t wrap_checked = 0, wrap_ends = 0, wrap_starts = 0;
+    Findings wrap_fails;
     Findings plain_fails;
     Findings fallback_fails; ///< CE I/O inside a file the models send to blk-crypto-fallback
     Findings reset_fails;

@@ -113,10 +113,15 @@ Verdict judge_keys_armed(const Run& run) {
 Verdict judge_dun(const Run& run) {
     Verdict v;
     std::uint64_t checked = 0, fails = 0, ino_checked = 0;
+    std::uint64_t wrap_checked = 0, wrap_ends = 0, wrap_starts = 0;
     for (const auto& [ctrl, r] : run.res) {
         checked += r.dun_checked;
         ino_checked += r.dun_ino_checked;
-        fails += r.dun_fails.count;
+        fails += r.dun_fails.count + r.wrap_fails.count;
+        wrap_checked += r.wrap_checked;
+        wrap_ends += r.wrap_ends;
+        wrap_starts += r.wrap_starts;
+        take(v, r.wrap_fails, run.opt.max_details);
         take(v, r.dun_fails, run.opt.max_details);
     }
     if (checked == 0 && ino_checked > 0) {
@@ -139,7 +144,13 @@ Verdict judge_dun(const Run& run) {
                  "dm mapping)" +
                  (ino_checked ? ", " + std::to_string(ino_checked) +
                                     " more I/O(s) only by the inode field of their DUN"
-                              : ""),
+                              : "") +
+                 (wrap_checked ? "; " + std::to_string(wrap_checked) +
+                                     " IV_INO_LBLK_32 request(s) checked for crossing the "
+                                     "32-bit DUN wrap (" +
+                                     std::to_string(wrap_ends) + " ended at 0xffffffff, " +
+                                     std::to_string(wrap_starts) + " started at 0)"
+                               : ""),
              "mismatch(es)");
     return v;
 }
@@ -225,7 +236,8 @@ std::map<std::string, std::string> keys_for(const Run& run, std::size_t k) {
         return out;
     }
     for (const auto& f : run.facts.fss) {
-        if (f.mnt != mk.mnt || f.uuid.size() != 16 || f.mount_step > mk.add_step ||
+        // A v1 key (added by descriptor) serves v1 policies only: no IV_INO_LBLK_* keys.
+        if (mk.v1 || f.mnt != mk.mnt || f.uuid.size() != 16 || f.mount_step > mk.add_step ||
             f.umount_step < mk.add_step) {
             continue;
         }

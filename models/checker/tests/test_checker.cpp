@@ -2246,3 +2246,190 @@ TEST_CASE("ext4 with 1024-byte blocks on an eMMC: its 1024-byte units fit 32-bit
     fails(v, 7, {"emmc0 seq", "/mnt/d/f", "the models predict blk-crypto-fallback"});
     CHECK(verdict(v, 0).status == Status::pass);
 }
+
+// ---- v1 policies and the IV_INO_LBLK_32 DUN wrap (scenario 35) ----------------------------------
+
+namespace {
+
+constexpr const char* kV1Desc = "0123456789abcdef";
+constexpr const char* kNonce = "000102030405060708090a0b0c0d0e0f";
+
+// Writes the model's encryption (under `key`, DUN of file offset o = dun(o)) of seed 7's pattern
+// for file bytes [file_off, file_off + len) at byte dev_off of image `name` in `dir`.
+template <typename DunFn>
+std::string write_image(const std::filesystem::path& dir, const std::string& name,
+                        std::uint64_t dev_off, std::uint64_t file_off, std::uint64_t len,
+                        const Bytes& key, DunFn dun) {
+    const std::string path = (dir / (name + ".img")).string();
+    std::ofstream f(path, std::ios::binary);
+    Bytes pt(4096), ct(4096);
+    icemu::models::XtsCipher c(key);
+    for (std::uint64_t o = 0; o < len; o += 4096) {
+        icemu::pattern::fill(7, file_off + o, pt.data(), pt.size());
+        c.encrypt(dun(file_off + o), 4096, pt, ct);
+        f.seekp(static_cast<std::streamoff>(dev_off + o));
+        f.write(reinterpret_cast<const char*>(ct.data()), 4096);
+    }
+    return path;
+}
+
+// ext4 on ufs0 (ua), a v1 policy (descriptor kV1Desc, AES-256-XTS/AES-256-CTS) and its key
+// added by descriptor; one 4-block file at ua LBA 1000 written natively with the key in
+// `program_key` (the v1 KDF's unless a test says otherwise).
+struct V1Run {
+    bool v2_kdf_key = false; ///< the engine got the v2 HKDF per-file key instead (wrong)
+    bool miss_evict = false;
+
+    Bytes key() const {
+        const Bytes m = icemu::models::from_hex(kMaster), n = icemu::models::from_hex(kNonce);
+        return v2_kdf_key ? fc::per_file_key(m, n) : fc::v1_per_file_key(m, n);
+    }
+    Fixture build() const {
+        Fixture f;
+        f.step("mkfs", {{"dev", "/dev/sdb"}, {"uuid", kUuid}});
+        f.step("mount", {{"dev", "/dev/sdb"}, {"dir", "/mnt"}, {"options", "inlinecrypt"}},
+               {{"block_size", 4096}});
+        f.step("add_key", {{"mnt", "/mnt"}, {"key", kMaster}, {"descriptor", kV1Desc}},
+               {{"descriptor", kV1Desc}});
+        f.step("set_policy", {{"dir", "/mnt/v1"}, {"version", 1}, {"descriptor", kV1Desc}},
+               {{"policy",
+                 {{"version", 1},
+                  {"flags", 0x03},
+                  {"contents", 1},
+                  {"filenames", 4},
+                  {"descriptor", kV1Desc}}}});
+        f.program("ufs0", 0, icemu::models::key_fingerprint(key()));
+        f.io("ufs0", ev::IoOp::write, 1000, 4, true, 0, 0);
+        f.step("write_file", {{"path", "/mnt/v1/f"}, {"size", 16384}, {"seed", 7}},
+               {{"ino", kIno}, {"size", 16384}});
+        f.step("file_info", {{"path", "/mnt/v1/f"}},
+               {{"ino", kIno},
+                {"size", 16384},
+                {"nonce", kNonce},
+                {"extents",
+                 {{{"logical", 0}, {"physical", 1000 * 4096}, {"length", 16384}, {"flags", 1}}}}});
+        if (!miss_evict) {
+            f.evict("ufs0", 0);
+        }
+        f.step("remove_key", {{"mnt", "/mnt"}, {"descriptor", kV1Desc}}, {{"files_busy", false}},
+               "rm");
+        f.step("umount", {{"dir", "/mnt"}});
+        return f;
+    }
+};
+
+} // namespace
+
+TEST_CASE("a v1 policy's file is judged with the v1 KDF's key: keys, DUNs, medium, eviction",
+          "[checker][modes][v1]") {
+    V1Run r;
+    Images img;
+    Inputs in = r.build().inputs();
+    in.images["ua"] = write_image(img.dir, "ua", 1000 * 4096, 0, 16384, r.key(),
+                                  [](std::uint64_t o) { return o / 4096; });
+    const auto v = check(in);
+    INFO(format_text(v));
+    CHECK_FALSE(any_failed(v));
+    CHECK(verdict(v, 1).level == "model");
+    CHECK_THAT(verdict(v, 2).reason, ContainsSubstring("data unit(s) checked"));
+    CHECK_THAT(verdict(v, 7).reason, ContainsSubstring("4 data unit(s) of 1 file(s) compared"));
+    CHECK(verdict(v, 4).status == Status::pass);
+    CHECK_THAT(all_details(verdict(v, 4)), ContainsSubstring("1 derived key(s)"));
+}
+
+TEST_CASE("v1: the v2 HKDF key on the engine fails invariant 1; a key left after removal by "
+          "descriptor fails invariant 4",
+          "[checker][modes][v1][negative]") {
+    {
+        V1Run r;
+        r.v2_kdf_key = true;
+        fails(check(r.build().inputs()), 1, {"/mnt/v1/f (v1", "the fscrypt model expects"});
+    }
+    {
+        V1Run r;
+        r.miss_evict = true;
+        fails(check(r.build().inputs()), 4, {"still holds", "key of /mnt/v1/f"});
+    }
+}
+
+namespace {
+
+// ext4 on ufs0 (ua), an IV_INO_LBLK_32 file whose 4 blocks (one extent at ua LBA 1000) sit at
+// the logical blocks where its DUN, hashed_ino + lblk, wraps: lblk L0 = 2^32 - hashed_ino - 2,
+// so the DUNs are 0xfffffffe, 0xffffffff, 0, 1. Written as two requests split at the wrap (what
+// fscrypt_mergeable_bio makes the kernel do) or as one request across it.
+struct WrapRun {
+    bool one_request = false;
+
+    static std::uint32_t hashed() {
+        return fc::hashed_ino(fc::inode_hash_key(icemu::models::from_hex(kMaster)), kIno);
+    }
+    static std::uint64_t l0() { return (std::uint64_t{1} << 32) - hashed() - 2; }
+    static Bytes key() {
+        return fc::iv_ino_lblk_32_key(icemu::models::from_hex(kMaster), uuid_bytes());
+    }
+
+    Fixture build() const {
+        Fixture f;
+        f.step("mkfs", {{"dev", "/dev/sdb"}, {"uuid", kUuid}});
+        f.step("mount", {{"dev", "/dev/sdb"}, {"dir", "/mnt"}, {"options", "inlinecrypt"}},
+               {{"block_size", 4096}});
+        const std::string id = f.identifier();
+        f.step("add_key", {{"mnt", "/mnt"}, {"key", kMaster}}, {{"identifier", id}});
+        f.step("set_policy", {{"dir", "/mnt/w"}, {"identifier", id}, {"flags", "iv_ino_lblk_32"}},
+               {{"policy", {{"flags", 0x13}, {"log2_data_unit_size", 0}}}});
+        f.program("ufs0", 0, icemu::models::key_fingerprint(key()));
+        if (one_request) {
+            f.io("ufs0", ev::IoOp::write, 1000, 4, true, 0, 0xfffffffeull);
+        } else {
+            f.io("ufs0", ev::IoOp::write, 1000, 2, true, 0, 0xfffffffeull);
+            f.io("ufs0", ev::IoOp::write, 1002, 2, true, 0, 0);
+        }
+        const std::uint64_t size = (l0() + 4) * 4096;
+        f.step("write_file", {{"path", "/mnt/w/f"}, {"size", size}, {"seed", 7}},
+               {{"ino", kIno}, {"size", size}});
+        f.step("file_info", {{"path", "/mnt/w/f"}},
+               {{"ino", kIno},
+                {"size", size},
+                {"nonce", kNonce},
+                {"extents",
+                 {{{"logical", l0() * 4096},
+                   {"physical", 1000 * 4096},
+                   {"length", 16384},
+                   {"flags", 1}}}}});
+        f.evict("ufs0", 0);
+        f.step("remove_key", {{"mnt", "/mnt"}, {"identifier", id}}, {{"files_busy", false}}, "rm");
+        f.step("umount", {{"dir", "/mnt"}});
+        return f;
+    }
+};
+
+} // namespace
+
+TEST_CASE("IV_INO_LBLK_32: requests split at the 32-bit DUN wrap pass, with the medium on both "
+          "sides",
+          "[checker][lblk32]") {
+    WrapRun r;
+    Images img;
+    Inputs in = r.build().inputs();
+    const std::uint32_t h = WrapRun::hashed();
+    in.images["ua"] =
+        write_image(img.dir, "ua", 1000 * 4096, WrapRun::l0() * 4096, 16384, WrapRun::key(),
+                    [h](std::uint64_t o) { return static_cast<std::uint32_t>(h + o / 4096); });
+    const auto v = check(in);
+    INFO(format_text(v));
+    CHECK_FALSE(any_failed(v));
+    CHECK_THAT(verdict(v, 2).reason,
+               ContainsSubstring("2 IV_INO_LBLK_32 request(s) checked for crossing the 32-bit "
+                                 "DUN wrap (1 ended at 0xffffffff, 1 started at 0)"));
+    CHECK_THAT(verdict(v, 7).reason, ContainsSubstring("4 data unit(s) of 1 file(s) compared"));
+}
+
+TEST_CASE("IV_INO_LBLK_32: one request across the 32-bit DUN wrap fails invariant 2",
+          "[checker][lblk32][negative]") {
+    WrapRun r;
+    r.one_request = true;
+    fails(check(r.build().inputs()), 2,
+          {"ufs0 seq", "/mnt/w/f (IV_INO_LBLK_32) request of 4 data units from DUN 0xfffffffe",
+           "crosses the 32-bit DUN wrap"});
+}

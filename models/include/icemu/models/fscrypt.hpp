@@ -16,9 +16,20 @@
 //     IV_INO_LBLK_32: (u32)(hashed_ino + index);
 //   - dun bytes (block.c:35-53): LBLK_64 8, LBLK_32 4, default ceil((fls64(s_maxbytes-1) -
 //     du_bits) / 8).
+//   - v1 policies (keysetup_v1.c setup_v1_file_key_derived): the per-file key is the first
+//     keysize bytes of the master key encrypted with AES-128-ECB under the 16-byte file nonce
+//     (the master key must be at least keysize bytes, keysetup.c fscrypt_valid_master_key_size);
+//     the DUN is the data-unit index, as for the v2 default (crypto.c fscrypt_generate_iv), and
+//     every regular file of a block-based filesystem goes through blk-crypto whatever the policy
+//     version (fscrypt_private.h fscrypt_using_inline_encryption: S_ISREG && is_block_based);
+//   - DIRECT_KEY (policy.c supported_direct_key_modes, for v1 and v2): the contents and
+//     filenames modes must be the same and the mode's IV at least offsetofend(union
+//     fscrypt_iv, nonce) = 24 bytes (the nonce goes into the IV, block.c fscrypt_get_dun_bytes);
+//     of the valid pairs (policy.c fscrypt_valid_enc_modes_v1/_v2) only Adiantum qualifies, so
+//     AES-256-XTS (IV 16 bytes, keysetup.c fscrypt_modes[]) can never be DIRECT_KEY: no
+//     DIRECT_KEY key or DUN reaches an AES-XTS engine and none is modelled.
 // Invariants: IV_INO_LBLK_* require ino and index <= U32_MAX (the kernel WARNs otherwise;
-// here std::invalid_argument). Not modelled: v1 policies, DIRECT_KEY; hardware-wrapped keys
-// are in hw_wrapped.hpp.
+// here std::invalid_argument). Hardware-wrapped keys are in hw_wrapped.hpp.
 #pragma once
 
 #include "icemu/models/xts.hpp"
@@ -71,7 +82,23 @@ SipKey inode_hash_key(ByteView master_key);
 /// ci_hashed_ino for IV_INO_LBLK_32.
 std::uint32_t hashed_ino(const SipKey& key, std::uint64_t ino);
 
-enum class Policy { v2_default, iv_ino_lblk_64, iv_ino_lblk_32 };
+/// v1 policy (no DIRECT_KEY): AES-128-ECB of the master key's first `key_bytes` bytes under the
+/// 16-byte file nonce. Throws if the master key is shorter than `key_bytes` (the kernel refuses
+/// to set up such a file) or `key_bytes` is not a multiple of 16.
+Bytes v1_per_file_key(ByteView master_key, ByteView file_nonce,
+                      std::size_t key_bytes = kAes256XtsKeyBytes);
+
+/// FSCRYPT_MODE_* IV size in bytes (keysetup.c fscrypt_modes[].ivsize), 0 for unknown modes.
+unsigned mode_iv_bytes(std::uint8_t mode);
+/// Whether the kernel accepts (contents, filenames) for a policy of `version` (1 or 2)
+/// (policy.c fscrypt_valid_enc_modes_v1 / _v2).
+bool valid_modes(unsigned version, std::uint8_t contents, std::uint8_t filenames);
+/// Whether a DIRECT_KEY policy with these modes is accepted (policy.c
+/// supported_direct_key_modes on top of valid_modes).
+bool direct_key_allowed(unsigned version, std::uint8_t contents, std::uint8_t filenames);
+
+/// v2_default and v1 have the same DUN (the data-unit index); they differ in the key.
+enum class Policy { v2_default, iv_ino_lblk_64, iv_ino_lblk_32, v1 };
 
 /// The file data-unit index of logical block `lblk` (du_bits <= blkbits).
 std::uint64_t data_unit_index(std::uint64_t lblk, unsigned blkbits, unsigned du_bits);
@@ -85,7 +112,7 @@ struct FileParams {
     Policy policy = Policy::v2_default;
     Bytes master_key;                       ///< raw master key, 32..64 bytes
     std::array<std::uint8_t, 16> fs_uuid{}; ///< sb->s_uuid (ext4 superblock UUID)
-    std::array<std::uint8_t, 16> nonce{};   ///< the file's nonce (default policy)
+    std::array<std::uint8_t, 16> nonce{};   ///< the file's nonce (default and v1 policies)
     std::uint64_t ino = 0;
     unsigned blkbits = 12;
     unsigned du_bits = 12;
