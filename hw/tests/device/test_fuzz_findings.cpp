@@ -3,6 +3,7 @@
 // [!shouldfail] (Catch2 reports the test passed while its checks fail); the fix removes the tag.
 
 #include <catch2/catch_test_macros.hpp>
+#include <catch2/generators/catch_generators.hpp>
 
 #include <array>
 #include <chrono>
@@ -22,8 +23,11 @@ namespace {
 constexpr std::uint64_t kBar = 0xe0000000ull;
 constexpr std::uint64_t kUtrl = 0x100000;
 constexpr std::uint64_t kGoodUcd = 0x200000;
-constexpr std::uint32_t kHce = 0x34, kUtrlba = 0x50, kUtrlbau = 0x54, kUtrldbr = 0x58,
+constexpr std::uint32_t kIs = 0x20, kHce = 0x34, kUtrlba = 0x50, kUtrlbau = 0x54, kUtrldbr = 0x58,
                         kUtrlrsr = 0x60, kUiccmd = 0x90;
+// UFSHCI: IS.SBFES (System Bus Fatal Error Status), OCS FATAL_ERROR
+constexpr std::uint32_t kIsSbfes = 1u << 17;
+constexpr std::uint8_t kOcsFatalError = 0x07;
 
 // A UTRD (UFSHCI 4.0 §6.1.1) for a NOP OUT whose UCD is at `ucd`, response `rsp_dw` dwords in.
 std::array<std::uint8_t, 32> nop_utrd(std::uint64_t ucd, std::uint16_t rsp_dw) {
@@ -74,13 +78,17 @@ struct Controller {
 
 } // namespace
 
-TEST_CASE("ufs: a slot whose request failed on DMA works again after a machine reset",
-          "[device][hostile][reset][fuzz][!shouldfail]") {
+TEST_CASE("ufs: a request that fails on DMA completes with OCS FATAL_ERROR and IS.SBFES, and "
+          "its slot works after the host reset Linux then does",
+          "[device][hostile][reset][fuzz]") {
     // Found by ./icemu fuzz (ufs-crypto): inputs after one like this could no longer use the
-    // slot, because a machine reset does not reset the UFS host controller (QEMU's ufs has no
-    // reset of its own; icemu's only resets the crypto engine) and a request whose UPIU could
-    // not be read stays RUNNING, one whose response could not be written stays in ERROR, with
-    // its UTRLDBR bit set, forever: HCE 1 -> 0 -> 1 and system_reset leave it so.
+    // slot, because a machine reset did not reset the UFS host controller (QEMU's ufs has no
+    // reset of its own) and a request whose UPIU could not be read stayed RUNNING, one whose
+    // response could not be written stayed in ERROR, with its UTRLDBR bit set, forever:
+    // HCE 1 -> 0 -> 1 and system_reset left it so. Now the request completes (UFSHCI: OCS
+    // FATAL_ERROR in its UTRD, IS.SBFES), and ufshcd answers SBFES with HCE 1 -> 0 -> 1.
+    const bool machine_reset = GENERATE(false, true);
+    INFO((machine_reset ? "system_reset" : "HCE 1 -> 0 -> 1"));
     test::ControllerSpec spec;
     spec.props = "crypto=on";
     test::Rig rig(spec, false);
@@ -106,12 +114,20 @@ TEST_CASE("ufs: a slot whose request failed on DMA works again after a machine r
         m.memwrite(ucd, nop_out);
         m.memwrite(kUtrl, nop_utrd(ucd, 0x400));
     }
-    c.ring_slot0(); // fails on DMA: the device may report it any way it likes
+    // fails on DMA: completed all the same, the OCS says why, IS says the bus failed
+    m.writel(kBar + kIs, m.readl(kBar + kIs));
+    CHECK(c.ring_slot0());
+    CHECK((m.readl(kBar + kIs) & kIsSbfes) != 0);
+    CHECK(m.readb(kUtrl + 8) == kOcsFatalError);
 
-    m.qmp("system_reset");
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    c.map();
+    if (machine_reset) {
+        m.qmp("system_reset");
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        c.map();
+    }
     c.bring_up();
+    CHECK(m.readl(kBar + kUtrldbr) == 0u);
     m.memwrite(kUtrl, nop_utrd(kGoodUcd, 0x80));
     CHECK(c.ring_slot0());
+    CHECK(m.readb(kUtrl + 8) == 0);
 }

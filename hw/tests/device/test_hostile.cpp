@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <regex>
@@ -467,11 +468,12 @@ TEST_CASE("ufs: a PRDT longer than the command moves only the command's blocks, 
     }
 }
 
-TEST_CASE("ufs: a machine reset with a CE READ in flight frees its slot, its key and its staging "
-          "memory, legacy doorbell and MCQ",
+TEST_CASE("ufs: a machine reset or HCE 1 -> 0 with a CE READ in flight frees its slot, its key "
+          "and its staging memory, legacy doorbell and MCQ",
           "[device][crypto][hostile][reset]") {
     const bool mcq = GENERATE(false, true);
-    INFO((mcq ? "MCQ" : "legacy doorbell"));
+    const bool machine_reset = GENERATE(true, false);
+    INFO((mcq ? "MCQ" : "legacy doorbell") << ", " << (machine_reset ? "system_reset" : "HCE 0"));
     // 1 s per I/O; 64 KiB of staging memory: one granule, which the in-flight READ holds
     UfsBox box("x-crypto-staging-size=65536", {},
                "driver=null-co,size=4194304,read-zeroes=on,latency-ns=1000000000", 4u << 20,
@@ -496,6 +498,25 @@ TEST_CASE("ufs: a machine reset with a CE READ in flight frees its slot, its key
     REQUIRE(box.counters()["staged"] == 1);
     if (!mcq) {
         REQUIRE((box.host().rreg(ufs::reg::kUtrldbr) & 1u) != 0);
+    }
+    if (!machine_reset) {
+        // ufshcd_hba_stop(): the controller stops, the READ is dropped with its slot and no
+        // completion is posted; Linux sets the MCQ queues up again from entry 0
+        box.host().disable();
+        CHECK((box.host().rreg(ufs::reg::kUtrldbr) & 1u) == 0u);
+        // enabled again, it reprograms its key (ufshcd does after a host reset) and reads: the
+        // READ gets the staging granule (it was released) and decrypts right
+        box.attach(true);
+        CHECK_FALSE(box.host().queue_busy());
+        ufs::program_keyslot(box.host(), box.caps(), 0, key, 4096, 0);
+        const auto c = box.host().read(0, 0, 1, ufs::CryptoFields{true, 0, 0});
+        CHECK(c.ocs == ufs::ocs::kSuccess);
+        CHECK_FALSE(box.host().queue_busy());
+        CHECK(box.counters()["staged"] == 2);
+        CHECK(box.counters()["chunked"] == 0);
+        const auto xts_key = models::xts_key_from_cryptokey(key, 256);
+        CHECK(c.in == models::xts_decrypt(xts_key, 0, 4096, std::vector<std::uint8_t>(4096, 0)));
+        return;
     }
     m.qmp("system_reset");
     // the reset has run when the function's COMMAND register is 0 again (it drains the READ)
@@ -528,6 +549,30 @@ TEST_CASE("ufs: a machine reset with a CE READ in flight frees its slot, its key
     CHECK(counters["chunked"] == 0);
     const auto xts_key = models::xts_key_from_cryptokey(key, 256);
     CHECK(c.in == models::xts_decrypt(xts_key, 0, 4096, std::vector<std::uint8_t>(4096, 0)));
+}
+
+TEST_CASE("ufs: a request whose UCD is outside guest memory completes with OCS FATAL_ERROR and "
+          "IS.SBFES, legacy doorbell and MCQ, and the next one runs",
+          "[device][hostile][fuzz]") {
+    // UFSHCI: a DMA the host controller cannot do is a System Bus Fatal Error (IS.SBFES); the
+    // request's OCS is FATAL_ERROR. Before, it stayed running and its slot (or MCQ request)
+    // was lost until QEMU restarted.
+    const bool mcq = GENERATE(false, true);
+    INFO((mcq ? "MCQ" : "legacy doorbell"));
+    UfsBox box("", {}, {}, 4u << 20, mcq ? ufs::QueueMode::mcq : ufs::QueueMode::legacy);
+    auto& h = box.host();
+    REQUIRE((h.rreg(ufs::reg::kIs) & ufs::bits::kIsSbfes) == 0);
+    // a NOP OUT (UFS storage command type, no data) whose UCD is at 2^48
+    std::array<std::uint8_t, 32> utrd{};
+    const std::uint32_t dw[] = {1u << 28, 0, ufs::ocs::kInvalid, 0, 0, 0x10000, 0x00800020};
+    std::memcpy(utrd.data(), dw, sizeof(dw));
+    const auto c = h.submit_utrd(utrd);
+    CHECK(c.ocs == ufs::ocs::kFatalError);
+    CHECK((c.is & ufs::bits::kIsSbfes) != 0);
+    CHECK_FALSE(h.queue_busy());
+    CHECK(h.nop_out() == ufs::ocs::kSuccess);
+    CHECK_FALSE(h.queue_busy());
+    CHECK(box.machine().alive());
 }
 
 TEST_CASE("ufs: a host I/O error fails the CE command with CHECK CONDITION, writes nothing and "

@@ -265,6 +265,12 @@ std::uint32_t UfsHost::execute(const std::array<std::uint8_t, 32>& utrd, Complet
     return cqe[16]; // CQE status = OCS
 }
 
+Completion UfsHost::submit_utrd(const std::array<std::uint8_t, 32>& utrd) {
+    Completion c;
+    c.ocs = static_cast<std::uint8_t>(execute(utrd, c));
+    return c;
+}
+
 bool UfsHost::queue_busy() {
     if (cfg_.queue == QueueMode::legacy) {
         return (rreg(reg::kUtrldbr) & 1u) != 0;

@@ -45,6 +45,7 @@ constexpr std::uint32_t kHceHce = 1u << 0;
 constexpr std::uint32_t kHceCge = 1u << 1;
 constexpr std::uint32_t kIsUtrcs = 1u << 0;
 constexpr std::uint32_t kIsUccs = 1u << 10;
+constexpr std::uint32_t kIsSbfes = 1u << 17;
 constexpr std::uint32_t kIsCefes = 1u << 18;
 constexpr std::uint32_t kIsCqes = 1u << 20;
 constexpr std::uint32_t kHcsDp = 1u << 0;
@@ -58,6 +59,7 @@ constexpr std::uint8_t kSuccess = 0x0;
 constexpr std::uint8_t kInvalidCmdTableAttr = 0x1;
 constexpr std::uint8_t kInvalidPrdtAttr = 0x2;
 constexpr std::uint8_t kMismatchDataBufSize = 0x3;
+constexpr std::uint8_t kFatalError = 0x7;
 constexpr std::uint8_t kInvalidCryptoConfig = 0x9;
 constexpr std::uint8_t kGeneralCryptoError = 0xa;
 constexpr std::uint8_t kInvalid = 0xf;
@@ -147,6 +149,8 @@ public:
     bool enabled() const { return enabled_; }
 
     Completion submit(const Request& req);
+    // A hand-made UTRD (a hostile one), submitted as it is: the OCS and IS at completion.
+    Completion submit_utrd(const std::array<std::uint8_t, 32>& utrd);
     std::uint8_t nop_out();
     // Legacy: UTRLDBR bit 0 is set; MCQ: the CQ holds an entry the host has not consumed.
     // Right after enable() with nothing submitted, true means work from before survived.
