@@ -13,7 +13,7 @@
 #
 # Both checks cache their verdicts under $ICEMU_CACHE/qemu-series/<version>/: checkpatch one
 # stamp per patch content, bisect one stamp per prefix (a hash of the build recipe, the QEMU
-# version and the prefix's patches). A warm run only hashes the patches. The bisect tree and
+# version and the prefix's patches, each without its [PATCH nn/NN] number). A warm run only hashes the patches. The bisect tree and
 # its build directory are reused: moving to another prefix re-applies only what differs, ninja
 # rebuilds what changed, ccache ($CCACHE_DIR) serves the rest.
 set -euo pipefail
@@ -122,6 +122,16 @@ cmd_checkpatch() {
 	return "$bad"
 }
 
+# One hash per line: hw/qemu-version, then each patch of the series with its numbering
+# ("Subject: [PATCH nn/NN]") blanked.
+series_hashes() {
+	local p
+	sha256sum <"$HW/qemu-version" | cut -c1-64
+	for p in "${PATCHES[@]}"; do
+		sed -E 's|^Subject: \[PATCH [0-9]+/[0-9]+\]|Subject: [PATCH]|' "$p" | sha256sum | cut -c1-64
+	done
+}
+
 cmd_bisect() {
 	local src build applied want i k key stamp p
 	setup
@@ -131,10 +141,12 @@ cmd_bisect() {
 	export CCACHE_BASEDIR="$TOP/bisect" CCACHE_NOHASHDIR=true
 	local keys=() n=${#PATCHES[@]}
 	[ "$n" -gt 0 ] || die "no patches in $HW/patches"
-	# key of prefix k: a hash of the recipe, hw/qemu-version and patches 1..k (one
-	# sha256sum over all files, then one hash per prefix over the file hashes)
+	# key of prefix k: a hash of the recipe, hw/qemu-version and patches 1..k (one hash per
+	# file, then one per prefix over the file hashes). A patch is hashed without its number
+	# ("[PATCH 05/18]" in the subject, "0005-" in the name), so appending a patch to the
+	# series keeps the keys, and the stamps, of the prefixes before it.
 	local sums=() acc
-	mapfile -t sums < <(cd "$ICEMU_ROOT" && sha256sum "hw/qemu-version" "${PATCHES[@]#"$ICEMU_ROOT"/}")
+	mapfile -t sums < <(series_hashes)
 	local kdir
 	kdir=$(mktemp -d)
 	acc="recipe $RECIPE"$'\n'"${sums[0]}"
