@@ -93,6 +93,42 @@ struct Fixture {
              {{"max_dun_bits", 64}, {"num_keyslots", slots}, {"modes", {{"AES-256-XTS", mask}}}}}};
     }
 
+    /// Controller 1 becomes an eMMC: emmc0 (sdhci-pci + CQHCI, 8 slots, AES-256-XTS 512..4096,
+    /// 32-bit DUNs) whose disk "ea" is mmcblk0 of `size`, in place of ufs1; the logs start over
+    /// with both controllers realized and enabled.
+    void replace_ufs1_with_emmc(const std::string& size) {
+        scenario["controllers"][1] = {{"id", "emmc0"},
+                                      {"type", "emmc"},
+                                      {"crypto", true},
+                                      {"keyslots", 8},
+                                      {"caps", "aes-xts-256:0x0f"},
+                                      {"name", "ea"},
+                                      {"size", size}};
+        run["disk_map"] = {
+            {"ua", {{"name", "sdb"}, {"dev_path", "/dev/sdb"}, {"dev", "8:16"}}},
+            {"ea", {{"name", "mmcblk0"}, {"dev_path", "/dev/mmcblk0"}, {"dev", "179:0"}}}};
+        run["boot_disks"] = {{"disks", {lu_disk("sdb", 8, "0x1e00"), emmc_disk()}}};
+        run["snapshots"] = json::array();
+        text.clear();
+        seq.clear();
+        realize("ufs0", 8, 0x0f);
+        ev::Realize r;
+        r.slots = 8;
+        r.cfgptr = 0x02;
+        r.caps = {ev::CapEntry{0, 0, 0x0f, 3}};
+        r.wipe_on_disable = false;
+        r.frontend = "cqhci";
+        emit("emmc0", r);
+        emit("emmc0", ev::Enable{true, true});
+        snapshot();
+    }
+    /// The eMMC's disks entry: mmcblk0, 8 slots, AES-256-XTS 512..4096, 32-bit DUNs.
+    static json emmc_disk() {
+        json d = lu_disk("mmcblk0", 8, "0x1e00");
+        d["crypto"]["max_dun_bits"] = 32;
+        return d;
+    }
+
     void emit(const std::string& ctrl, ev::Body b) {
         ev::Event e;
         e.seq = seq[ctrl]++;
@@ -1067,32 +1103,8 @@ struct EmmcDmRun {
 
     Fixture build() const {
         Fixture f;
-        f.scenario["controllers"][1] = {{"id", "emmc0"},
-                                        {"type", "emmc"},
-                                        {"crypto", true},
-                                        {"keyslots", 8},
-                                        {"caps", "aes-xts-256:0x0f"},
-                                        {"name", "ea"},
-                                        {"size", "48M"}};
-        f.run["disk_map"] = {
-            {"ua", {{"name", "sdb"}, {"dev_path", "/dev/sdb"}, {"dev", "8:16"}}},
-            {"ea", {{"name", "mmcblk0"}, {"dev_path", "/dev/mmcblk0"}, {"dev", "179:0"}}}};
-        json emmc_disk = Fixture::lu_disk("mmcblk0", 8, "0x1e00");
-        emmc_disk["crypto"]["max_dun_bits"] = 32;
-        f.run["boot_disks"] = {{"disks", {Fixture::lu_disk("sdb", 8, "0x1e00"), emmc_disk}}};
-        f.run["snapshots"] = json::array();
-        f.text.clear();
-        f.seq.clear();
-        f.realize("ufs0", 8, 0x0f);
-        ev::Realize r;
-        r.slots = 8;
-        r.cfgptr = 0x02;
-        r.caps = {ev::CapEntry{0, 0, 0x0f, 3}};
-        r.wipe_on_disable = false;
-        r.frontend = "cqhci";
-        f.emit("emmc0", r);
-        f.emit("emmc0", ev::Enable{true, true});
-        f.snapshot();
+        f.replace_ufs1_with_emmc("48M");
+        const json emmc_disk = Fixture::emmc_disk();
 
         f.dm_linear({{"/dev/sdb", kUaSectors}, {"/dev/mmcblk0", kUbSectors}});
         json dmd = {{"name", "dm-0"},
@@ -1676,8 +1688,7 @@ struct EmmcWrappedRun {
                          {"wrapped_keys", true},
                          {"name", "ea"},
                          {"size", "64M"}}}}};
-        json emmc_disk = Fixture::lu_disk("mmcblk0", 8, "0x1e00");
-        emmc_disk["crypto"]["max_dun_bits"] = 32;
+        const json emmc_disk = Fixture::emmc_disk();
         f.run["disk_map"] = {
             {"ea", {{"name", "mmcblk0"}, {"dev_path", "/dev/mmcblk0"}, {"dev", "179:0"}}}};
         f.run["boot_disks"] = {{"disks", {emmc_disk}}};
@@ -1780,37 +1791,12 @@ struct F2fsRun {
 
     Fixture build() const {
         Fixture f;
+        f.replace_ufs1_with_emmc("64M");
         f.scenario["controllers"][0]["lus"][0]["size"] = "64M";
-        f.scenario["controllers"][1] = {{"id", "emmc0"},
-                                        {"type", "emmc"},
-                                        {"crypto", true},
-                                        {"keyslots", 8},
-                                        {"caps", "aes-xts-256:0x0f"},
-                                        {"name", "ea"},
-                                        {"size", "64M"}};
-        f.run["disk_map"] = {
-            {"ua", {{"name", "sdb"}, {"dev_path", "/dev/sdb"}, {"dev", "8:16"}}},
-            {"ea", {{"name", "mmcblk0"}, {"dev_path", "/dev/mmcblk0"}, {"dev", "179:0"}}}};
         if (!no_sizes) {
             f.run["disk_map"]["ua"]["size_bytes"] = 64 * kMiB;
             f.run["disk_map"]["ea"]["size_bytes"] = 64 * kMiB;
         }
-        json emmc_disk = Fixture::lu_disk("mmcblk0", 8, "0x1e00");
-        emmc_disk["crypto"]["max_dun_bits"] = 32;
-        f.run["boot_disks"] = {{"disks", {Fixture::lu_disk("sdb", 8, "0x1e00"), emmc_disk}}};
-        f.run["snapshots"] = json::array();
-        f.text.clear();
-        f.seq.clear();
-        f.realize("ufs0", 8, 0x0f);
-        ev::Realize r;
-        r.slots = 8;
-        r.cfgptr = 0x02;
-        r.caps = {ev::CapEntry{0, 0, 0x0f, 3}};
-        r.wipe_on_disable = false;
-        r.frontend = "cqhci";
-        f.emit("emmc0", r);
-        f.emit("emmc0", ev::Enable{true, true});
-        f.snapshot();
 
         f.step("mkfs", {{"dev", "/dev/sdb"},
                         {"fstype", "f2fs"},
@@ -2158,22 +2144,7 @@ namespace {
 // blocks (scenario 34's eMMC), 1024-byte units need 32 bits (native) and 512-byte units 33.
 Fixture emmc_subblock_run(unsigned log2_du, bool ce, unsigned blkbits = 12) {
     Fixture f;
-    f.scenario["controllers"][1] = {{"id", "emmc0"},
-                                    {"type", "emmc"},
-                                    {"crypto", true},
-                                    {"keyslots", 8},
-                                    {"caps", "aes-xts-256:0x0f"},
-                                    {"name", "ea"},
-                                    {"size", "64M"}};
-    f.run["disk_map"]["ea"] = {{"name", "mmcblk0"}, {"dev_path", "/dev/mmcblk0"}, {"dev", "179:0"}};
-    f.text.erase("ufs1");
-    ev::Realize r;
-    r.slots = 8;
-    r.cfgptr = 0x02;
-    r.caps = {ev::CapEntry{0, 0, 0x0f, 3}};
-    r.frontend = "cqhci";
-    f.emit("emmc0", r);
-    f.emit("emmc0", ev::Enable{true, true});
+    f.replace_ufs1_with_emmc("64M");
     const std::string id = f.identifier();
     const unsigned block = 1u << blkbits;
     f.step("mkfs", {{"dev", "/dev/mmcblk0"}, {"uuid", kUuid}, {"block_size", block}});
