@@ -122,6 +122,14 @@ struct Fixture {
         emit("emmc0", ev::Enable{true, true});
         snapshot();
     }
+    /// FS_IOC_REMOVE_ENCRYPTION_KEY of identifier `id` on /mnt (no file busy), then, unless
+    /// !then_umount, the unmount of /mnt.
+    void remove_key(const std::string& id, const std::string& label, bool then_umount = true) {
+        step("remove_key", {{"mnt", "/mnt"}, {"identifier", id}}, {{"files_busy", false}}, label);
+        if (then_umount) {
+            step("umount", {{"dir", "/mnt"}});
+        }
+    }
     /// The eMMC's disks entry: mmcblk0, 8 slots, AES-256-XTS 512..4096, 32-bit DUNs.
     static json emmc_disk() {
         json d = lu_disk("mmcblk0", 8, "0x1e00");
@@ -363,9 +371,7 @@ struct GoodRun {
         if (!miss_evict_ufs1 && !plaintext) {
             f.evict("ufs1", 0);
         }
-        f.step("remove_key", {{"mnt", "/mnt"}, {"identifier", f.identifier()}},
-               {{"files_busy", false}}, "rm");
-        f.step("umount", {{"dir", "/mnt"}});
+        f.remove_key(f.identifier(), "rm");
         f.step("dm_remove", {{"name", "lin"}});
         return f;
     }
@@ -500,8 +506,7 @@ Fixture reboot_remount_run() {
            {{"ino", kIno}, {"size", 16384}});
     f.step("file_info", {{"path", "/mnt/d64/f"}}, info);
     f.evict("ufs0", 0);
-    f.step("remove_key", {{"mnt", "/mnt"}, {"identifier", id}}, {{"files_busy", false}});
-    f.step("umount", {{"dir", "/mnt"}});
+    f.remove_key(id, "");
     json map = {{"ua", {{"name", "sdc"}, {"dev_path", "/dev/sdc"}, {"dev", "8:32"}}},
                 {"ub", {{"name", "sdb"}, {"dev_path", "/dev/sdb"}, {"dev", "8:16"}}}};
     f.emit("ufs0", ev::Enable{true, true}); // the second boot's probe
@@ -513,7 +518,7 @@ Fixture reboot_remount_run() {
     f.io("ufs0", ev::IoOp::read, 1000, 4, true, 0, dun64(0));
     f.step("read_file", {{"path", "/mnt/d64/f"}, {"seed", 7}}, {{"size", 16384}});
     f.evict("ufs0", 0);
-    f.step("remove_key", {{"mnt", "/mnt"}, {"identifier", id}}, {{"files_busy", false}});
+    f.remove_key(id, "", false);
     return f;
 }
 
@@ -607,8 +612,7 @@ TEST_CASE("a stale slot after a dm reload fails invariant 4", "[checker][negativ
     // reload onto ua (ufs0, 0x0f: more capable, accepted), resume
     f.dm_linear({{"/dev/sdb", kUaSectors}}, "to-ua", false);
     // remove_key: dm's fan-out reaches only the live table (ufs0, where the key is not)
-    f.step("remove_key", {{"mnt", "/mnt"}, {"identifier", f.identifier()}}, {{"files_busy", false}},
-           "rm");
+    f.remove_key(f.identifier(), "rm", false);
     const auto v = check(f.inputs());
     INFO(format_text(v));
     fails(v, 4, {"ufs1 slot 1 still holds " + lblk64_fp(), "IV_INO_LBLK_64 key of master key"});
@@ -1168,9 +1172,7 @@ struct EmmcDmRun {
         if (!miss_evict_emmc && !plain_on_emmc) {
             f.evict("emmc0", 0);
         }
-        f.step("remove_key", {{"mnt", "/mnt"}, {"identifier", f.identifier()}},
-               {{"files_busy", false}}, "rm");
-        f.step("umount", {{"dir", "/mnt"}});
+        f.remove_key(f.identifier(), "rm");
         f.step("dm_remove", {{"name", "lin"}});
         return f;
     }
@@ -1355,8 +1357,7 @@ struct WrappedRun {
         if (!miss_evict_ufs1) {
             f.evict("ufs1", 0);
         }
-        f.step("remove_key", {{"mnt", "/mnt"}, {"identifier", id}}, {{"files_busy", false}}, "rm");
-        f.step("umount", {{"dir", "/mnt"}});
+        f.remove_key(id, "rm");
         f.step("dm_remove", {{"name", "lin"}});
         return f;
     }
@@ -1489,9 +1490,7 @@ TEST_CASE("wrapped keys: on a wrapped-only controller a raw key is not native (f
                 {"size", 16384},
                 {"extents",
                  {{{"logical", 0}, {"physical", 1000 * 4096}, {"length", 16384}, {"flags", 1}}}}});
-        f.step("remove_key", {{"mnt", "/mnt"}, {"identifier", f.identifier()}},
-               {{"files_busy", false}});
-        f.step("umount", {{"dir", "/mnt"}});
+        f.remove_key(f.identifier(), "");
         return f.inputs();
     };
     {
@@ -1728,8 +1727,7 @@ struct EmmcWrappedRun {
                 {"extents",
                  {{{"logical", 0}, {"physical", 200 * 4096}, {"length", 16384}, {"flags", 1}}}}});
         f.evict("emmc0", 0);
-        f.step("remove_key", {{"mnt", "/mnt"}, {"identifier", id}}, {{"files_busy", false}}, "rm");
-        f.step("umount", {{"dir", "/mnt"}});
+        f.remove_key(id, "rm");
         return f;
     }
 };
@@ -1871,8 +1869,7 @@ struct F2fsRun {
         if (!miss_evict_emmc && !emmc_no_write) {
             f.evict("emmc0", 0);
         }
-        f.step("remove_key", {{"mnt", "/mnt"}, {"identifier", id}}, {{"files_busy", false}}, "rm");
-        f.step("umount", {{"dir", "/mnt"}});
+        f.remove_key(id, "rm");
         return f;
     }
 };
@@ -1987,8 +1984,7 @@ struct ModesRun {
         if (ce) {
             f.evict("ufs0", 0);
         }
-        f.step("remove_key", {{"mnt", "/mnt"}, {"identifier", id}}, {{"files_busy", false}}, "rm");
-        f.step("umount", {{"dir", "/mnt"}});
+        f.remove_key(id, "rm");
         return f;
     }
 };
@@ -2103,8 +2099,7 @@ Fixture stacked_run(bool top_dun_shift, bool miss_evict_ua) {
         f.evict("ufs0", 0);
     }
     f.evict("ufs1", 0);
-    f.step("remove_key", {{"mnt", "/mnt"}, {"identifier", id}}, {{"files_busy", false}}, "rm");
-    f.step("umount", {{"dir", "/mnt"}});
+    f.remove_key(id, "rm");
     f.step("dm_remove", {{"name", "top"}});
     f.step("dm_remove", {{"name", "lin"}});
     return f;
@@ -2185,7 +2180,7 @@ Fixture emmc_subblock_run(unsigned log2_du, bool ce, unsigned blkbits = 12) {
     if (ce) {
         f.evict("emmc0", 0);
     }
-    f.step("remove_key", {{"mnt", "/mnt"}, {"identifier", id}}, {{"files_busy", false}}, "rm");
+    f.remove_key(id, "rm", false);
     return f;
 }
 
@@ -2369,8 +2364,7 @@ struct WrapRun {
                    {"length", 16384},
                    {"flags", 1}}}}});
         f.evict("ufs0", 0);
-        f.step("remove_key", {{"mnt", "/mnt"}, {"identifier", id}}, {{"files_busy", false}}, "rm");
-        f.step("umount", {{"dir", "/mnt"}});
+        f.remove_key(id, "rm");
         return f;
     }
 };
