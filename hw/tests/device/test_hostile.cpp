@@ -499,23 +499,29 @@ TEST_CASE("ufs: a machine reset or HCE 1 -> 0 with a CE READ in flight frees its
     if (!mcq) {
         REQUIRE((box.host().rreg(ufs::reg::kUtrldbr) & 1u) != 0);
     }
-    if (!machine_reset) {
-        // ufshcd_hba_stop(): the controller stops, the READ is dropped with its slot and no
-        // completion is posted; Linux sets the MCQ queues up again from entry 0
-        box.host().disable();
-        CHECK((box.host().rreg(ufs::reg::kUtrldbr) & 1u) == 0u);
-        // enabled again, it reprograms its key (ufshcd does after a host reset) and reads: the
-        // READ gets the staging granule (it was released) and decrypts right
+    // The driver comes back: the READ was dropped with its slot or queue (no doorbell bit, no
+    // completion posted into the new queues); it reprograms its key (the reset or stop wiped
+    // it, and ufshcd reprograms after a host reset) and reads again: the request gets the
+    // staging granule (it was released) and decrypts right.
+    auto driver_comes_back = [&] {
         box.attach(true);
         CHECK_FALSE(box.host().queue_busy());
         ufs::program_keyslot(box.host(), box.caps(), 0, key, 4096, 0);
         const auto c = box.host().read(0, 0, 1, ufs::CryptoFields{true, 0, 0});
         CHECK(c.ocs == ufs::ocs::kSuccess);
         CHECK_FALSE(box.host().queue_busy());
-        CHECK(box.counters()["staged"] == 2);
-        CHECK(box.counters()["chunked"] == 0);
+        const auto counters = box.counters();
+        CHECK(counters["staged"] == 2);
+        CHECK(counters["chunked"] == 0);
         const auto xts_key = models::xts_key_from_cryptokey(key, 256);
         CHECK(c.in == models::xts_decrypt(xts_key, 0, 4096, std::vector<std::uint8_t>(4096, 0)));
+    };
+    if (!machine_reset) {
+        // ufshcd_hba_stop(): the controller stops, the READ is dropped with its slot and no
+        // completion is posted; Linux sets the MCQ queues up again from entry 0
+        box.host().disable();
+        CHECK((box.host().rreg(ufs::reg::kUtrldbr) & 1u) == 0u);
+        driver_comes_back();
         return;
     }
     m.qmp("system_reset");
@@ -534,21 +540,7 @@ TEST_CASE("ufs: a machine reset or HCE 1 -> 0 with a CE READ in flight frees its
         pci.enable(box.fn());
         REQUIRE((m.readl(0xe0000000ull + ufs::reg::kUtrldbr) & 1u) == 0u);
     }
-
-    // the driver comes back: the request was dropped with the queues (no doorbell bit, no
-    // completion posted into the new queues), it reprograms its key (the reset wiped it) and
-    // reads again: the request gets the staging granule (it was released), and decrypts right
-    box.attach(true);
-    CHECK_FALSE(box.host().queue_busy());
-    ufs::program_keyslot(box.host(), box.caps(), 0, key, 4096, 0);
-    const auto c = box.host().read(0, 0, 1, ufs::CryptoFields{true, 0, 0});
-    CHECK(c.ocs == ufs::ocs::kSuccess);
-    CHECK_FALSE(box.host().queue_busy());
-    const auto counters = box.counters();
-    CHECK(counters["staged"] == 2);
-    CHECK(counters["chunked"] == 0);
-    const auto xts_key = models::xts_key_from_cryptokey(key, 256);
-    CHECK(c.in == models::xts_decrypt(xts_key, 0, 4096, std::vector<std::uint8_t>(4096, 0)));
+    driver_comes_back();
 }
 
 TEST_CASE("ufs: a request whose UCD is outside guest memory completes with OCS FATAL_ERROR and "
