@@ -168,11 +168,6 @@ json op_key_status(const json& req) {
             {"user_count", a.user_count}};
 }
 
-// set_policy: dir (created if missing; must be empty), identifier, flags
-// ("none"|"iv_ino_lblk_64"|"iv_ino_lblk_32"|"direct_key"|number), log2_data_unit_size (0 =
-// the block size), contents ("aes-256-xts"|"aes-128-cbc-essiv"|"adiantum"), filenames
-// ("aes-256-cts"|"aes-256-hctr2"|"aes-128-cts"|"adiantum"),
-
 // The reply form of a v2 policy (what set_policy applied / get_policy read).
 json policy_json(const PolicyV2& p) {
     return {{"version", 2},
@@ -192,6 +187,19 @@ json policy_json(const PolicyV1& p) {
             {"descriptor", to_hex(p.master_key_descriptor, kDescriptorSize)}};
 }
 
+// FS_IOC_SET_ENCRYPTION_POLICY of a v1 or v2 policy on `dir`; the reply is the policy set.
+template <typename Policy>
+json set_policy_on(const std::string& dir, const Policy& p, const char* what) {
+    Fd fd(dir, O_RDONLY | O_DIRECTORY);
+    if (::ioctl(fd.get(), FS_IOC_SET_POLICY, &p) < 0)
+        throw_errno(std::string("FS_IOC_SET_ENCRYPTION_POLICY") + what + " on " + dir);
+    return {{"policy", policy_json(p)}};
+}
+
+// set_policy: dir (created if missing; must be empty), identifier, flags
+// ("none"|"iv_ino_lblk_64"|"iv_ino_lblk_32"|"direct_key"|number), log2_data_unit_size (0 =
+// the block size), contents ("aes-256-xts"|"aes-128-cbc-essiv"|"adiantum"), filenames
+// ("aes-256-cts"|"aes-256-hctr2"|"aes-128-cts"|"adiantum"),
 // padding (32). version 1 (deprecated v1 policy): descriptor (16 hex digits) instead of
 // identifier, no log2_data_unit_size.
 json op_set_policy(const json& req) {
@@ -207,10 +215,7 @@ json op_set_policy(const json& req) {
         if (d.size() != kDescriptorSize)
             throw OpError(EINVAL, "descriptor must be 8 bytes");
         std::memcpy(p.master_key_descriptor, d.data(), d.size());
-        Fd fd(dir, O_RDONLY | O_DIRECTORY);
-        if (::ioctl(fd.get(), FS_IOC_SET_POLICY, &p) < 0)
-            throw_errno("FS_IOC_SET_ENCRYPTION_POLICY (v1) on " + dir);
-        return {{"policy", policy_json(p)}};
+        return set_policy_on(dir, p, " (v1)");
     }
     PolicyV2 p{};
     p.version = 2;
@@ -222,10 +227,7 @@ json op_set_policy(const json& req) {
     if (id.size() != kIdentifierSize)
         throw OpError(EINVAL, "identifier must be 16 bytes");
     std::memcpy(p.master_key_identifier, id.data(), id.size());
-    Fd fd(dir, O_RDONLY | O_DIRECTORY);
-    if (::ioctl(fd.get(), FS_IOC_SET_POLICY, &p) < 0)
-        throw_errno("FS_IOC_SET_ENCRYPTION_POLICY on " + dir);
-    return {{"policy", policy_json(p)}};
+    return set_policy_on(dir, p, "");
 }
 
 // get_policy: path. The v1 or v2 policy of a file or directory.
