@@ -79,6 +79,24 @@ std::uint8_t mode_number(const std::string& name, bool contents) {
                               "' (aes-256-cts, aes-256-hctr2, aes-128-cts, adiantum)");
 }
 
+// FS_IOC_ADD_ENCRYPTION_KEY of the n-byte `key` with `a`'s key spec and flags; the key's copy
+// in `a` is wiped whatever happens. Returns the first `spec_len` bytes of the key spec in hex
+// (the kernel's identifier, or the descriptor given).
+std::string add_key_ioctl(const std::string& mnt, AddKeyArg& a, const std::uint8_t* key,
+                          std::size_t n, const std::string& what, std::size_t spec_len) {
+    a.raw_size = static_cast<std::uint32_t>(n);
+    std::memcpy(a.raw, key, n);
+    Fd fd(mnt, O_RDONLY);
+    int r = ::ioctl(fd.get(), FS_IOC_ADD_KEY, &a);
+    int e = errno;
+    explicit_bzero(a.raw, sizeof a.raw);
+    if (r < 0) {
+        errno = e;
+        throw_errno(what + " on " + mnt);
+    }
+    return to_hex(a.key_spec.u, spec_len);
+}
+
 } // namespace
 
 std::string add_encryption_key(const std::string& mnt, const std::uint8_t* key, std::size_t n,
@@ -88,18 +106,8 @@ std::string add_encryption_key(const std::string& mnt, const std::uint8_t* key, 
         throw OpError(EINVAL, "FS_IOC_ADD_ENCRYPTION_KEY: a key is 1.." +
                                   std::to_string(sizeof a.raw) + " bytes");
     a.key_spec.type = kKeySpecIdentifier;
-    a.raw_size = static_cast<std::uint32_t>(n);
     a.flags = hw_wrapped ? kAddKeyFlagHwWrapped : 0;
-    std::memcpy(a.raw, key, n);
-    Fd fd(mnt, O_RDONLY);
-    int r = ::ioctl(fd.get(), FS_IOC_ADD_KEY, &a);
-    int e = errno;
-    explicit_bzero(a.raw, sizeof a.raw);
-    if (r < 0) {
-        errno = e;
-        throw_errno("FS_IOC_ADD_ENCRYPTION_KEY on " + mnt);
-    }
-    return to_hex(a.key_spec.u, kIdentifierSize);
+    return add_key_ioctl(mnt, a, key, n, "FS_IOC_ADD_ENCRYPTION_KEY", kIdentifierSize);
 }
 
 // add_key: mnt, key (hex, 16..64 bytes) [, descriptor (16 hex digits): a v1 policy key,
@@ -115,17 +123,9 @@ json op_add_key(const json& req) {
         return {{"identifier", add_encryption_key(mnt, key.data(), key.size(), false)}};
     AddKeyArg a{};
     set_descriptor(a.key_spec, arg_str(req, "descriptor"));
-    a.raw_size = static_cast<std::uint32_t>(key.size());
-    std::memcpy(a.raw, key.data(), key.size());
-    Fd fd(mnt, O_RDONLY);
-    int r = ::ioctl(fd.get(), FS_IOC_ADD_KEY, &a);
-    int e = errno;
-    explicit_bzero(a.raw, sizeof a.raw);
-    if (r < 0) {
-        errno = e;
-        throw_errno("FS_IOC_ADD_ENCRYPTION_KEY (descriptor) on " + mnt);
-    }
-    return {{"descriptor", to_hex(a.key_spec.u, kDescriptorSize)}};
+    return {
+        {"descriptor", add_key_ioctl(mnt, a, key.data(), key.size(),
+                                     "FS_IOC_ADD_ENCRYPTION_KEY (descriptor)", kDescriptorSize)}};
 }
 
 namespace {
