@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <fcntl.h>
@@ -14,6 +15,7 @@
 #include <stdexcept>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <thread>
@@ -172,7 +174,54 @@ QemuProcess::~QemuProcess() {
         kill_now();
 }
 
-std::string pick_accel(const std::string& qemu, std::string& why) {
+namespace {
+
+// A file under /tmp naming this host boot, user, QEMU binary and kernel binary: a KVM probe's
+// verdict holds until one of them changes.
+std::string probe_cache_path(const std::string& qemu, const std::string& kernel) {
+    std::string id;
+    std::ifstream boot("/proc/sys/kernel/random/boot_id");
+    std::getline(boot, id);
+    id += "|" + std::to_string(::getuid());
+    for (const auto* f : {&qemu, &kernel}) {
+        struct stat st {};
+        if (::stat(f->c_str(), &st) == 0)
+            id += "|" + *f + "|" + std::to_string(st.st_ino) + "|" + std::to_string(st.st_size) +
+                  "|" + std::to_string(st.st_mtim.tv_sec) + "." +
+                  std::to_string(st.st_mtim.tv_nsec);
+    }
+    std::uint64_t h = 1469598103934665603ull; // FNV-1a
+    for (unsigned char c : id)
+        h = (h ^ c) * 1099511628211ull;
+    char name[64];
+    std::snprintf(name, sizeof name, "/tmp/icemu-kvm-probe-%u-%016llx", ::getuid(),
+                  static_cast<unsigned long long>(h));
+    return name;
+}
+
+// Boots `kernel` under KVM as the guests will (-accel kvm -cpu host, q35) with no root file
+// system: a KVM that runs guests takes it to the "VFS: Unable to mount root" panic in about a
+// second (panic=-1 reboots, -no-reboot ends QEMU). Returns "" when it got there, else why not.
+std::string kvm_boot_probe(const std::string& qemu, const std::string& kernel) {
+    const std::string out =
+        capture({qemu, "-accel", "kvm", "-cpu", "host", "-M", "q35", "-nodefaults", "-display",
+                 "none", "-no-reboot", "-m", "256M", "-serial", "stdio", "-kernel", kernel,
+                 "-append", "console=ttyS0 panic=-1 loglevel=1"},
+                30);
+    if (out.find("Kernel panic") != std::string::npos)
+        return "";
+    std::istringstream lines(out);
+    for (std::string l; std::getline(lines, l);) {
+        if (l.find("error") != std::string::npos || l.find("failed") != std::string::npos)
+            return "QEMU said: " + l;
+    }
+    return "the kernel printed nothing within 30 s (a KVM that starts QEMU but does not run "
+           "its guest, as some nested or paravirtual hosts do)";
+}
+
+} // namespace
+
+std::string pick_accel(const std::string& qemu, const std::string& kernel, std::string& why) {
     int fd = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
     if (fd < 0) {
         why = std::string("TCG: /dev/kvm is not usable (") + std::strerror(errno) + ")";
@@ -185,30 +234,36 @@ std::string pick_accel(const std::string& qemu, std::string& why) {
         return "tcg";
     }
     // A /dev/kvm that answers can still refuse what QEMU sets up for -cpu host (seen under a
-    // nested hypervisor: "failed to set MSR 0x10a", and QEMU aborts at start). Start this QEMU
-    // once, paused, the way the guests use KVM, and quit it over QMP.
-    const std::string out =
-        capture({"/bin/sh", "-c",
-                 "printf '%s\\n' '{\"execute\":\"qmp_capabilities\"}' "
-                 "'{\"execute\":\"quit\"}' | \"$0\" -accel kvm -cpu host -M q35 -nodefaults "
-                 "-display none -S -qmp stdio; echo icemu-kvm-probe-status=$?",
-                 qemu},
-                20);
-    if (out.find("icemu-kvm-probe-status=0") == std::string::npos) {
-        std::string reason = "no reason given";
-        std::istringstream lines(out);
-        for (std::string l; std::getline(lines, l);) {
-            if (l.find("error") != std::string::npos) {
-                reason = l;
-                break;
-            }
-        }
-        why = "TCG: /dev/kvm is there but QEMU cannot start with -accel kvm -cpu host (" + reason +
-              ")";
+    // nested hypervisor: "failed to set MSR 0x10a", QEMU aborts at start), or start QEMU and
+    // never run the guest (seen on a paravirtual KVM host: "kvm-pvm: INTERNAL_ERROR" in the
+    // host's log, no byte on the console). So boot the guests' kernel once; the verdict is kept
+    // for this host boot and these two binaries.
+    const std::string cache = probe_cache_path(qemu, kernel);
+    {
+        std::ifstream in(cache);
+        std::string accel;
+        if (std::getline(in, accel) && (accel == "kvm" || accel == "tcg") && std::getline(in, why))
+            return accel;
+    }
+    std::string accel = "kvm";
+    if (kernel.empty() || ::access(kernel.c_str(), R_OK) != 0) {
+        why = "TCG: /dev/kvm is there but no guest kernel was given to try it with";
         return "tcg";
     }
-    why = "KVM (/dev/kvm is usable)";
-    return "kvm";
+    if (const std::string no = kvm_boot_probe(qemu, kernel); !no.empty()) {
+        why = "TCG: /dev/kvm is there but a guest does not run under it (" + no + ")";
+        accel = "tcg";
+    } else {
+        why = "KVM (/dev/kvm runs the guest kernel)";
+    }
+    const std::string tmp = cache + "." + std::to_string(::getpid());
+    {
+        std::ofstream out(tmp);
+        out << accel << "\n" << why << " [probe kept in " << cache << "]\n";
+    }
+    if (::rename(tmp.c_str(), cache.c_str()) != 0)
+        ::unlink(tmp.c_str());
+    return accel;
 }
 
 void QemuProcess::start(const std::vector<std::string>& argv, const std::string& log_path,

@@ -59,9 +59,10 @@ private:
 };
 
 // The accelerator icemu's guests use: "kvm" when /dev/kvm can be opened read-write, answers
-// KVM_GET_API_VERSION and `qemu` starts with -accel kvm -cpu host, else "tcg". `why` says
-// which and why, for the user.
-std::string pick_accel(const std::string& qemu, std::string& why);
+// KVM_GET_API_VERSION and `qemu` with -accel kvm -cpu host boots `kernel` (to its panic for
+// want of a root file system; the verdict is cached per host boot and binaries under /tmp),
+// else "tcg". `why` says which and why, for the user.
+std::string pick_accel(const std::string& qemu, const std::string& kernel, std::string& why);
 
 class QemuProcess {
 public:

@@ -49,8 +49,9 @@ struct Options {
         "                 [--timeout SECONDS] [--crypto off] [--accel auto|kvm|tcg] [--list]\n"
         "                 [--checker ICEMU_CHECK | --no-check] [--pci-identity qemu|intel-mtl]\n"
         "                 [--with-fixes] [--print-accel]\n"
-        "--print-accel: print kvm or tcg, what --accel auto picks for this QEMU (the reason on\n"
-        "  stderr), and exit; scripts that start QEMU another way (e.g. vng) use it.\n"
+        "--print-accel: print kvm or tcg, what --accel auto picks for this QEMU and --kernel\n"
+        "  (the reason on stderr), and exit; scripts that start QEMU another way (e.g. vng)\n"
+        "  use it.\n"
         "--with-fixes: the kernel was built with guest-tests/kernel/fixes (./icemu kernel\n"
         "  --with-fixes); the kernel rule table's bugs are off, so their expected failures must\n"
         "  pass (a bug that still shows is a failure).\n"
@@ -578,7 +579,7 @@ int main(int argc, char** argv) {
             return 2;
         }
         std::string why;
-        std::printf("%s\n", pick_accel(o.qemu, why).c_str());
+        std::printf("%s\n", pick_accel(o.qemu, o.kernel, why).c_str());
         std::fprintf(stderr, "icemu-run: accelerator: %s\n", why.c_str());
         return 0;
     }
@@ -620,7 +621,7 @@ int main(int argc, char** argv) {
 
     if (o.accel == "auto") {
         std::string why;
-        o.accel = pick_accel(o.qemu, why);
+        o.accel = pick_accel(o.qemu, o.kernel, why);
         std::fprintf(stderr, "icemu-run: accelerator: %s\n", why.c_str());
     }
     EngineOptions eng;

@@ -253,7 +253,7 @@ int main(int argc, char** argv) {
 
     std::string why;
     if (o.accel == "auto")
-        o.accel = pick_accel(o.qemu, why);
+        o.accel = pick_accel(o.qemu, o.kernel, why);
     else
         why = o.accel == "kvm" ? "KVM (asked for)" : "TCG (asked for)";
 

@@ -10,10 +10,11 @@ WORK=$(mktemp -d /tmp/icemu-vng-test.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 truncate -s 64M "$WORK/lu0.img"
 # vng uses KVM whenever /dev/kvm exists, but a nested hypervisor may still refuse what QEMU
-# sets up for -cpu host (QEMU aborts: "failed to set MSR 0x10a"): ask icemu-run which
-# accelerator it would use for this QEMU and tell vng to use TCG when it says so.
+# sets up for -cpu host (QEMU aborts: "failed to set MSR 0x10a") or never run the guest: ask
+# icemu-run which accelerator it would use for this QEMU and kernel and tell vng to use TCG
+# when it says so.
 kvm=()
-accel=$("$RUN" --qemu "$QEMU" --print-accel) || { echo "FAIL: $RUN --print-accel failed"; exit 1; }
+accel=$("$RUN" --qemu "$QEMU" --kernel "$KERNEL" --print-accel) || { echo "FAIL: $RUN --print-accel failed"; exit 1; }
 [ "$accel" = kvm ] || kvm=(--disable-kvm)
 # vng shares the host's root over 9p (virtiofs when virtiofsd is installed) and runs the
 # command as the calling user; microvm has no PCI, so the UFS needs q35 (--disable-microvm).
