@@ -285,6 +285,20 @@ void on_dm_load(Facts& w, const Step& s) {
     }
 }
 
+// The fingerprints of the dm-inlinecrypt keys in `segs`, each described as `name`'s key.
+std::map<std::string, std::string> inlinecrypt_keys(const std::vector<dm::Segment>& segs,
+                                                    const std::string& name) {
+    std::map<std::string, std::string> keys;
+    for (const auto& sg : segs) {
+        if (sg.inline_crypt) {
+            keys[models::key_fingerprint(sg.inline_crypt->key)] = "dm-inlinecrypt key of " + name;
+        }
+    }
+    return keys;
+}
+
+// A resume that swaps in a loaded table destroys the live one (dm_swap_table, then
+// dm_table_destroy): inlinecrypt_dtr evicts each of its keys the new table does not use.
 void on_dm_resume(Facts& w, const Step& s) {
     auto it = w.dms.find(str(s.rq, "name"));
     if (!s.ok || it == w.dms.end()) {
@@ -292,6 +306,14 @@ void on_dm_resume(Facts& w, const Step& s) {
     }
     it->second.model.resume();
     if (!it->second.inactive.empty()) {
+        auto gone = inlinecrypt_keys(it->second.live, it->first);
+        for (const auto& [fp, what] : inlinecrypt_keys(it->second.inactive, it->first)) {
+            gone.erase(fp);
+        }
+        if (!gone.empty()) {
+            w.ic_removals.push_back(IcRemoval{
+                s.i, w.step_name(s.i) + " " + it->first + " (table reload)", std::move(gone)});
+        }
         it->second.live = std::move(it->second.inactive);
         it->second.inactive.clear();
     }
@@ -313,15 +335,9 @@ void on_dm_remove(Facts& w, const Step& s) {
     }
     auto it = w.dms.find(str(s.rq, "name"));
     if (it != w.dms.end()) {
-        IcRemoval rc{s.i, w.step_name(s.i) + " " + it->first, {}};
-        for (const auto* segs : {&it->second.live, &it->second.inactive}) {
-            for (const auto& sg : *segs) {
-                if (sg.inline_crypt) {
-                    rc.keys[models::key_fingerprint(sg.inline_crypt->key)] =
-                        "dm-inlinecrypt key of " + it->first;
-                }
-            }
-        }
+        IcRemoval rc{s.i, w.step_name(s.i) + " " + it->first,
+                     inlinecrypt_keys(it->second.live, it->first)};
+        rc.keys.merge(inlinecrypt_keys(it->second.inactive, it->first));
         if (!rc.keys.empty()) {
             w.ic_removals.push_back(std::move(rc));
         }

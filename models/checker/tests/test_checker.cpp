@@ -995,8 +995,15 @@ const std::string kIcKey = "000102030405060708090a0b0c0d0e0f10111213141516171819
                            "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f";
 constexpr std::uint64_t kIcOff = kUaSectors * 512 - 8192;
 
+const std::string kIcKey2 = "f0e0d0c0b0a090807060504030201000f1e1d1c1b1a191817161514131211101"
+                            "f2e2d2c2b2a292827262524232221202f3e3d3c3b3a393837363534333231303";
+
 struct IcRun {
     bool ignore_iv_offset = false, miss_evict_ufs1 = false;
+    /// Before dm_remove, a reload of "ic" with `reload_key` (empty: none); `reload_evicts`: the
+    /// device saw the replaced key evicted from both controllers during the resume.
+    std::string reload_key;
+    bool reload_evicts = true;
     Fixture build() const {
         Fixture f;
         f.dm_linear({{"/dev/sdb", kUaSectors}, {"/dev/sdc", kUbSectors}});
@@ -1019,6 +1026,23 @@ struct IcRun {
         f.step("write_dev",
                {{"dev", "/dev/mapper/ic"}, {"offset", kIcOff}, {"size", 16384}, {"seed", 5}},
                {{"bytes", 16384}});
+        if (!reload_key.empty()) {
+            f.step("dm_load", {{"name", "ic"},
+                               {"table",
+                                {{{"start", 0},
+                                  {"len", kUaSectors + kUbSectors},
+                                  {"type", "inlinecrypt"},
+                                  {"params", "aes-xts-plain64 " + reload_key +
+                                                 " 64 /dev/mapper/lin 0 2 sector_size:4096 "
+                                                 "iv_large_sectors"}}}}});
+            if (reload_evicts) {
+                f.evict("ufs0", 2);
+                f.evict("ufs1", 1);
+            }
+            f.step("dm_resume", {{"name", "ic"}}, json::object(), "reload");
+            f.step("dm_remove", {{"name", "ic"}}, json::object(), "rm-ic");
+            return f;
+        }
         f.evict("ufs0", 2);
         if (!miss_evict_ufs1) {
             f.evict("ufs1", 1);
@@ -1079,6 +1103,36 @@ TEST_CASE("dm-inlinecrypt: a key left on one controller after dm_remove fails in
     r.miss_evict_ufs1 = true;
     const auto v = check(r.build().inputs());
     fails(v, 4, {"ufs1 slot 1 still holds", "dm-inlinecrypt key of ic"}, {"ufs0 slot"});
+}
+
+TEST_CASE("dm-inlinecrypt: a reload with another key evicts the replaced key", "[checker]") {
+    IcRun r;
+    r.reload_key = kIcKey2;
+    const auto v = check(r.build().inputs());
+    INFO(format_text(v));
+    CHECK(verdict(v, 4).status == Status::pass);
+    CHECK_THAT(all_details(verdict(v, 4)),
+               ContainsSubstring("dm_resume [reload] ic (table reload)"));
+}
+
+TEST_CASE("dm-inlinecrypt: a replaced key left in a slot after the reload fails invariant 4",
+          "[checker][negative]") {
+    IcRun r;
+    r.reload_key = kIcKey2;
+    r.reload_evicts = false;
+    const auto v = check(r.build().inputs());
+    fails(v, 4, {"ufs0 slot 2 still holds", "ufs1 slot 1 still holds", "dm-inlinecrypt key of ic"});
+}
+
+TEST_CASE("dm-inlinecrypt: a reload that keeps the key asks no eviction", "[checker]") {
+    IcRun r;
+    r.reload_key = kIcKey;
+    r.reload_evicts = false;
+    const auto v = check(r.build().inputs());
+    INFO(format_text(v));
+    CHECK_THAT(all_details(verdict(v, 4)), !ContainsSubstring("table reload"));
+    // dm_remove at the end still asks it: the key stayed in both slots
+    fails(v, 4, {"ufs0 slot 2 still holds", "rm-ic"});
 }
 
 namespace {
