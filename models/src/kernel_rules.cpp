@@ -131,6 +131,17 @@ const std::vector<Rule> kRules = {
      "fs/crypto/keysetup.c, fs/crypto/policy.c; e3b1078bedd3 \"fscrypt: add support for "
      "IV_INO_LBLK_32 policies\" (v5.8)",
      ""},
+    {"fscrypt-iv-ino-lblk-32-refuses-sub-page-blocks",
+     Kind::behaviour,
+     "an IV_INO_LBLK_32 policy on a filesystem whose block size is not PAGE_SIZE is EINVAL "
+     "(\"with block size != PAGE_SIZE\"); before, it was accepted and its files left to "
+     "fs-layer crypto, never inline",
+     {{v(7, 3), kForever}},
+     "fs/crypto/policy.c supported_iv_ino_lblk_policy() in 7.3.4; 6.12.118 and 6.1.192 accept "
+     "the policy and exclude it from inline encryption in fs/crypto/inline_crypt.c "
+     "fscrypt_select_encryption_impl() (introducing commit not identified: the lower bound is "
+     "the oldest tree read)",
+     ""},
     {"fscrypt-data-unit-size-policy",
      Kind::behaviour,
      "a policy may set log2_data_unit_size below the filesystem block size",

@@ -134,6 +134,9 @@ TEST_CASE("the matrix: what each supported kernel does", "[kernel-rules]") {
     CHECK(k612.holds("ufs-mcq"));
     CHECK_FALSE(k61.holds("fscrypt-data-unit-size-policy"));
     CHECK(k612.holds("fscrypt-data-unit-size-policy"));
+    CHECK_FALSE(k61.holds("fscrypt-iv-ino-lblk-32-refuses-sub-page-blocks"));
+    CHECK_FALSE(k612.holds("fscrypt-iv-ino-lblk-32-refuses-sub-page-blocks"));
+    CHECK(k73.holds("fscrypt-iv-ino-lblk-32-refuses-sub-page-blocks"));
     // (b) needs the page-cloning flakey of 6.5+; 6.1 corrupts the bio's own pages.
     CHECK_FALSE(k61.holds("bug-flakey-corrupt-write-drops-crypt-ctx"));
     CHECK(k612.holds("bug-flakey-corrupt-write-drops-crypt-ctx"));
