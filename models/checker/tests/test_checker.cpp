@@ -1008,14 +1008,18 @@ struct IcRun {
         Fixture f;
         f.dm_linear({{"/dev/sdb", kUaSectors}, {"/dev/sdc", kUbSectors}});
         f.step("dm_create", {{"name", "ic"}}, {{"sysname", "dm-1"}, {"dev", "254:1"}});
-        f.step("dm_load", {{"name", "ic"},
-                           {"table",
-                            {{{"start", 0},
-                              {"len", kUaSectors + kUbSectors},
-                              {"type", "inlinecrypt"},
-                              {"params", "aes-xts-plain64 " + kIcKey +
-                                             " 64 /dev/mapper/lin 0 2 sector_size:4096 "
-                                             "iv_large_sectors"}}}}});
+        // ic's table: dm-inlinecrypt over all of lin with `key`, iv_offset 64, 4096-byte sectors
+        const auto load_ic = [&f](const std::string& key) {
+            f.step("dm_load", {{"name", "ic"},
+                               {"table",
+                                {{{"start", 0},
+                                  {"len", kUaSectors + kUbSectors},
+                                  {"type", "inlinecrypt"},
+                                  {"params", "aes-xts-plain64 " + key +
+                                                 " 64 /dev/mapper/lin 0 2 sector_size:4096 "
+                                                 "iv_large_sectors"}}}}});
+        };
+        load_ic(kIcKey);
         f.step("dm_resume", {{"name", "ic"}});
         const std::string fp = icemu::models::key_fingerprint(icemu::models::from_hex(kIcKey));
         const std::uint64_t shift = ignore_iv_offset ? 8 : 0;
@@ -1027,14 +1031,7 @@ struct IcRun {
                {{"dev", "/dev/mapper/ic"}, {"offset", kIcOff}, {"size", 16384}, {"seed", 5}},
                {{"bytes", 16384}});
         if (!reload_key.empty()) {
-            f.step("dm_load", {{"name", "ic"},
-                               {"table",
-                                {{{"start", 0},
-                                  {"len", kUaSectors + kUbSectors},
-                                  {"type", "inlinecrypt"},
-                                  {"params", "aes-xts-plain64 " + reload_key +
-                                                 " 64 /dev/mapper/lin 0 2 sector_size:4096 "
-                                                 "iv_large_sectors"}}}}});
+            load_ic(reload_key);
             if (reload_evicts) {
                 f.evict("ufs0", 2);
                 f.evict("ufs1", 1);
