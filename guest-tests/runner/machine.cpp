@@ -238,6 +238,11 @@ std::string pick_accel(const std::string& qemu, const std::string& kernel, std::
     // never run the guest (seen on a paravirtual KVM host: "kvm-pvm: INTERNAL_ERROR" in the
     // host's log, no byte on the console). So boot the guests' kernel once; the verdict is kept
     // for this host boot and these two binaries.
+    if (kernel.empty() || ::access(kernel.c_str(), R_OK) != 0) {
+        why =
+            "TCG: /dev/kvm is there but no readable guest kernel ('" + kernel + "') to try it with";
+        return "tcg";
+    }
     const std::string cache = probe_cache_path(qemu, kernel);
     {
         std::ifstream in(cache);
@@ -246,10 +251,6 @@ std::string pick_accel(const std::string& qemu, const std::string& kernel, std::
             return accel;
     }
     std::string accel = "kvm";
-    if (kernel.empty() || ::access(kernel.c_str(), R_OK) != 0) {
-        why = "TCG: /dev/kvm is there but no guest kernel was given to try it with";
-        return "tcg";
-    }
     if (const std::string no = kvm_boot_probe(qemu, kernel); !no.empty()) {
         why = "TCG: /dev/kvm is there but a guest does not run under it (" + no + ")";
         accel = "tcg";
