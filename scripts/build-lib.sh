@@ -3,6 +3,7 @@
 
 SERIES=${ICEMU_KERNEL_SERIES:-7}
 KERNEL_FLAGS=() # extra build-kernel.sh flags (--no-patches for --stock-kernel, --with-fixes)
+CPP_TARGETS=()  # the C++ targets a command needs; empty: all of them
 # The kernel series of the matrix (docs/conformance.md "Kernel matrix"); build-kernel.sh and
 # the kernel rule table (models/src/kernel_rules.cpp) know the same three.
 KERNEL_SERIES_HELP="7, 6.12 or 6.1"
@@ -30,14 +31,15 @@ build_rootfs() {
 }
 
 # configure_cpp PRESET QEMU KERNEL: a user's one-off kernel (USER_KERNEL, ./icemu shell
-# --kernel) is not written into the build tree's configuration.
+# --kernel) is not written into the build tree's configuration. Builds CPP_TARGETS, or
+# everything when it is empty.
 configure_cpp() {
 	local preset=$1 qemu=$2 kernel=$3
 	local kflag=(-DICEMU_KERNEL="$kernel")
 	[ -z "${USER_KERNEL:-}" ] || kflag=()
 	log "configuring and building the C++ tree (preset $preset)"
 	cmake --preset "$preset" -S "$ICEMU_ROOT" -DICEMU_QEMU="$qemu" "${kflag[@]}" >/dev/null
-	cmake --build --preset "$preset" -j"$(nproc)"
+	cmake --build --preset "$preset" -j"$(nproc)" ${CPP_TARGETS[@]+--target "${CPP_TARGETS[@]}"}
 }
 
 # do_build: set-up, QEMU, kernel, C++ tree; sets QEMU_BIN and KERNEL_IMG.

@@ -4,6 +4,7 @@
 // Usage: docs/conformance.md.
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -12,8 +13,10 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <mutex>
 #include <sstream>
 #include <sys/stat.h>
+#include <thread>
 #include <unistd.h>
 
 #include "cmdline.hpp"
@@ -37,6 +40,7 @@ struct Options {
     bool crypto_off = false;
     bool with_fixes = false;    // the kernel carries guest-tests/kernel/fixes: bug rules off
     double timeout = 0;         // per-scenario override
+    unsigned jobs = 1;          // vCPUs of scenario VMs that may run at once
     std::string accel = "auto"; // auto: KVM when /dev/kvm is usable, else TCG
     std::string identity;       // --pci-identity for every UFS controller
 };
@@ -48,7 +52,10 @@ struct Options {
         "                 [--initrd CPIO] [--artifacts DIR] [--keep] [--junit FILE]\n"
         "                 [--timeout SECONDS] [--crypto off] [--accel auto|kvm|tcg] [--list]\n"
         "                 [--checker ICEMU_CHECK | --no-check] [--pci-identity qemu|intel-mtl]\n"
-        "                 [--with-fixes] [--print-accel]\n"
+        "                 [--with-fixes] [--print-accel] [--jobs N]\n"
+        "--jobs N: run scenarios side by side, their VMs' vCPUs adding up to at most N (a\n"
+        "  scenario with more vCPUs than N runs alone); the report keeps the scenarios'\n"
+        "  order. Default 1.\n"
         "--print-accel: print kvm or tcg, what --accel auto picks for this QEMU and --kernel\n"
         "  (the reason on stderr), and exit; scripts that start QEMU another way (e.g. vng)\n"
         "  use it.\n"
@@ -120,6 +127,16 @@ Options parse_args(int argc, char** argv) {
                 std::fprintf(stderr, "icemu-run: --accel must be auto, kvm or tcg\n");
                 std::exit(2);
             }
+        } else if (a == "--jobs" || a == "-j") {
+            const std::string v = val();
+            char* end = nullptr;
+            const unsigned long n = std::strtoul(v.c_str(), &end, 10);
+            if (v.empty() || *end || n < 1 || n > 64) {
+                std::fprintf(stderr, "icemu-run: --jobs must be a number from 1 to 64, not '%s'\n",
+                             v.c_str());
+                std::exit(2);
+            }
+            o.jobs = static_cast<unsigned>(n);
         } else if (a == "--list")
             o.list = true;
         else if (a == "--print-accel")
@@ -568,6 +585,60 @@ std::vector<TestPoint> checker_points(const std::string& checker, const Scenario
     return out;
 }
 
+// One scenario: boot, steps, checker; its artifacts under BASE/<name>. A preflight failure
+// (the run cannot start at all) is left in `stop`.
+ScenarioResult run_one(const Scenario& s, const std::string& file, const Options& o,
+                       const EngineOptions& eng, const std::string& base, std::string& stop) {
+    std::string dir = base + "/" + s.name;
+    fs::remove_all(dir);
+    if (o.identity == "intel-mtl" && std::any_of(s.controllers.begin(), s.controllers.end(),
+                                                 [](const Controller& c) { return c.is_emmc(); })) {
+        // A stock kernel drives UFS crypto through Intel's identity; for the eMMC no
+        // mainline sdhci-pci identity sets MMC_CAP2_CRYPTO, so its disks have none.
+        ScenarioResult r;
+        r.name = s.name;
+        r.skip = "eMMC crypto needs icemu's sdhci-pci patch; no mainline PCI identity "
+                 "enables it (--pci-identity intel-mtl covers UFS only)";
+        r.points.push_back(TestPoint::skipped(s.name, "scenario " + s.name, r.skip));
+        progress(s.name, "SKIP: " + r.skip);
+        return r;
+    }
+    ScenarioRun run(s, o, eng, dir);
+    ScenarioResult r = run.run();
+    if (!run.preflight().empty()) {
+        stop = run.preflight();
+        return r;
+    }
+    std::error_code cec;
+    fs::copy_file(file, dir + "/scenario.json", fs::copy_options::overwrite_existing, cec);
+    if (!o.checker.empty() && r.skip.empty()) {
+        progress(s.name, "icemu-check (the reference models judge the run)");
+        try {
+            for (auto& p : checker_points(o.checker, s, dir, run.record()))
+                r.points.push_back(std::move(p));
+        } catch (const ScenarioError& e) { // a release outside the kernel rule table
+            r.points.push_back(
+                {s.name, "icemu-check ran and judged the run", false, "", e.what(), 0});
+        }
+    }
+    std::size_t failed = 0;
+    for (const auto& p : r.points)
+        failed += !p.ok();
+    if (!r.ok() || o.keep)
+        r.artifacts = dir;
+    else
+        fs::remove_all(dir);
+    char b[256];
+    std::snprintf(b, sizeof b, "%s: %zu checks, %zu failed, %.1fs%s%s", r.ok() ? "PASS" : "FAIL",
+                  r.points.size(), failed, r.seconds,
+                  r.artifacts.empty() ? "" : "; artifacts: ", r.artifacts.c_str());
+    progress(s.name, b);
+    for (const auto& p : r.points)
+        if (!p.ok())
+            progress(s.name, "  not ok: " + p.name + " — " + p.diag.substr(0, p.diag.find('\n')));
+    return r;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -653,63 +724,50 @@ int main(int argc, char** argv) {
     base = fs::absolute(base).string();
 
     double t0 = now_s();
-    std::vector<ScenarioResult> results;
-    for (std::size_t si = 0; si < scenarios.size(); ++si) {
-        const Scenario& s = scenarios[si];
-        std::string dir = base + "/" + s.name;
-        fs::remove_all(dir);
-        if (o.identity == "intel-mtl" &&
-            std::any_of(s.controllers.begin(), s.controllers.end(),
-                        [](const Controller& c) { return c.is_emmc(); })) {
-            // A stock kernel drives UFS crypto through Intel's identity; for the eMMC no
-            // mainline sdhci-pci identity sets MMC_CAP2_CRYPTO, so its disks have none.
-            ScenarioResult r;
-            r.name = s.name;
-            r.skip = "eMMC crypto needs icemu's sdhci-pci patch; no mainline PCI identity "
-                     "enables it (--pci-identity intel-mtl covers UFS only)";
-            r.points.push_back(TestPoint::skipped(s.name, "scenario " + s.name, r.skip));
-            progress(s.name, "SKIP: " + r.skip);
-            results.push_back(r);
-            continue;
+    std::vector<ScenarioResult> results(scenarios.size());
+    std::vector<std::string> stops(scenarios.size()); // preflight failures
+    auto one = [&](std::size_t si) {
+        results[si] = run_one(scenarios[si], scenario_files[si], o, eng, base, stops[si]);
+    };
+    if (o.jobs <= 1) {
+        for (std::size_t si = 0; si < scenarios.size(); ++si) {
+            one(si);
+            if (!stops[si].empty())
+                break;
         }
-        ScenarioRun run(s, o, eng, dir);
-        ScenarioResult r = run.run();
-        if (!run.preflight().empty()) {
-            std::fprintf(stderr, "icemu-run: stopping: %s (artifacts: %s)\n",
-                         run.preflight().c_str(), dir.c_str());
+    } else {
+        // Start scenarios in order while their vCPUs fit the budget; a scenario larger than
+        // the whole budget waits until it can run alone. A preflight failure (no KVM, a
+        // missing file...) starts nothing more.
+        std::mutex mu;
+        std::condition_variable cv;
+        unsigned busy = 0;
+        bool stop = false;
+        std::vector<std::thread> threads;
+        for (std::size_t si = 0; si < scenarios.size(); ++si) {
+            const unsigned need = std::min(std::max(scenarios[si].smp, 1u), o.jobs);
+            std::unique_lock<std::mutex> lk(mu);
+            cv.wait(lk, [&] { return stop || busy + need <= o.jobs; });
+            if (stop)
+                break;
+            busy += need;
+            threads.emplace_back([&, si, need] {
+                one(si);
+                std::lock_guard<std::mutex> g(mu);
+                busy -= need;
+                stop = stop || !stops[si].empty();
+                cv.notify_all();
+            });
+        }
+        for (auto& t : threads)
+            t.join();
+    }
+    for (std::size_t si = 0; si < scenarios.size(); ++si)
+        if (!stops[si].empty()) {
+            std::fprintf(stderr, "icemu-run: stopping: %s (artifacts: %s/%s)\n", stops[si].c_str(),
+                         base.c_str(), scenarios[si].name.c_str());
             return 2;
         }
-        std::error_code cec;
-        fs::copy_file(scenario_files[si], dir + "/scenario.json",
-                      fs::copy_options::overwrite_existing, cec);
-        if (!o.checker.empty() && r.skip.empty()) {
-            progress(s.name, "icemu-check (the reference models judge the run)");
-            try {
-                for (auto& p : checker_points(o.checker, s, dir, run.record()))
-                    r.points.push_back(std::move(p));
-            } catch (const ScenarioError& e) { // a release outside the kernel rule table
-                r.points.push_back(
-                    {s.name, "icemu-check ran and judged the run", false, "", e.what(), 0});
-            }
-        }
-        std::size_t failed = 0;
-        for (const auto& p : r.points)
-            failed += !p.ok();
-        if (!r.ok() || o.keep)
-            r.artifacts = dir;
-        else
-            fs::remove_all(dir);
-        char b[256];
-        std::snprintf(b, sizeof b, "%s: %zu checks, %zu failed, %.1fs%s%s",
-                      r.ok() ? "PASS" : "FAIL", r.points.size(), failed, r.seconds,
-                      r.artifacts.empty() ? "" : "; artifacts: ", r.artifacts.c_str());
-        progress(s.name, b);
-        for (const auto& p : r.points)
-            if (!p.ok())
-                progress(s.name,
-                         "  not ok: " + p.name + " — " + p.diag.substr(0, p.diag.find('\n')));
-        results.push_back(r);
-    }
     double secs = now_s() - t0;
     bool all_ok = std::all_of(results.begin(), results.end(), [](const auto& r) { return r.ok(); });
     std::string tap = tap_report(results);

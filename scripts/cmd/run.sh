@@ -12,10 +12,15 @@
 #                          with inline crypto (eMMC scenarios are skipped: no mainline
 #                          sdhci-pci identity enables eMMC crypto; see docs/developer-loop.md)
 # Other options go to icemu-run (--scenario NAME, --keep, --junit FILE, ...; see its --help).
+# Scenarios run side by side, twice as many vCPUs at once as the host has cores (a scenario
+# VM keeps about a third of a core busy: boot, synchronous I/O, step round trips; measured
+# in docs/performance.md); ICEMU_JOBS or --jobs N overrides. Only the C++ targets the run
+# needs are built (the runner, the checker, the guest initramfs); ./icemu build builds all.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 . "$ICEMU_ROOT/scripts/build-lib.sh"
-RUNNER_ARGS=()
+RUNNER_ARGS=(--jobs "${ICEMU_JOBS:-$((2 * $(nproc)))}")
+CPP_TARGETS=(icemu-run icemu-check icemu-initramfs)
 while [ $# -gt 0 ]; do
 	case "$1" in
 	-h | --help) usage_from_header "$0"; exit 0 ;;
