@@ -39,8 +39,9 @@ cmake --preset default -S "$ICEMU_ROOT" -DICEMU_ROOTFS="$ROOTFS_IMG" \
 	-DICEMU_WITH_FIXES="$with_fixes" >/dev/null
 rc=0
 # Tests are independent (each guest test is its own VM; see guest-tests/CMakeLists.txt):
-# run as many at once as the host has cores (ICEMU_JOBS overrides).
-jobs=${ICEMU_JOBS:-$(nproc)}
+# run twice as many at once as the host has cores (a guest VM keeps about a third of a core
+# busy, docs/performance.md "Suites"; ICEMU_JOBS overrides).
+jobs=${ICEMU_JOBS:-$((2 * $(nproc)))}
 # Label "fuzz" has its own CI job (./icemu fuzz --smoke): its cold clang build (about 30 min)
 # on top of this job's cold builds would not fit CI's 90 minutes.
 log "running ctest (every label but fuzz, -j$jobs)"
