@@ -20,6 +20,7 @@
     X(umount)                                                                                      \
     X(sync)                                                                                        \
     X(drop_caches)                                                                                 \
+    X(suspend)                                                                                     \
     X(kmsg)                                                                                        \
     X(dm_create)                                                                                   \
     X(dm_load)                                                                                     \

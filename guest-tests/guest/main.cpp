@@ -119,6 +119,8 @@ OpFn handler(guest_ops::Op op) {
         return op_sync;
     case Op::drop_caches:
         return op_drop_caches;
+    case Op::suspend:
+        return op_suspend;
     case Op::kmsg:
         return kmsg_op;
     case Op::dm_create:

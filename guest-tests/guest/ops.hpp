@@ -19,6 +19,9 @@ json op_mount(const json& req);
 json op_umount(const json& req);
 json op_sync(const json& req);
 json op_drop_caches(const json& req);
+// ACPI S3 ("state": "mem", the only one) ended by the RTC's wake alarm after "wake_after_s"
+// seconds; returns once the system has resumed.
+json op_suspend(const json& req);
 
 // dm.cpp: device-mapper ioctls on /dev/mapper/control
 json op_dm_create(const json& req);

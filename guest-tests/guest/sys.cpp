@@ -2,6 +2,7 @@
 // mkfs via the initramfs' mke2fs or mkfs.f2fs, mount/umount, sync and drop_caches.
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <dirent.h>
 #include <fcntl.h>
 #include <regex>
@@ -268,6 +269,47 @@ void drop_caches() {
 json op_drop_caches(const json&) {
     drop_caches();
     return json::object();
+}
+
+namespace {
+
+double clock_s(clockid_t clock) {
+    timespec ts{};
+    ::clock_gettime(clock, &ts);
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+} // namespace
+
+// Writing "mem" to /sys/power/state suspends the system to ACPI S3 and returns after the
+// resume. QEMU resets every device at the wake-up (pc_machine_wakeup), so the controllers come
+// back with empty keyslots. The RTC's wake alarm ends the sleep, so no host action is needed.
+// The reply says how long the guest slept (CLOCK_BOOTTIME counts the sleep, CLOCK_MONOTONIC
+// does not). Suspend-to-idle ("freeze") is not offered: under QEMU's q35 the RTC alarm never
+// woke it.
+json op_suspend(const json& req) {
+    const std::string state = req.value("state", "mem");
+    if (state != "mem")
+        throw OpError(EINVAL, "suspend: state must be \"mem\" (ACPI S3), not \"" + state + "\"");
+    const int after = req.value("wake_after_s", 3);
+    if (after < 1 || after > 600)
+        throw OpError(EINVAL, "suspend: wake_after_s must be 1..600");
+    const auto states = read_text("/sys/power/state").value_or("");
+    if ((" " + states + " ").find(" " + state + " ") == std::string::npos &&
+        (" " + states).find(" " + state + "\n") == std::string::npos)
+        throw OpError(EOPNOTSUPP, "suspend: the kernel offers no '" + state +
+                                      "' sleep (/sys/power/state: " + states + ")");
+    const std::string alarm = "/sys/class/rtc/rtc0/wakealarm";
+    if (!read_text(alarm))
+        throw OpError(ENOENT, "suspend: no RTC wake alarm at " + alarm +
+                                  " (CONFIG_RTC_INTF_SYSFS and a wakeup-capable RTC)");
+    write_text(alarm, "0");
+    write_text(alarm, "+" + std::to_string(after));
+    ::sync();
+    const double boot0 = clock_s(CLOCK_BOOTTIME), mono0 = clock_s(CLOCK_MONOTONIC);
+    write_text("/sys/power/state", state);
+    const double slept = (clock_s(CLOCK_BOOTTIME) - boot0) - (clock_s(CLOCK_MONOTONIC) - mono0);
+    return {{"state", state}, {"wake_after_s", after}, {"seconds_asleep", slept}};
 }
 
 } // namespace icemu::guest
