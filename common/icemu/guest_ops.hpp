@@ -21,6 +21,7 @@
     X(sync)                                                                                        \
     X(drop_caches)                                                                                 \
     X(suspend)                                                                                     \
+    X(runtime_pm)                                                                                  \
     X(kmsg)                                                                                        \
     X(dm_create)                                                                                   \
     X(dm_load)                                                                                     \

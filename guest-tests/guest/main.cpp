@@ -121,6 +121,8 @@ OpFn handler(guest_ops::Op op) {
         return op_drop_caches;
     case Op::suspend:
         return op_suspend;
+    case Op::runtime_pm:
+        return op_runtime_pm;
     case Op::kmsg:
         return kmsg_op;
     case Op::dm_create:

@@ -22,6 +22,9 @@ json op_drop_caches(const json& req);
 // ACPI S3 ("state": "mem", the only one) ended by the RTC's wake alarm after "wake_after_s"
 // seconds; returns once the system has resumed.
 json op_suspend(const json& req);
+// Runtime PM of the UFS host under "dev": rpm_lvl "level", autosuspend for its SCSI devices,
+// wait until the host is runtime-suspended; "allow": false turns runtime PM off again.
+json op_runtime_pm(const json& req);
 
 // dm.cpp: device-mapper ioctls on /dev/mapper/control
 json op_dm_create(const json& req);

@@ -5,7 +5,9 @@
 #include <ctime>
 #include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <regex>
+#include <stdlib.h>
 #include <sys/mount.h>
 #include <sys/statvfs.h>
 #include <sys/utsname.h>
@@ -310,6 +312,73 @@ json op_suspend(const json& req) {
     write_text("/sys/power/state", state);
     const double slept = (clock_s(CLOCK_BOOTTIME) - boot0) - (clock_s(CLOCK_MONOTONIC) - mono0);
     return {{"state", state}, {"wake_after_s", after}, {"seconds_asleep", slept}};
+}
+
+namespace {
+
+std::string real_path(const std::string& p) {
+    char buf[PATH_MAX];
+    if (!::realpath(p.c_str(), buf))
+        throw OpError(errno, "runtime_pm: " + p + ": " + std::strerror(errno));
+    return buf;
+}
+
+} // namespace
+
+// Runtime PM of the UFS host under "dev" (a block device of one of its LUs): rpm_lvl "level"
+// (0-6, ufshcd's levels: 3 = device sleep + link hibern8, 5 = device power-down + link off),
+// then every SCSI device of that host (the LUs and well-known LUs) to power/control "auto" with
+// a 0 ms autosuspend delay, and wait until the host's runtime status is "suspended" (its next
+// I/O resumes it). "allow": false instead sets every power/control back to "on" (which resumes
+// them and keeps them resumed). Replies with the host's PCI address, the level and its target
+// device and link states, the status reached and how long it took.
+json op_runtime_pm(const json& req) {
+    const std::string dev = arg_str(req, "dev");
+    const bool allow = arg_bool(req, "allow", true);
+    const std::string name = dev.substr(dev.rfind('/') + 1);
+    std::string host = real_path("/sys/class/block/" + name + "/device");
+    while (host.size() > 1 && !read_text(host + "/rpm_lvl"))
+        host = host.substr(0, host.rfind('/'));
+    if (host.size() <= 1)
+        throw OpError(ENODEV, "runtime_pm: " + dev + " is not on a UFS host (no rpm_lvl above it)");
+    std::vector<std::string> sdevs;
+    for (const auto& e : list_dir("/sys/class/scsi_device")) {
+        const std::string d = real_path("/sys/class/scsi_device/" + e + "/device");
+        if (d.rfind(host + "/", 0) == 0)
+            sdevs.push_back(d);
+    }
+    json out = {{"host", host.substr(host.rfind('/') + 1)}, {"scsi_devices", sdevs.size()}};
+    const double t0 = uptime_s();
+    if (!allow) {
+        for (const auto& d : sdevs)
+            write_text(d + "/power/control", "on");
+        out["status"] = trim(read_text(host + "/power/runtime_status").value_or(""));
+        return out;
+    }
+    const std::uint64_t level = arg_u64(req, "level");
+    if (level > 6)
+        throw OpError(EINVAL, "runtime_pm: level must be 0..6 (ufshcd's rpm_lvl)");
+    const std::uint64_t wait_s = arg_u64(req, "wait_s", 20);
+    write_text(host + "/rpm_lvl", std::to_string(level));
+    for (const auto& d : sdevs) {
+        if (read_text(d + "/power/autosuspend_delay_ms"))
+            write_text(d + "/power/autosuspend_delay_ms", "0");
+        write_text(d + "/power/control", "auto");
+    }
+    std::string status;
+    while ((status = trim(read_text(host + "/power/runtime_status").value_or(""))) != "suspended" &&
+           uptime_s() - t0 < static_cast<double>(wait_s))
+        ::usleep(20000);
+    out["level"] = level;
+    out["rpm_target_dev_state"] = trim(read_text(host + "/rpm_target_dev_state").value_or(""));
+    out["rpm_target_link_state"] = trim(read_text(host + "/rpm_target_link_state").value_or(""));
+    out["status"] = status;
+    out["seconds"] = uptime_s() - t0;
+    if (status != "suspended")
+        throw OpError(ETIMEDOUT, "runtime_pm: the host " + out["host"].get<std::string>() +
+                                     " is still " + status + " after " + std::to_string(wait_s) +
+                                     " s");
+    return out;
 }
 
 } // namespace icemu::guest
