@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <sstream>
 #include <sys/stat.h>
@@ -585,11 +586,10 @@ std::vector<TestPoint> checker_points(const std::string& checker, const Scenario
     return out;
 }
 
-// One scenario: boot, steps, checker; its artifacts under BASE/<name>. A preflight failure
-// (the run cannot start at all) is left in `stop`.
+// One scenario: boot, steps, checker; its artifacts in `dir`. A preflight failure (the run
+// cannot start at all) is left in `stop`.
 ScenarioResult run_one(const Scenario& s, const std::string& file, const Options& o,
-                       const EngineOptions& eng, const std::string& base, std::string& stop) {
-    std::string dir = base + "/" + s.name;
+                       const EngineOptions& eng, const std::string& dir, std::string& stop) {
     fs::remove_all(dir);
     if (o.identity == "intel-mtl" && std::any_of(s.controllers.begin(), s.controllers.end(),
                                                  [](const Controller& c) { return c.is_emmc(); })) {
@@ -726,8 +726,16 @@ int main(int argc, char** argv) {
     double t0 = now_s();
     std::vector<ScenarioResult> results(scenarios.size());
     std::vector<std::string> stops(scenarios.size()); // preflight failures
+    // One artifact directory per scenario run: BASE/<name>, BASE/<name>.2 for the second run of
+    // the same scenario (side by side, two runs must not share sockets and images).
+    std::vector<std::string> dirs;
+    std::map<std::string, int> runs_of;
+    for (const auto& s : scenarios) {
+        const int k = ++runs_of[s.name];
+        dirs.push_back(base + "/" + s.name + (k > 1 ? "." + std::to_string(k) : ""));
+    }
     auto one = [&](std::size_t si) {
-        results[si] = run_one(scenarios[si], scenario_files[si], o, eng, base, stops[si]);
+        results[si] = run_one(scenarios[si], scenario_files[si], o, eng, dirs[si], stops[si]);
     };
     if (o.jobs <= 1) {
         for (std::size_t si = 0; si < scenarios.size(); ++si) {
@@ -764,8 +772,8 @@ int main(int argc, char** argv) {
     }
     for (std::size_t si = 0; si < scenarios.size(); ++si)
         if (!stops[si].empty()) {
-            std::fprintf(stderr, "icemu-run: stopping: %s (artifacts: %s/%s)\n", stops[si].c_str(),
-                         base.c_str(), scenarios[si].name.c_str());
+            std::fprintf(stderr, "icemu-run: stopping: %s (artifacts: %s)\n", stops[si].c_str(),
+                         dirs[si].c_str());
             return 2;
         }
     double secs = now_s() - t0;
