@@ -91,6 +91,55 @@ void map_fs_range(const Facts& w, const Fs& fsys, const SegMap& segs, std::uint6
     }
 }
 
+// A file on a dm device whose mapping is not a table lookup (dm-thin: blocks are allocated
+// when first written, the metadata is the pool's): its data units are wherever the
+// controllers' logs show them written last with its key (fingerprint) and their DUNs, by
+// successful CE writes. Only files none of whose extents could be mapped, with a predictable
+// key and DUN, and only the units the logs place; returns the pieces (one per data unit).
+std::vector<Piece> place_by_log(const Facts& w, const FileModel& fm, std::size_t file) {
+    std::vector<Piece> out;
+    const std::uint64_t du = 1ull << fm.du_bits;
+    const std::uint64_t nunits = (fm.f->size + du - 1) / du;
+    if (nunits == 0 || nunits > (1u << 22)) {
+        return out;
+    }
+    std::map<std::uint64_t, std::uint64_t> unit_of; // DUN -> data unit of the file
+    for (std::uint64_t u = 0; u < nunits; ++u) {
+        unit_of.emplace(fm.dun_at(u * du), u);
+    }
+    std::map<std::uint64_t, Piece> at; // data unit -> where it was written last
+    for (const auto& [ctrl, log] : w.in.logs) {
+        for (const auto& e : log.events) {
+            const auto* io = std::get_if<models::events::Io>(&e.body);
+            if (!io || !io->ce || io->op != models::events::IoOp::write || io->status != 0 ||
+                io->ocs != 0 || io->dusize != du || io->key_fp.str() != fm.key_fp) {
+                continue;
+            }
+            const Disk* disk = nullptr;
+            for (const auto& [name, d] : w.disks) {
+                if (d.ctrl == ctrl && d.lun == io->lun) {
+                    disk = &d;
+                }
+            }
+            if (!disk) {
+                continue;
+            }
+            for (std::uint64_t k = 0; k < io->bytes / du; ++k) {
+                auto u = unit_of.find(io->dun + k);
+                if (u != unit_of.end()) {
+                    at[u->second] =
+                        Piece{file, disk->name,    ctrl, io->lun, io->lba * io->block_size + k * du,
+                              du,   u->second * du};
+                }
+            }
+        }
+    }
+    for (auto& [u, p] : at) {
+        out.push_back(std::move(p));
+    }
+    return out;
+}
+
 } // namespace
 
 Models build_models(const Facts& w) {
@@ -291,6 +340,20 @@ Models build_models(const Facts& w) {
             }
         }
         fms.push_back(std::move(m));
+    }
+    std::vector<bool> mapped(fms.size());
+    for (const auto& p : pieces) {
+        mapped[p.file] = true;
+    }
+    for (std::size_t i = 0; i < fms.size(); ++i) {
+        FileModel& fm = fms[i];
+        if (mapped[i] || !fm.on_dm || !fm.encrypted || !fm.predictable || !fm.f->written ||
+            !fm.f->have_info || fm.f->ic) {
+            continue;
+        }
+        auto placed = place_by_log(w, fm, i);
+        fm.placed_by_log = !placed.empty();
+        pieces.insert(pieces.end(), placed.begin(), placed.end());
     }
     out.only_lblk = !w.pols.empty();
     for (const auto& p : w.pols) {

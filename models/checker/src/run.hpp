@@ -249,6 +249,10 @@ struct FileModel {
     std::uint32_t hashed = 0;
     std::size_t from = 0, to = kNever; ///< steps whose I/O belongs to this file
     std::size_t npieces = 0;
+    /// The extents could not be mapped through the dm tables (dm-thin allocates on write):
+    /// the pieces are where the controllers' logs show the file's data units written, by key
+    /// fingerprint and DUN (place_by_log).
+    bool placed_by_log = false;
     std::map<std::string, std::uint64_t> bytes_on_ctrl;
     // filled by the replay
     std::map<std::string, std::uint64_t> ce_writes, plain_writes, any_writes;

@@ -578,6 +578,10 @@ Verdict judge_medium(const Run& run) {
         v.reason = "no encrypted file with FIEMAP extents was reported";
         return v;
     }
+    std::size_t by_log = 0;
+    for (const auto& fm : run.models.fms) {
+        by_log += fm.placed_by_log;
+    }
     v.status = fails ? Status::fail : Status::pass;
     v.level = units ? "model (medium)" : "events (no medium compared)";
     v.reason = std::to_string(plain_checked) + " encrypted file(s) checked for CE=0 writes; " +
@@ -592,6 +596,10 @@ Verdict judge_medium(const Run& run) {
                                   " CE I/O(s) inside files the models send to "
                                   "blk-crypto-fallback"
                             : "") +
+               (by_log ? "; " + std::to_string(by_log) +
+                             " file(s) whose dm table maps no extent (dm-thin) placed where the "
+                             "logs show their data units written"
+                       : "") +
                (!run.opt.check_media ? " (medium check disabled)" : "");
     return v;
 }

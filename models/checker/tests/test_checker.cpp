@@ -934,6 +934,60 @@ TEST_CASE("thin-pool passes crypto from its data device only, on 7.x but not on 
     fails(v6, 5, {"dm device pool: present, the model says absent"});
 }
 
+// An IV_INO_LBLK_64 file of 4 blocks on the thin device: its FIEMAP extents are thin-device
+// addresses that no table maps (dm-thin allocates on write), so the medium is checked where
+// ufs1's log shows its data units written (LBA 300 of ub) with the file's key and DUNs.
+Fixture thin_file_run(std::uint64_t dun_shift) {
+    Fixture f = thin_run();
+    f.step("mkfs", {{"dev", "/dev/mapper/thin"}, {"uuid", kUuid}});
+    f.step("mount", {{"dev", "/dev/mapper/thin"}, {"dir", "/mnt"}, {"options", "inlinecrypt"}});
+    const std::string id = f.identifier();
+    f.step("add_key", {{"mnt", "/mnt"}, {"key", kMaster}}, {{"identifier", id}});
+    f.step("set_policy", {{"dir", "/mnt/d64"}, {"identifier", id}, {"flags", "iv_ino_lblk_64"}},
+           {{"policy", {{"flags", 0x0b}, {"log2_data_unit_size", 0}}}});
+    const std::string fp = lblk64_fp();
+    f.program("ufs1", 0, fp);
+    f.io("ufs1", ev::IoOp::write, 300, 4, true, 0, dun64(0) + dun_shift);
+    f.step("write_file", {{"path", "/mnt/d64/f"}, {"size", 16384}, {"seed", 7}},
+           {{"ino", kIno}, {"size", 16384}});
+    f.step(
+        "file_info", {{"path", "/mnt/d64/f"}},
+        {{"ino", kIno},
+         {"size", 16384},
+         {"extents", {{{"logical", 0}, {"physical", 1 << 20}, {"length", 16384}, {"flags", 1}}}}});
+    return f;
+}
+
+TEST_CASE("a file on dm-thin is placed where the log shows its data units written, and its "
+          "medium is compared there",
+          "[checker]") {
+    for (bool encrypted : {true, false}) {
+        INFO((encrypted ? "ciphertext" : "plaintext") << " at ub LBA 300");
+        Images img;
+        Inputs in = thin_file_run(0).inputs();
+        in.images["ub"] = img.write("ub", 300 * 4096, 0, 16384, encrypted);
+        const auto v = check(in);
+        const Verdict& x = verdict(v, 7);
+        INFO(all_details(x));
+        CHECK_THAT(x.reason, ContainsSubstring("4 data unit(s) of 1 file(s) compared"));
+        CHECK_THAT(x.reason, ContainsSubstring("1 file(s) whose dm table maps no extent"));
+        CHECK(x.status == (encrypted ? Status::pass : Status::fail));
+    }
+}
+
+TEST_CASE("a file on dm-thin whose DUNs the log never shows is not placed and its medium not "
+          "compared",
+          "[checker][negative]") {
+    Images img;
+    Inputs in = thin_file_run(1000).inputs();
+    in.images["ub"] = img.write("ub", 300 * 4096, 0, 16384, true);
+    const auto v = check(in);
+    const Verdict& x = verdict(v, 7);
+    INFO(all_details(x));
+    CHECK(x.status == Status::not_applicable);
+    CHECK_THAT(x.reason, ContainsSubstring("no encrypted file with FIEMAP extents"));
+}
+
 TEST_CASE("the kernel rules come from the guest's release; an unknown release is an error",
           "[checker]") {
     const Fixture f = thin_run();
