@@ -737,16 +737,10 @@ int main(int argc, char** argv) {
     auto one = [&](std::size_t si) {
         results[si] = run_one(scenarios[si], scenario_files[si], o, eng, dirs[si], stops[si]);
     };
-    if (o.jobs <= 1) {
-        for (std::size_t si = 0; si < scenarios.size(); ++si) {
-            one(si);
-            if (!stops[si].empty())
-                break;
-        }
-    } else {
-        // Start scenarios in order while their vCPUs fit the budget; a scenario larger than
-        // the whole budget waits until it can run alone. A preflight failure (no KVM, a
-        // missing file...) starts nothing more.
+    {
+        // Start scenarios in order while their vCPUs fit the budget (--jobs 1: one after
+        // another); a scenario larger than the whole budget waits until it can run alone. A
+        // preflight failure (no KVM, a missing file...) starts nothing more.
         std::mutex mu;
         std::condition_variable cv;
         unsigned busy = 0;
