@@ -2,7 +2,6 @@
 // mkfs via the initramfs' mke2fs or mkfs.f2fs, mount/umount, sync and drop_caches.
 #include <cerrno>
 #include <cstring>
-#include <ctime>
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -273,16 +272,6 @@ json op_drop_caches(const json&) {
     return json::object();
 }
 
-namespace {
-
-double clock_s(clockid_t clock) {
-    timespec ts{};
-    ::clock_gettime(clock, &ts);
-    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
-}
-
-} // namespace
-
 // Writing "mem" to /sys/power/state suspends the system to ACPI S3 and returns after the
 // resume. QEMU resets every device at the wake-up (pc_machine_wakeup), so the controllers come
 // back with empty keyslots. The RTC's wake alarm ends the sleep, so no host action is needed.
@@ -308,9 +297,9 @@ json op_suspend(const json& req) {
     write_text(alarm, "0");
     write_text(alarm, "+" + std::to_string(after));
     ::sync();
-    const double boot0 = clock_s(CLOCK_BOOTTIME), mono0 = clock_s(CLOCK_MONOTONIC);
+    const double boot0 = uptime_s(), mono0 = clock_s(CLOCK_MONOTONIC);
     write_text("/sys/power/state", state);
-    const double slept = (clock_s(CLOCK_BOOTTIME) - boot0) - (clock_s(CLOCK_MONOTONIC) - mono0);
+    const double slept = (uptime_s() - boot0) - (clock_s(CLOCK_MONOTONIC) - mono0);
     return {{"state", state}, {"wake_after_s", after}, {"seconds_asleep", slept}};
 }
 
@@ -347,12 +336,15 @@ json op_runtime_pm(const json& req) {
         if (d.rfind(host + "/", 0) == 0)
             sdevs.push_back(d);
     }
+    const auto attr = [&host](const char* file) {
+        return trim(read_text(host + "/" + file).value_or(""));
+    };
     json out = {{"host", host.substr(host.rfind('/') + 1)}, {"scsi_devices", sdevs.size()}};
     const double t0 = uptime_s();
     if (!allow) {
         for (const auto& d : sdevs)
             write_text(d + "/power/control", "on");
-        out["status"] = trim(read_text(host + "/power/runtime_status").value_or(""));
+        out["status"] = attr("power/runtime_status");
         return out;
     }
     const std::uint64_t level = arg_u64(req, "level");
@@ -366,12 +358,12 @@ json op_runtime_pm(const json& req) {
         write_text(d + "/power/control", "auto");
     }
     std::string status;
-    while ((status = trim(read_text(host + "/power/runtime_status").value_or(""))) != "suspended" &&
+    while ((status = attr("power/runtime_status")) != "suspended" &&
            uptime_s() - t0 < static_cast<double>(wait_s))
         ::usleep(20000);
     out["level"] = level;
-    out["rpm_target_dev_state"] = trim(read_text(host + "/rpm_target_dev_state").value_or(""));
-    out["rpm_target_link_state"] = trim(read_text(host + "/rpm_target_link_state").value_or(""));
+    out["rpm_target_dev_state"] = attr("rpm_target_dev_state");
+    out["rpm_target_link_state"] = attr("rpm_target_link_state");
     out["status"] = status;
     out["seconds"] = uptime_s() - t0;
     if (status != "suspended")

@@ -192,10 +192,14 @@ bool arg_bool(const json& req, const char* key, bool dflt) {
     return it->get<bool>();
 }
 
-double uptime_s() {
+double clock_s(clockid_t clock) {
     timespec ts{};
-    clock_gettime(CLOCK_BOOTTIME, &ts);
+    clock_gettime(clock, &ts);
     return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+double uptime_s() {
+    return clock_s(CLOCK_BOOTTIME);
 }
 
 void Kmsg::open() {

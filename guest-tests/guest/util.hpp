@@ -2,6 +2,7 @@
 // and the /dev/kmsg reader. Every op reports failures by throwing OpError.
 #pragma once
 #include <cstdint>
+#include <ctime>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -40,7 +41,8 @@ std::uint64_t arg_u64(const json& req, const char* key);
 std::uint64_t arg_u64(const json& req, const char* key, std::uint64_t dflt);
 bool arg_bool(const json& req, const char* key, bool dflt);
 
-double uptime_s();
+double clock_s(clockid_t clock); // seconds on `clock`
+double uptime_s();               // CLOCK_BOOTTIME (counts suspended time)
 
 // An open file descriptor that closes itself. Opening adds O_CLOEXEC and throws
 // OpError(errno, "open <path>: ...") on failure.
