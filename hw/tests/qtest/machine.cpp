@@ -436,6 +436,12 @@ void Machine::writel(std::uint64_t addr, std::uint32_t value) {
 void Machine::writeq(std::uint64_t addr, std::uint64_t value) {
     command("writeq " + hex(addr) + " " + hex(value));
 }
+std::uint16_t Machine::inw(std::uint16_t port) {
+    return static_cast<std::uint16_t>(parse_u64(command("inw " + hex(port))));
+}
+void Machine::outw(std::uint16_t port, std::uint16_t value) {
+    command("outw " + hex(port) + " " + hex(value));
+}
 std::uint32_t Machine::inl(std::uint16_t port) {
     return static_cast<std::uint32_t>(parse_u64(command("inl " + hex(port))));
 }

@@ -106,6 +106,8 @@ public:
     void writew(std::uint64_t addr, std::uint16_t value);
     void writel(std::uint64_t addr, std::uint32_t value);
     void writeq(std::uint64_t addr, std::uint64_t value);
+    std::uint16_t inw(std::uint16_t port);
+    void outw(std::uint16_t port, std::uint16_t value);
     std::uint32_t inl(std::uint16_t port);
     void outl(std::uint16_t port, std::uint32_t value);
     std::vector<std::uint8_t> memread(std::uint64_t addr, std::size_t size);
