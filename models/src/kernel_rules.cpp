@@ -167,18 +167,6 @@ const std::vector<Rule> kRules = {
      "drivers/ufs/host/ufshcd-pci.c (6.12.117, 7.3.4); 6.1.192 has neither (QEMU's host is "
      "driven in legacy single-doorbell mode there)",
      ""},
-    {"ufs-resumes-after-s3-wake-reset",
-     Kind::behaviour,
-     "after an ACPI S3 sleep, at whose wake-up QEMU resets every device, the system resumes and "
-     "ufshcd brings its host back",
-     {{v(7, 3), kForever}},
-     "observed, not yet traced to a commit: on 7.3.4 drivers/ufs/core/ufshcd.c "
-     "__ufshcd_wl_resume() fails the hibern8 exit, the error handler resets and restores the "
-     "host and ufshcd_hba_start() reprograms the keys; yet the first UFS read after the resume "
-     "hung in 1 of 3 runs (in CI), as it did in 2 of 2 on 6.12.118 (once already inside the "
-     "system resume); 6.1.192 not run. Scenario 38 is out of the default set until this is "
-     "understood",
-     ""},
     {"mmc-cqe-write-retry-single-block",
      Kind::behaviour,
      "a failed CQE write is retried in recovery_mode (one block per command)",

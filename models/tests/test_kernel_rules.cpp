@@ -94,8 +94,6 @@ TEST_CASE("each rule's range boundaries", "[kernel-rules]") {
     CHECK(at("blk-crypto-fallback", {5, 8, 0}));
     CHECK_FALSE(at("ufs-mcq", {6, 12, 116}));
     CHECK(at("ufs-mcq", {6, 12, 117}));
-    CHECK_FALSE(at("ufs-resumes-after-s3-wake-reset", {6, 12, 200}));
-    CHECK(at("ufs-resumes-after-s3-wake-reset", {7, 3, 0}));
     for (const char* r : {"mmc-cqe-write-retry-single-block", "bug-mmc-recovery-flag-sticky"}) {
         INFO(r);
         CHECK_FALSE(at(r, {6, 1, 191}));
