@@ -134,8 +134,15 @@ fi
 RECIPE=2
 KEY=$(cache_key "$RECIPE" "${FRAGMENTS[@]}" ${PATCHES[@]+"${PATCHES[@]}"})
 OUT="$ICEMU_CACHE/kernel/$SRCID-$KEY"
+# What kind of build this is; pruning keeps the newest of each kind (below).
+VARIANT=patched
+[ "${#EXCLUDE[@]}" = 0 ] || VARIANT="without ${EXCLUDE[*]}"
+[ "$WITH_FIXES" = 0 ] || VARIANT="$VARIANT + fixes"
 
 if [ -f "$OUT/bzImage" ]; then
+	# a use counts as new: pruning goes by the directory's time
+	[ -f "$OUT/variant" ] || echo "$VARIANT" >"$OUT/variant"
+	touch "$OUT"
 	[ "$PRINT_ONLY" = 1 ] || log "guest kernel is up to date: $OUT/bzImage"
 	echo "$OUT/bzImage"
 	exit 0
@@ -240,8 +247,14 @@ mv "$OUT/bzImage.tmp" "$OUT/bzImage"
 if [ "${ICEMU_KEEP_KERNEL_TREE:-0}" != 1 ]; then
 	rm -rf "$TREE"
 fi
-# Prune other cached builds of the same source, keeping the newest three (patched, stock
-# and --with-fixes).
-ls -dt "$ICEMU_CACHE/kernel/$SRCID"-* 2>/dev/null | tail -n +4 | xargs -r rm -rf
+echo "$VARIANT" >"$OUT/variant"
+# Prune other cached builds of the same source: keep the two newest of each variant (patched,
+# stock, --with-fixes, ...), so that building one kind never evicts the kernel of another.
+declare -A KEPT=()
+while read -r d; do
+	v=$(cat "$d/variant" 2>/dev/null || echo unknown)
+	KEPT[$v]=$((${KEPT[$v]:-0} + 1))
+	[ "${KEPT[$v]}" -le 2 ] || rm -rf "$d"
+done < <(ls -dt "$ICEMU_CACHE/kernel/$SRCID"-* 2>/dev/null)
 log "guest kernel: $OUT/bzImage"
 echo "$OUT/bzImage"

@@ -211,6 +211,16 @@ const std::vector<Rule> kRules = {
      "0003-mmc-core-clear-a-request-s-recovery-flags-when-it-is-first-prepared.patch "
      "0004-mmc-block-do-not-split-inline-encryption-data-units-in-recovery-mode.patch "
      "0005-mmc-core-take-the-DUN-of-a-partly-completed-crypto-request-from-its-bio.patch"},
+    {"bug-virtio-console-restore-asks-before-buffers",
+     Kind::bug,
+     "(d) after a system resume virtio_console asks for the ports' host status before the "
+     "control receive queue has buffers, and the answers are lost (outside inline crypto; "
+     "icemu's QEMU keeps them, patch 0020)",
+     {{v(7, 3), kForever}},
+     "drivers/char/virtio_console.c virtcons_restore(): 7.3.4 fills c_ivq after the port loop "
+     "that sends PORT_READY (6.12.118 and 6.1.192 fill it first); the commit that moved it is "
+     "not identified (a source package has no history), the lower bound is the oldest tree read",
+     "0006-virtio_console-ask-for-the-ports-host-status-after-filling-the-control-queue.patch"},
 };
 
 const Series* series_of(const Version& ver) {

@@ -111,6 +111,8 @@ TEST_CASE("each rule's range boundaries", "[kernel-rules]") {
     CHECK(at("bug-dm-evict-live-table-only", {5, 12, 0}));
     CHECK_FALSE(at("bug-flakey-corrupt-write-drops-crypt-ctx", {6, 4, 99}));
     CHECK(at("bug-flakey-corrupt-write-drops-crypt-ctx", {6, 5, 0}));
+    CHECK_FALSE(at("bug-virtio-console-restore-asks-before-buffers", {6, 12, 999}));
+    CHECK(at("bug-virtio-console-restore-asks-before-buffers", {7, 3, 0}));
 }
 
 TEST_CASE("the matrix: what each supported kernel does", "[kernel-rules]") {
@@ -142,6 +144,10 @@ TEST_CASE("the matrix: what each supported kernel does", "[kernel-rules]") {
     CHECK(k612.holds("bug-flakey-corrupt-write-drops-crypt-ctx"));
     CHECK_FALSE(k612.holds("mmc-cqe-read-retry-single-block"));
     CHECK(k73.holds("mmc-cqe-read-retry-single-block"));
+    // (d): 6.12 and 6.1 fill the control receive queue before they ask.
+    CHECK_FALSE(k61.holds("bug-virtio-console-restore-asks-before-buffers"));
+    CHECK_FALSE(k612.holds("bug-virtio-console-restore-asks-before-buffers"));
+    CHECK(k73.holds("bug-virtio-console-restore-asks-before-buffers"));
     CHECK(k73.condition("!dm-passthrough-linear") == false);
     CHECK(k612.condition("!dm-passthrough-striped"));
 }
