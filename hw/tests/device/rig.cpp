@@ -25,6 +25,14 @@ std::string qemu_binary() {
     return ICEMU_QEMU_PATH;
 }
 
+qtest::MachineOptions bare_machine() {
+    qtest::MachineOptions o;
+    o.qemu_binary = qemu_binary();
+    o.extra_args = {"-m", "64M"};
+    o.timeout = std::chrono::milliseconds(20000);
+    return o;
+}
+
 std::string changed_blocks(const std::vector<std::uint8_t>& before,
                            const std::vector<std::uint8_t>& after) {
     if (before.size() != after.size()) {

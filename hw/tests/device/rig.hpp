@@ -37,6 +37,9 @@ struct ControllerSpec {
 // Path of the QEMU binary under test: $ICEMU_QEMU, else the configured one.
 std::string qemu_binary();
 
+// A q35 machine with no device of ours and 64 MiB (the client's and the platform's tests).
+qtest::MachineOptions bare_machine();
+
 // An unsigned number from the environment (decimal, 0x hex or 0 octal), else `fallback`:
 // the randomized tests' ICEMU_SEED and operation counts.
 std::uint64_t env_u64(const char* name, std::uint64_t fallback);

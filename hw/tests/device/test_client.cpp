@@ -9,18 +9,6 @@
 
 using namespace icemu;
 
-namespace {
-
-qtest::MachineOptions bare_machine() {
-    qtest::MachineOptions o;
-    o.qemu_binary = test::qemu_binary();
-    o.extra_args = {"-m", "64M"};
-    o.timeout = std::chrono::milliseconds(20000);
-    return o;
-}
-
-} // namespace
-
 TEST_CASE("base64 round-trips every length modulo 3", "[device][client]") {
     const auto len = GENERATE(0u, 1u, 2u, 3u, 4u, 5u, 255u, 4096u, 4097u);
     const auto data = test::pattern_bytes(len, len);
@@ -28,7 +16,7 @@ TEST_CASE("base64 round-trips every length modulo 3", "[device][client]") {
 }
 
 TEST_CASE("guest memory written with b64write reads back identically", "[device][client]") {
-    qtest::Machine m(bare_machine());
+    qtest::Machine m(test::bare_machine());
     const auto data = test::pattern_bytes(100000, 7);
     m.memwrite(0x200000, data);
     CHECK(m.memread(0x200000, data.size()) == data);
@@ -43,14 +31,14 @@ TEST_CASE("guest memory written with b64write reads back identically", "[device]
 }
 
 TEST_CASE("the virtual clock advances by the requested step", "[device][client]") {
-    qtest::Machine m(bare_machine());
+    qtest::Machine m(test::bare_machine());
     const auto t0 = m.clock_step(1000);
     const auto t1 = m.clock_step(1000);
     CHECK(t1 - t0 == 1000);
 }
 
 TEST_CASE("QMP answers commands and reports errors as exceptions", "[device][client]") {
-    qtest::Machine m(bare_machine());
+    qtest::Machine m(test::bare_machine());
     const auto status = m.qmp("query-status");
     CHECK(status.contains("status"));
     CHECK_THROWS_AS(m.qom_get("/machine/no-such-object", "type"), qtest::QmpError);
@@ -58,7 +46,7 @@ TEST_CASE("QMP answers commands and reports errors as exceptions", "[device][cli
 }
 
 TEST_CASE("a QEMU that refuses its command line is reported with its stderr", "[device][client]") {
-    auto o = bare_machine();
+    auto o = test::bare_machine();
     o.extra_args.push_back("-device");
     o.extra_args.push_back("no-such-device-icemu");
     try {
@@ -70,7 +58,7 @@ TEST_CASE("a QEMU that refuses its command line is reported with its stderr", "[
 }
 
 TEST_CASE("a QEMU killed under the client raises QemuDied instead of hanging", "[device][client]") {
-    qtest::Machine m(bare_machine());
+    qtest::Machine m(test::bare_machine());
     m.qmp("quit");
     CHECK(m.wait_exit(std::chrono::milliseconds(10000)) >= 0);
     CHECK_THROWS_AS(m.readl(0), qtest::Error);

@@ -26,14 +26,6 @@ constexpr std::uint16_t kPm1Sts = kPmIo, kPm1Cnt = kPmIo + 4, kPmTmr = kPmIo + 8
 constexpr std::uint16_t kWakSts = 0x8000;                 // PM1_STS bit 15
 constexpr std::uint16_t kSlpS3 = (1u << 10) | (1u << 13); // SLP_TYP 1, SLP_EN
 
-qtest::MachineOptions q35() {
-    qtest::MachineOptions o;
-    o.qemu_binary = test::qemu_binary();
-    o.extra_args = {"-m", "64M"};
-    o.timeout = std::chrono::milliseconds(20000);
-    return o;
-}
-
 std::string status(qtest::Machine& m) {
     return m.qmp("query-status").at("status").get<std::string>();
 }
@@ -64,7 +56,7 @@ std::uint32_t timer_ticks_over_1ms(qtest::Machine& m) {
 
 TEST_CASE("q35 S3: the ACPI PM timer and PM1 registers survive QEMU's wake-up reset",
           "[device][s3]") {
-    qtest::Machine m(q35());
+    qtest::Machine m(test::bare_machine());
     ufs::PciConfig pci(m);
     const auto lpcs = pci.find(0x8086, kIch9Lpc);
     REQUIRE(lpcs.size() == 1);
@@ -96,7 +88,7 @@ TEST_CASE("q35 S3: the ACPI PM timer and PM1 registers survive QEMU's wake-up re
 
 TEST_CASE("q35: a cold reset still returns PMBASE and ACPI_CNTL to their defaults",
           "[device][s3]") {
-    qtest::Machine m(q35());
+    qtest::Machine m(test::bare_machine());
     ufs::PciConfig pci(m);
     const auto lpc = pci.find(0x8086, kIch9Lpc).at(0);
     pci.write32(lpc, kPmBase, kPmIo);
