@@ -73,7 +73,10 @@ bool crypto_enabled(const Controller& c, const EngineOptions& e) {
 std::string kernel_append(const Scenario& s) {
     // no_timer_check: under TCG on a loaded host the kernel's IO-APIC timer check can time out
     // and panic ("IO-APIC + timer doesn't work"); the check proves nothing about crypto.
-    std::string a = "console=ttyS0 quiet panic=-1 no_timer_check rdinit=/init";
+    // unknown_nmi_panic panic_print=0x40: the NMI icemu-run sends a guest that never said
+    // hello makes it panic with every CPU's backtrace on the console (QEMU sends no other).
+    std::string a = "console=ttyS0 quiet panic=-1 no_timer_check unknown_nmi_panic "
+                    "panic_print=0x40 rdinit=/init";
     if (!s.append.empty())
         a += " " + s.append;
     return a;

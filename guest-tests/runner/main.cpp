@@ -42,6 +42,7 @@ struct Options {
     bool with_fixes = false;    // the kernel carries guest-tests/kernel/fixes: bug rules off
     double timeout = 0;         // per-scenario override
     unsigned jobs = 1;          // vCPUs of scenario VMs that may run at once
+    unsigned boot_retries = 1;  // boots again when a guest never says hello
     std::string accel = "auto"; // auto: KVM when /dev/kvm is usable, else TCG
     std::string identity;       // --pci-identity for every UFS controller
 };
@@ -53,10 +54,14 @@ struct Options {
         "                 [--initrd CPIO] [--artifacts DIR] [--keep] [--junit FILE]\n"
         "                 [--timeout SECONDS] [--crypto off] [--accel auto|kvm|tcg] [--list]\n"
         "                 [--checker ICEMU_CHECK | --no-check] [--pci-identity qemu|intel-mtl]\n"
-        "                 [--with-fixes] [--print-accel] [--jobs N]\n"
+        "                 [--with-fixes] [--print-accel] [--jobs N] [--boot-retries N]\n"
         "--jobs N: run scenarios side by side, their VMs' vCPUs adding up to at most N (a\n"
         "  scenario with more vCPUs than N runs alone); the report keeps the scenarios'\n"
         "  order. Default 1.\n"
+        "--boot-retries N: a guest that gives no hello within the boot timeout is booted\n"
+        "  again up to N times (0-3, default 1); each failed boot is reported as a SKIP point\n"
+        "  \"boot attempt K\" with each vCPU's RIP and the backtraces an NMI made the guest\n"
+        "  print, its logs kept in attempt-K/.\n"
         "--print-accel: print kvm or tcg, what --accel auto picks for this QEMU and --kernel\n"
         "  (the reason on stderr), and exit; scripts that start QEMU another way (e.g. vng)\n"
         "  use it.\n"
@@ -128,6 +133,17 @@ Options parse_args(int argc, char** argv) {
                 std::fprintf(stderr, "icemu-run: --accel must be auto, kvm or tcg\n");
                 std::exit(2);
             }
+        } else if (a == "--boot-retries") {
+            const std::string v = val();
+            char* end = nullptr;
+            const unsigned long n = std::strtoul(v.c_str(), &end, 10);
+            if (v.empty() || *end || n > 3) {
+                std::fprintf(stderr,
+                             "icemu-run: --boot-retries must be a number from 0 to 3, not '%s'\n",
+                             v.c_str());
+                std::exit(2);
+            }
+            o.boot_retries = static_cast<unsigned>(n);
         } else if (a == "--jobs" || a == "-j") {
             const std::string v = val();
             char* end = nullptr;
@@ -235,26 +251,20 @@ public:
     const std::string& preflight() const { return preflight_; }
 
 private:
-    void execute(ScenarioResult& res) {
-        fs::create_directories(paths_.dir);
+    void make_images() {
         for (const auto& c : s_.controllers)
             for (const auto& lu : c.lus)
                 make_image(lu_image(paths_, c, lu), lu.size);
         for (const auto& d : s_.virtio_disks)
             make_image(virtio_image(paths_, d), d.size);
-        for (const auto& c : s_.controllers)
-            if (c.wrapped_keys && crypto_enabled(c, e_) &&
-                !(c.is_emmc() ? e_.emmc_wrapped_supported : e_.wrapped_supported))
-                throw std::runtime_error(c.id +
-                                         " asks for hardware-wrapped keys, but this QEMU's " +
-                                         (c.is_emmc() ? "sdhci-pci" : "ufs") +
-                                         " device has no crypto-wrapped-keys property (no "
-                                         "hardware key manager)");
-        auto argv = qemu_argv(s_, paths_, e_);
-        write_file(paths_.dir + "/qemu-cmdline.sh", "#!/bin/sh\n" + shell_join(argv) + "\n");
+    }
+
+    // Starts QEMU and waits for the guest program's hello: "" when it came, else why not,
+    // with what the hung guest shows (QEMU is stopped by then). A QEMU that does not start
+    // or connect throws: booting again would not help.
+    std::string boot_once(const std::vector<std::string>& argv, double deadline) {
         UnixListener qmp_l(qmp_socket(paths_)), guest_l(guest_socket(paths_));
-        double t0 = now_s();
-        double deadline = t0 + (o_.timeout > 0 ? o_.timeout : s_.timeout_s);
+        const double t0 = now_s();
         qemu_.start(argv, paths_.dir + "/qemu.log");
         progress(s_.name, "booting (artifacts: " + paths_.dir + ")");
         int qfd = qmp_l.accept_until(std::min(deadline, t0 + 30));
@@ -268,18 +278,92 @@ private:
         if (!qmp_.handshake(now_s() + 10, err))
             throw std::runtime_error(err + "; qemu.log:\n" + tail(paths_.dir + "/qemu.log", 20));
         std::string line;
-        double boot_deadline = std::min(deadline, now_s() + 120);
+        const double boot_deadline = std::min(deadline, now_s() + 120);
         for (;;) {
             if (!guest_.read_line(line, boot_deadline))
-                throw std::runtime_error(
-                    "no hello from the guest within the boot timeout; console tail:\n" +
-                    tail(console_log(paths_), 30) + "qemu.log:\n" +
-                    tail(paths_.dir + "/qemu.log", 10));
+                return "no hello from the guest within the boot timeout; " + hung_guest_report();
             json h = json::parse(line, nullptr, false);
             if (h.is_object() && h.contains("hello")) {
                 rec_.hello = h;
-                break;
+                return "";
             }
+        }
+    }
+
+    // What a guest that stopped answering shows: each vCPU's RIP and halt state, then an NMI
+    // (the guest runs with unknown_nmi_panic panic_print=0x40, so its kernel panics with
+    // every CPU's backtrace on the console, and panic=-1 with -no-reboot ends QEMU), then the
+    // console and qemu.log tails.
+    std::string hung_guest_report() {
+        std::string cpus;
+        const json regs =
+            qmp_.execute("human-monitor-command", {{"command-line", "info registers -a"}}, 10);
+        if (regs.contains("return") && regs["return"].is_string()) {
+            std::istringstream in(regs["return"].get<std::string>());
+            for (std::string l; std::getline(in, l);)
+                if (l.rfind("CPU#", 0) == 0 || l.rfind("RIP=", 0) == 0)
+                    cpus += "  " + l + "\n";
+        }
+        const bool nmi = qmp_.execute("inject-nmi", json::object(), 10).contains("return");
+        if (nmi)
+            qemu_.wait_until(now_s() + 15);
+        qemu_.kill_now();
+        return std::string("vCPUs:\n") + (cpus.empty() ? "  (no answer)\n" : cpus) +
+               (nmi ? "console tail after an NMI:\n" : "console tail (no NMI sent):\n") +
+               tail(console_log(paths_), 150) + "qemu.log:\n" + tail(paths_.dir + "/qemu.log", 10);
+    }
+
+    // Moves the failed boot's console, QEMU log and event logs to attempt-N/ with `report`
+    // (report.txt) and makes fresh disk images for the next boot; returns the directory.
+    std::string keep_failed_boot(unsigned attempt, const std::string& report) {
+        const std::string dir = paths_.dir + "/attempt-" + std::to_string(attempt);
+        fs::create_directories(dir);
+        write_file(dir + "/report.txt", report + "\n");
+        std::vector<std::string> files = {console_log(paths_), paths_.dir + "/qemu.log"};
+        for (const auto& c : s_.controllers)
+            files.push_back(event_log_path(paths_, c));
+        std::error_code ec;
+        for (const auto& f : files)
+            if (fs::exists(f))
+                fs::rename(f, dir + "/" + fs::path(f).filename().string(), ec);
+        make_images();
+        return dir;
+    }
+
+    void execute(ScenarioResult& res) {
+        fs::create_directories(paths_.dir);
+        make_images();
+        for (const auto& c : s_.controllers)
+            if (c.wrapped_keys && crypto_enabled(c, e_) &&
+                !(c.is_emmc() ? e_.emmc_wrapped_supported : e_.wrapped_supported))
+                throw std::runtime_error(c.id +
+                                         " asks for hardware-wrapped keys, but this QEMU's " +
+                                         (c.is_emmc() ? "sdhci-pci" : "ufs") +
+                                         " device has no crypto-wrapped-keys property (no "
+                                         "hardware key manager)");
+        auto argv = qemu_argv(s_, paths_, e_);
+        write_file(paths_.dir + "/qemu-cmdline.sh", "#!/bin/sh\n" + shell_join(argv) + "\n");
+        double t0 = now_s();
+        double deadline = t0 + (o_.timeout > 0 ? o_.timeout : s_.timeout_s);
+        for (unsigned attempt = 1;; ++attempt) {
+            const std::string why = boot_once(argv, deadline);
+            if (why.empty())
+                break;
+            if (attempt > o_.boot_retries)
+                throw std::runtime_error(why);
+            // Keep what the failed boot left, say so in the report, and boot again with the
+            // scenario's whole time budget: a guest that never says hello fails every attempt.
+            const std::string kept = keep_failed_boot(attempt, why);
+            progress(s_.name, "boot attempt " + std::to_string(attempt) +
+                                  " gave no hello; booting again (evidence: " + kept + ")");
+            res.points.push_back(TestPoint::skipped(
+                s_.name, "boot attempt " + std::to_string(attempt),
+                "retried (--boot-retries " + std::to_string(o_.boot_retries) +
+                    "): no hello within the boot timeout; vCPU state, console and the NMI's "
+                    "backtraces in " +
+                    kept + "/report.txt"));
+            t0 = now_s();
+            deadline = t0 + (o_.timeout > 0 ? o_.timeout : s_.timeout_s);
         }
         rec_.boot_seconds = now_s() - t0;
         booted_ = true;
@@ -436,9 +520,9 @@ private:
         std::string line;
         while (hello.is_null()) {
             if (!guest_.read_line(line, deadline))
-                return {{"ok", false},
-                        {"error", "no hello from the guest after the reset; console tail:\n" +
-                                      tail(console_log(paths_), 30)}};
+                return {
+                    {"ok", false},
+                    {"error", "no hello from the guest after the reset; " + hung_guest_report()}};
             json h = json::parse(line, nullptr, false);
             if (h.is_object() && h.contains("hello"))
                 hello = h;

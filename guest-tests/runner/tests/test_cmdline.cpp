@@ -51,7 +51,8 @@ TEST_CASE("the command line has a fast minimal q35 machine with QMP and the gues
         CHECK(has(a, x));
     CHECK(has(a, "socket,id=qmp,path=/a/qmp.sock"));
     CHECK(has(a, "virtserialport,bus=vser.0,chardev=guest,name=org.icemu.0"));
-    CHECK(has(a, "console=ttyS0 quiet panic=-1 no_timer_check rdinit=/init foo=1"));
+    CHECK(has(a, "console=ttyS0 quiet panic=-1 no_timer_check unknown_nmi_panic panic_print=0x40 "
+                 "rdinit=/init foo=1"));
     CHECK(has(a, "2")); // -smp
 }
 
