@@ -13,7 +13,7 @@ python3 - "$(dirname "$0")/../../scenarios/01-ufs-fscrypt-ext4.json" "$out/hang.
 import json, sys
 s = json.load(open(sys.argv[1]))
 s["name"] = "hang"
-s["timeout_s"] = 12
+s["timeout_s"] = 6
 s.setdefault("machine", {})["append"] = "rdinit=/bin/busybox -- sleep 600"
 json.dump(s, open(sys.argv[2], "w"))
 PY
