@@ -80,6 +80,18 @@ std::string env_or(const char* name, const char* dflt) {
     return v && *v ? v : dflt;
 }
 
+// A whole number from lo to hi given to option `opt`; anything else ends the run with one line.
+unsigned count_arg(const char* opt, const std::string& v, unsigned lo, unsigned hi) {
+    char* end = nullptr;
+    const unsigned long n = std::strtoul(v.c_str(), &end, 10);
+    if (v.empty() || *end || n < lo || n > hi) {
+        std::fprintf(stderr, "icemu-run: %s must be a number from %u to %u, not '%s'\n", opt, lo,
+                     hi, v.c_str());
+        std::exit(2);
+    }
+    return static_cast<unsigned>(n);
+}
+
 Options parse_args(int argc, char** argv) {
     Options o;
     o.qemu = env_or("ICEMU_QEMU", ICEMU_DEFAULT_QEMU);
@@ -133,28 +145,11 @@ Options parse_args(int argc, char** argv) {
                 std::fprintf(stderr, "icemu-run: --accel must be auto, kvm or tcg\n");
                 std::exit(2);
             }
-        } else if (a == "--boot-retries") {
-            const std::string v = val();
-            char* end = nullptr;
-            const unsigned long n = std::strtoul(v.c_str(), &end, 10);
-            if (v.empty() || *end || n > 3) {
-                std::fprintf(stderr,
-                             "icemu-run: --boot-retries must be a number from 0 to 3, not '%s'\n",
-                             v.c_str());
-                std::exit(2);
-            }
-            o.boot_retries = static_cast<unsigned>(n);
-        } else if (a == "--jobs" || a == "-j") {
-            const std::string v = val();
-            char* end = nullptr;
-            const unsigned long n = std::strtoul(v.c_str(), &end, 10);
-            if (v.empty() || *end || n < 1 || n > 64) {
-                std::fprintf(stderr, "icemu-run: --jobs must be a number from 1 to 64, not '%s'\n",
-                             v.c_str());
-                std::exit(2);
-            }
-            o.jobs = static_cast<unsigned>(n);
-        } else if (a == "--list")
+        } else if (a == "--boot-retries")
+            o.boot_retries = count_arg("--boot-retries", val(), 0, 3);
+        else if (a == "--jobs" || a == "-j")
+            o.jobs = count_arg("--jobs", val(), 1, 64);
+        else if (a == "--list")
             o.list = true;
         else if (a == "--print-accel")
             o.print_accel = true;
@@ -277,17 +272,21 @@ private:
         std::string err;
         if (!qmp_.handshake(now_s() + 10, err))
             throw std::runtime_error(err + "; qemu.log:\n" + tail(paths_.dir + "/qemu.log", 20));
+        rec_.hello = wait_hello(std::min(deadline, now_s() + 120));
+        if (rec_.hello.is_null())
+            return "no hello from the guest within the boot timeout; " + hung_guest_report();
+        return "";
+    }
+
+    // The guest program's hello (the first line that is one), or null at the deadline.
+    json wait_hello(double deadline) {
         std::string line;
-        const double boot_deadline = std::min(deadline, now_s() + 120);
-        for (;;) {
-            if (!guest_.read_line(line, boot_deadline))
-                return "no hello from the guest within the boot timeout; " + hung_guest_report();
+        while (guest_.read_line(line, deadline)) {
             json h = json::parse(line, nullptr, false);
-            if (h.is_object() && h.contains("hello")) {
-                rec_.hello = h;
-                return "";
-            }
+            if (h.is_object() && h.contains("hello"))
+                return h;
         }
+        return nullptr;
     }
 
     // What a guest that stopped answering shows: each vCPU's RIP and halt state, then an NMI
@@ -343,8 +342,9 @@ private:
                                          "hardware key manager)");
         auto argv = qemu_argv(s_, paths_, e_);
         write_file(paths_.dir + "/qemu-cmdline.sh", "#!/bin/sh\n" + shell_join(argv) + "\n");
+        const double budget_s = o_.timeout > 0 ? o_.timeout : s_.timeout_s;
         double t0 = now_s();
-        double deadline = t0 + (o_.timeout > 0 ? o_.timeout : s_.timeout_s);
+        double deadline = t0 + budget_s;
         for (unsigned attempt = 1;; ++attempt) {
             const std::string why = boot_once(argv, deadline);
             if (why.empty())
@@ -363,7 +363,7 @@ private:
                     "backtraces in " +
                     kept + "/report.txt"));
             t0 = now_s();
-            deadline = t0 + (o_.timeout > 0 ? o_.timeout : s_.timeout_s);
+            deadline = t0 + budget_s;
         }
         rec_.boot_seconds = now_s() - t0;
         booted_ = true;
@@ -516,17 +516,10 @@ private:
         if (!qmp_ok(r))
             return {{"ok", false}, {"error", "QMP system_reset: " + r.dump()}};
         double t0 = now_s(), deadline = t0 + std::max(timeout_s, 30.0);
-        json hello;
-        std::string line;
-        while (hello.is_null()) {
-            if (!guest_.read_line(line, deadline))
-                return {
-                    {"ok", false},
+        const json hello = wait_hello(deadline);
+        if (hello.is_null())
+            return {{"ok", false},
                     {"error", "no hello from the guest after the reset; " + hung_guest_report()}};
-            json h = json::parse(line, nullptr, false);
-            if (h.is_object() && h.contains("hello"))
-                hello = h;
-        }
         double up = now_s() - t0;
         r = qmp_.execute("set-action", {{"reboot", "shutdown"}}, 10);
         if (!qmp_ok(r))
