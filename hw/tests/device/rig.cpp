@@ -5,6 +5,7 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <thread>
 
 #ifndef ICEMU_QEMU_PATH
 #define ICEMU_QEMU_PATH ""
@@ -23,6 +24,20 @@ std::string qemu_binary() {
         return env;
     }
     return ICEMU_QEMU_PATH;
+}
+
+bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds timeout,
+                std::chrono::milliseconds poll) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        if (cond()) {
+            return true;
+        }
+        if (std::chrono::steady_clock::now() >= deadline) {
+            return false;
+        }
+        std::this_thread::sleep_for(poll);
+    }
 }
 
 qtest::MachineOptions bare_machine() {

@@ -2,8 +2,10 @@
 // file per LU (so tests can read the medium directly) and optionally a crypto event log.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -39,6 +41,11 @@ std::string qemu_binary();
 
 // A q35 machine with no device of ours and 64 MiB (the client's and the platform's tests).
 qtest::MachineOptions bare_machine();
+
+// Polls `cond` every `poll` until it holds (true) or `timeout` has passed (false): for what the
+// QEMU main loop does after the command that asked for it returns (a reset, a suspend...).
+bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds timeout,
+                std::chrono::milliseconds poll = std::chrono::milliseconds(10));
 
 // An unsigned number from the environment (decimal, 0x hex or 0 octal), else `fallback`:
 // the randomized tests' ICEMU_SEED and operation counts.

@@ -64,15 +64,12 @@ struct Controller {
     // Rings slot 0 and returns whether it completed (its UTRLDBR bit cleared) within 2 s.
     bool ring_slot0() {
         m.writel(kBar + kUtrldbr, 1);
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-        while (std::chrono::steady_clock::now() < deadline) {
-            m.clock_step(1000000);
-            if ((m.readl(kBar + kUtrldbr) & 1u) == 0) {
-                return true;
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(10));
-        }
-        return false;
+        return test::eventually(
+            [&] {
+                m.clock_step(1000000);
+                return (m.readl(kBar + kUtrldbr) & 1u) == 0;
+            },
+            std::chrono::seconds(2));
     }
 };
 

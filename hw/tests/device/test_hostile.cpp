@@ -17,7 +17,6 @@
 #include <regex>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "device/test_cqhci_rig.hpp"
@@ -491,11 +490,8 @@ TEST_CASE("ufs: a machine reset or HCE 1 -> 0 with a CE READ in flight frees its
     rd.detach = true;
     box.host().submit(rd);
     // wait until the engine admitted it (staging lent), then reset the machine under it
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (box.counters()["staged"] != 1 && std::chrono::steady_clock::now() < deadline) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    REQUIRE(box.counters()["staged"] == 1);
+    REQUIRE(test::eventually([&] { return box.counters()["staged"] == 1; },
+                             std::chrono::seconds(10), std::chrono::milliseconds(5)));
     if (!mcq) {
         REQUIRE((box.host().rreg(ufs::reg::kUtrldbr) & 1u) != 0);
     }
@@ -527,12 +523,8 @@ TEST_CASE("ufs: a machine reset or HCE 1 -> 0 with a CE READ in flight frees its
     m.qmp("system_reset");
     // the reset has run when the function's COMMAND register is 0 again (it drains the READ)
     ufs::PciConfig pci(m);
-    const auto reset_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while ((pci.read32(box.fn(), 0x04) & 0x6) != 0 &&
-           std::chrono::steady_clock::now() < reset_deadline) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    REQUIRE((pci.read32(box.fn(), 0x04) & 0x6) == 0);
+    REQUIRE(test::eventually([&] { return (pci.read32(box.fn(), 0x04) & 0x6) == 0; },
+                             std::chrono::seconds(20), std::chrono::milliseconds(20)));
     if (!mcq) {
         // the request was dropped with the queue: its doorbell bit is clear before the driver
         // touches the controller again

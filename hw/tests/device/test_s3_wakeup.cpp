@@ -9,7 +9,6 @@
 
 #include <chrono>
 #include <string>
-#include <thread>
 
 #include "device/rig.hpp"
 #include "ufs/pci.hpp"
@@ -32,13 +31,7 @@ std::string status(qtest::Machine& m) {
 
 // The main loop acts on a suspend or wake-up request after the command that made it returns.
 bool wait_status(qtest::Machine& m, const std::string& want) {
-    for (int i = 0; i < 200; ++i) {
-        if (status(m) == want) {
-            return true;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return false;
+    return test::eventually([&] { return status(m) == want; }, std::chrono::seconds(2));
 }
 
 // The 24-bit PM timer counts at 3.579545 MHz of virtual time: 1 ms is about 3580 ticks.
@@ -97,14 +90,9 @@ TEST_CASE("q35: a cold reset still returns PMBASE and ACPI_CNTL to their default
 
     m.qmp("system_reset");
     // the main loop runs the reset after the command returns; PMBASE shows when it has
-    bool reset = false;
-    for (int i = 0; i < 200 && !reset; ++i) {
-        reset = pci.read32(lpc, kPmBase) == 0x1u; // base 0, RTE (bit 0) reads as 1
-        if (!reset) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(10));
-        }
-    }
-    REQUIRE(reset);
+    // (base 0, RTE (bit 0) reads as 1)
+    REQUIRE(test::eventually([&] { return pci.read32(lpc, kPmBase) == 0x1u; },
+                             std::chrono::seconds(2)));
     CHECK((pci.read32(lpc, kAcpiCntl) & kAcpiEn) == 0);
     CHECK(m.inl(kPmTmr) == 0xffffffffu); // nothing decodes the port any more
 }
