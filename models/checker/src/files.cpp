@@ -107,6 +107,10 @@ std::vector<Piece> place_by_log(const Facts& w, const FileModel& fm, std::size_t
     for (std::uint64_t u = 0; u < nunits; ++u) {
         unit_of.emplace(fm.dun_at(u * du), u);
     }
+    std::map<std::pair<std::string, unsigned>, const Disk*> disk_at; // (ctrl, LUN) -> disk
+    for (const auto& [name, d] : w.disks) {
+        disk_at[{d.ctrl, d.lun}] = &d;
+    }
     std::map<std::uint64_t, Piece> at; // data unit -> where it was written last
     for (const auto& [ctrl, log] : w.in.logs) {
         for (const auto& e : log.events) {
@@ -115,15 +119,11 @@ std::vector<Piece> place_by_log(const Facts& w, const FileModel& fm, std::size_t
                 io->ocs != 0 || io->dusize != du || io->key_fp.str() != fm.key_fp) {
                 continue;
             }
-            const Disk* disk = nullptr;
-            for (const auto& [name, d] : w.disks) {
-                if (d.ctrl == ctrl && d.lun == io->lun) {
-                    disk = &d;
-                }
-            }
-            if (!disk) {
+            const auto found = disk_at.find({ctrl, io->lun});
+            if (found == disk_at.end()) {
                 continue;
             }
+            const Disk* disk = found->second;
             for (std::uint64_t k = 0; k < io->bytes / du; ++k) {
                 auto u = unit_of.find(io->dun + k);
                 if (u != unit_of.end()) {
