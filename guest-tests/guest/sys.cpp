@@ -285,9 +285,8 @@ json op_suspend(const json& req) {
     const int after = req.value("wake_after_s", 3);
     if (after < 1 || after > 600)
         throw OpError(EINVAL, "suspend: wake_after_s must be 1..600");
-    const auto states = read_text("/sys/power/state").value_or("");
-    if ((" " + states + " ").find(" " + state + " ") == std::string::npos &&
-        (" " + states).find(" " + state + "\n") == std::string::npos)
+    const std::string states = trim(read_text("/sys/power/state").value_or(""));
+    if ((" " + states + " ").find(" " + state + " ") == std::string::npos)
         throw OpError(EOPNOTSUPP, "suspend: the kernel offers no '" + state +
                                       "' sleep (/sys/power/state: " + states + ")");
     const std::string alarm = "/sys/class/rtc/rtc0/wakealarm";
