@@ -291,14 +291,24 @@ struct Fixture {
         step("dm_load", {{"name", "lin"}, {"table", table}}, json::object(), label);
         step("dm_resume", {{"name", "lin"}});
     }
-    void fs_and_key() {
-        step("mkfs", {{"dev", "/dev/mapper/lin"}, {"uuid", kUuid}});
-        step("mount", {{"dev", "/dev/mapper/lin"}, {"dir", "/mnt"}, {"options", "inlinecrypt"}});
-        const std::string id =
-            icemu::models::to_hex(fc::key_identifier(icemu::models::from_hex(kMaster)));
+    void fs_and_key(const std::string& dev = "/dev/mapper/lin") {
+        step("mkfs", {{"dev", dev}, {"uuid", kUuid}});
+        step("mount", {{"dev", dev}, {"dir", "/mnt"}, {"options", "inlinecrypt"}});
+        const std::string id = identifier();
         step("add_key", {{"mnt", "/mnt"}, {"key", kMaster}}, {{"identifier", id}});
         step("set_policy", {{"dir", "/mnt/d64"}, {"identifier", id}, {"flags", "iv_ino_lblk_64"}},
              {{"policy", {{"flags", 0x0b}, {"log2_data_unit_size", 0}}}});
+    }
+    // write_file of /mnt/d64/f (seed 7), then its file_info: one extent of `size` bytes at
+    // 1 MiB of the filesystem's device.
+    void file_at_1mib(std::uint64_t size) {
+        step("write_file", {{"path", "/mnt/d64/f"}, {"size", size}, {"seed", 7}},
+             {{"ino", kIno}, {"size", size}});
+        step("file_info", {{"path", "/mnt/d64/f"}},
+             {{"ino", kIno},
+              {"size", size},
+              {"extents",
+               {{{"logical", 0}, {"physical", 1 << 20}, {"length", size}, {"flags", 1}}}}});
     }
     std::string identifier() const {
         return icemu::models::to_hex(fc::key_identifier(icemu::models::from_hex(kMaster)));
@@ -862,13 +872,7 @@ Fixture striped_run(std::uint64_t ub_dun_shift) {
     f.program("ufs1", 0, fp);
     f.io("ufs0", ev::IoOp::write, 128, 16, true, 0, dun64(0));
     f.io("ufs1", ev::IoOp::write, 128, 16, true, 0, dun64(16) + ub_dun_shift);
-    f.step("write_file", {{"path", "/mnt/d64/f"}, {"size", 131072}, {"seed", 7}},
-           {{"ino", kIno}, {"size", 131072}});
-    f.step(
-        "file_info", {{"path", "/mnt/d64/f"}},
-        {{"ino", kIno},
-         {"size", 131072},
-         {"extents", {{{"logical", 0}, {"physical", 1 << 20}, {"length", 131072}, {"flags", 1}}}}});
+    f.file_at_1mib(131072);
     return f;
 }
 
@@ -939,22 +943,10 @@ TEST_CASE("thin-pool passes crypto from its data device only, on 7.x but not on 
 // ufs1's log shows its data units written (LBA 300 of ub) with the file's key and DUNs.
 Fixture thin_file_run(std::uint64_t dun_shift) {
     Fixture f = thin_run();
-    f.step("mkfs", {{"dev", "/dev/mapper/thin"}, {"uuid", kUuid}});
-    f.step("mount", {{"dev", "/dev/mapper/thin"}, {"dir", "/mnt"}, {"options", "inlinecrypt"}});
-    const std::string id = f.identifier();
-    f.step("add_key", {{"mnt", "/mnt"}, {"key", kMaster}}, {{"identifier", id}});
-    f.step("set_policy", {{"dir", "/mnt/d64"}, {"identifier", id}, {"flags", "iv_ino_lblk_64"}},
-           {{"policy", {{"flags", 0x0b}, {"log2_data_unit_size", 0}}}});
-    const std::string fp = lblk64_fp();
-    f.program("ufs1", 0, fp);
+    f.fs_and_key("/dev/mapper/thin");
+    f.program("ufs1", 0, lblk64_fp());
     f.io("ufs1", ev::IoOp::write, 300, 4, true, 0, dun64(0) + dun_shift);
-    f.step("write_file", {{"path", "/mnt/d64/f"}, {"size", 16384}, {"seed", 7}},
-           {{"ino", kIno}, {"size", 16384}});
-    f.step(
-        "file_info", {{"path", "/mnt/d64/f"}},
-        {{"ino", kIno},
-         {"size", 16384},
-         {"extents", {{{"logical", 0}, {"physical", 1 << 20}, {"length", 16384}, {"flags", 1}}}}});
+    f.file_at_1mib(16384);
     return f;
 }
 
