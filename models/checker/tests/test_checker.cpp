@@ -950,16 +950,21 @@ Fixture thin_file_run(std::uint64_t dun_shift) {
     return f;
 }
 
+// The medium verdict of thin_file_run(dun_shift) with the file's 16 KiB at ub LBA 300, as the
+// model's ciphertext or as plaintext.
+Verdict thin_medium(std::uint64_t dun_shift, bool encrypted) {
+    Images img;
+    Inputs in = thin_file_run(dun_shift).inputs();
+    in.images["ub"] = img.write("ub", 300 * 4096, 0, 16384, encrypted);
+    return verdict(check(in), 7);
+}
+
 TEST_CASE("a file on dm-thin is placed where the log shows its data units written, and its "
           "medium is compared there",
           "[checker]") {
     for (bool encrypted : {true, false}) {
         INFO((encrypted ? "ciphertext" : "plaintext") << " at ub LBA 300");
-        Images img;
-        Inputs in = thin_file_run(0).inputs();
-        in.images["ub"] = img.write("ub", 300 * 4096, 0, 16384, encrypted);
-        const auto v = check(in);
-        const Verdict& x = verdict(v, 7);
+        const Verdict x = thin_medium(0, encrypted);
         INFO(all_details(x));
         CHECK_THAT(x.reason, ContainsSubstring("4 data unit(s) of 1 file(s) compared"));
         CHECK_THAT(x.reason, ContainsSubstring("1 file(s) whose dm table maps no extent"));
@@ -970,11 +975,7 @@ TEST_CASE("a file on dm-thin is placed where the log shows its data units writte
 TEST_CASE("a file on dm-thin whose DUNs the log never shows is not placed and its medium not "
           "compared",
           "[checker][negative]") {
-    Images img;
-    Inputs in = thin_file_run(1000).inputs();
-    in.images["ub"] = img.write("ub", 300 * 4096, 0, 16384, true);
-    const auto v = check(in);
-    const Verdict& x = verdict(v, 7);
+    const Verdict x = thin_medium(1000, true);
     INFO(all_details(x));
     CHECK(x.status == Status::not_applicable);
     CHECK_THAT(x.reason, ContainsSubstring("no encrypted file with FIEMAP extents"));
